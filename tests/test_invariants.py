@@ -168,3 +168,17 @@ def test_loading_onto_another_base_is_refused(tmp_path):
         other.bert.embeddings.word_embeddings.weight.add_(1.0)
     with pytest.raises(AdapterLoadError, match="different base model"):
         SlaftModel.from_pretrained(other, tmp_path)
+
+
+def test_learned_structure_applies_to_a_fresh_model(tmp_path, batch):
+    model = build("bert", {})
+    randomize(model)
+    learned = model.discretize()
+    learned.save(tmp_path / "structure.json")
+    fresh = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(adapter_width=8, lora_rank=4),
+                            structure=Structure.load(tmp_path / "structure.json"))
+    assert fresh.discrete and fresh.structure() == learned
+    widths = {(layer, site): m.units for layer, site, m in fresh.slaft_modules()}
+    assert widths == {(m.layer, m.site): m.width for m in learned.modules}
+    with pytest.raises(ValueError, match="discrete"):
+        get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(), structure=fresh.candidate)

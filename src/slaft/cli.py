@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     console = Console()
     job, config = _build(args)
+    job.command = shlex.join(["slaft", *args.argv])
     metrics = run_train(job, config, log=console.print)
     console.rule("result")
     _print_metrics(console, metrics)
@@ -172,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="Evaluate a saved adapter (or merged) directory on a task split.")
     evaluate.add_argument("adapter", help="Adapter directory written by `slaft train` or `slaft export`.")
     evaluate.add_argument("--task", help="Task (default: the one it was trained on).")
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--data-dir", help="Default: the data directory the run was trained on.")
     evaluate.add_argument("--split", default="validation")
     evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--max-length", type=int, default=128)
+    evaluate.add_argument("--max-length", type=int, help="Default: the length the run was trained with.")
     evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
     evaluate.set_defaults(func=cmd_eval)
     exp = sub.add_parser("export", help="Write a compact adapter directory, or with --merge a merged model.")
@@ -196,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["train"]  # `slaft` alone runs the main job
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2

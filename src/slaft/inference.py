@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 
 from .data import compute_metrics, load_task, tokenize_task
 from .inject import CONTAINER
-from .io import CONFIG_NAME, read_adapter_config
+from .io import CONFIG_NAME, AdapterLoadError, atomic_write_text, read_adapter_config
 from .model import SlaftModel
 from .models import load_model_and_tokenizer
 
+EXPORT_NAME = "slaft_export.json"  # what a fully merged export remembers of its run (task, data, length)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "tokenizer.model", "merges.txt", "vocab.json", "added_tokens.json", "chat_template.jinja")
 
@@ -26,7 +28,8 @@ def load_directory(directory: str | Path):
     has_adapter = (directory / CONFIG_NAME).is_file()
     has_model = (directory / "config.json").is_file()
     if not has_adapter and not has_model:
-        raise FileNotFoundError(f"{directory} holds neither {CONFIG_NAME} (adapters) nor config.json (a model).")
+        raise AdapterLoadError(f"{directory} holds neither {CONFIG_NAME} (slaft adapters) nor config.json (a model): "
+                               "pass a run's adapter directory or an export.")
     meta = read_adapter_config(directory) if has_adapter else None
     if has_model:  # a merged export: the directory is its own base model
         base = AutoModelForSequenceClassification.from_pretrained(directory)
@@ -53,10 +56,14 @@ def predict(model, tokenized_split, tokenizer, batch_size: int = 64) -> tuple[np
 
 
 def evaluate_directory(directory: str | Path, *, task: str | None = None, data_dir: str | None = None,
-                       split: str = "validation", batch_size: int = 64, max_length: int = 128) -> dict:
+                       split: str = "validation", batch_size: int = 64, max_length: int | None = None) -> dict:
+    """Metrics of a saved run on one split; task, data directory and sequence length default to the run's own."""
     model, tokenizer, meta = load_directory(directory)
-    task = task or (meta or {}).get("task") or "bbcnews"
-    data = load_task(task, data_dir=data_dir)
+    exported = Path(directory) / EXPORT_NAME
+    meta = meta or (json.loads(exported.read_text()) if exported.is_file() else {})
+    task = task or meta.get("task") or "bbcnews"
+    max_length = max_length or meta.get("max_length") or 128
+    data = load_task(task, data_dir=data_dir or meta.get("data_dir"))
     if split not in data.splits:
         raise ValueError(f"Task {task!r} has no split {split!r} here; it has {sorted(data.splits)}.")
     tokenized = tokenize_task(data, tokenizer, max_length)
@@ -73,7 +80,7 @@ def export(directory: str | Path, out: str | Path, *, merge: bool = False) -> st
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
-    extra = {"task": meta.get("task")}
+    extra = {key: meta.get(key) for key in ("task", "data_dir", "max_length")}
     if not merge:
         structure = model.discretize()
         model.save_pretrained(out, extra=extra)
@@ -81,6 +88,7 @@ def export(directory: str | Path, out: str | Path, *, merge: bool = False) -> st
     report = model.merge()
     if not report.kept:
         model.unload().save_pretrained(out)
+        atomic_write_text(out / EXPORT_NAME, json.dumps({**extra, "merge": str(report)}, indent=2) + "\n")
         return f"{report}\nplain transformers checkpoint -> {out}"
     base = model.base_model
     state = {k: v for k, v in base.state_dict().items() if CONTAINER not in k.split(".")}

@@ -171,7 +171,7 @@ class SlaftModel(nn.Module):
         if self.target is None or self.discrete:
             return masks
         modules = {(i, s): m for i, s, m in self.slaft_modules()}
-        costs = {key: m._unit_and_fixed_cost() for key, m in modules.items()}
+        costs = {key: m.unit_and_fixed_cost() for key, m in modules.items()}
 
         def kept_params() -> int:
             return sum(int(mask.sum()) * costs[k][0] + (costs[k][1] if mask.any() else 0) for k, mask in masks.items())
@@ -275,6 +275,13 @@ class SlaftModel(nn.Module):
         return load_slaft(base_model, adapter_directory, **kwargs)
 
 
-def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None) -> SlaftModel:
-    """Build the candidate structure of ``config`` into ``model`` (frozen) and return the trainable SlaftModel."""
-    return SlaftModel(model, config or SlaftConfig())
+def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None, structure: Structure | None = None
+                    ) -> SlaftModel:
+    """Build the candidate space of ``config`` into ``model`` (frozen) and return the trainable SlaftModel.
+
+    With a discrete ``structure`` (e.g. one learned on another run, or ``Structure.load(path)``), build exactly that
+    structure instead, freshly initialised and without gates: a found architecture, re-trained from scratch.
+    """
+    if structure is not None and not structure.discrete:
+        raise ValueError("Pass a discrete (learned) structure, e.g. model.structure() or model.discretize().")
+    return SlaftModel(model, config or SlaftConfig(), structure)

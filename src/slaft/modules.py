@@ -41,17 +41,17 @@ class _Gated(nn.Module):
     def gated(self) -> bool:
         return self.module_gate is not None
 
-    def _unit_and_fixed_cost(self) -> tuple[int, int]:
+    def unit_and_fixed_cost(self) -> tuple[int, int]:
         raise NotImplementedError
 
     def num_params(self) -> int:
         """Parameters this module adds now (gates not counted: they are gone after discretizing)."""
-        unit_cost, fixed = self._unit_and_fixed_cost()
+        unit_cost, fixed = self.unit_and_fixed_cost()
         return self.units * unit_cost + fixed
 
     def expected_params(self) -> torch.Tensor:
         """E[kept parameters] = P(module) * (fixed + sum_i P(unit_i) * unit_cost)."""
-        unit_cost, fixed = self._unit_and_fixed_cost()
+        unit_cost, fixed = self.unit_and_fixed_cost()
         if not self.gated:
             return torch.tensor(float(self.num_params()))
         units = self.unit_gate.prob_nonzero().sum() * unit_cost
@@ -64,6 +64,12 @@ class _Gated(nn.Module):
         if self.module_gate.deterministic()[0] <= 0:
             return torch.zeros(self.units, dtype=torch.bool)
         return self.unit_gate.deterministic() > 0
+
+    def _gate_units(self, h: torch.Tensor) -> torch.Tensor:  # (..., units)
+        return h * self.unit_gate().to(h.dtype) if self.gated else h
+
+    def _gate_module(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.module_gate().to(y.dtype) if self.gated else y
 
     def _gate_values(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Deterministic (module, units) gate values folded into the weights when shrinking."""
@@ -98,7 +104,7 @@ class BottleneckAdapter(_Gated):
         self.choice = GumbelChoice(len(self.activations), hard=hard_choice) if len(self.activations) > 1 else None
         self._build_gates(width, gated, gate_kwargs)
 
-    def _unit_and_fixed_cost(self) -> tuple[int, int]:
+    def unit_and_fixed_cost(self) -> tuple[int, int]:
         return 2 * self.dim + 1, self.dim  # a row of W_down, its bias, a column of W_up; fixed: b_up
 
     def chosen_activation(self) -> str:
@@ -111,12 +117,7 @@ class BottleneckAdapter(_Gated):
         else:
             weights = self.choice().to(h.dtype)  # (num_activations,)
             a = sum(w * ACTIVATION_FUNCTIONS[name](h) for w, name in zip(weights, self.activations))
-        if self.gated:
-            a = a * self.unit_gate().to(a.dtype)
-        y = self.up(a)
-        if self.gated:
-            y = y * self.module_gate().to(y.dtype)
-        return y
+        return self._gate_module(self.up(self._gate_units(a)))
 
     @torch.no_grad()
     def shrink(self, keep: torch.Tensor | None = None) -> "BottleneckAdapter | None":
@@ -166,17 +167,12 @@ class LowRankUpdate(_Gated):
         self.dropout = nn.Dropout(dropout)
         self._build_gates(rank, gated, gate_kwargs)
 
-    def _unit_and_fixed_cost(self) -> tuple[int, int]:
+    def unit_and_fixed_cost(self) -> tuple[int, int]:
         return self.in_features + self.out_features, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        h = F.linear(self.dropout(x), self.lora_A)  # (..., rank)
-        if self.gated:
-            h = h * self.unit_gate().to(h.dtype)
-        y = F.linear(h, self.lora_B) * self.scaling
-        if self.gated:
-            y = y * self.module_gate().to(y.dtype)
-        return y
+        h = self._gate_units(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
+        return self._gate_module(F.linear(h, self.lora_B) * self.scaling)
 
     @torch.no_grad()
     def shrink(self, keep: torch.Tensor | None = None) -> "LowRankUpdate | None":

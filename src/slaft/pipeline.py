@@ -6,8 +6,7 @@ import dataclasses
 import json
 import os
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ class TrainJob:
     label_column: str = "label"
     max_train_samples: int | None = None
     output_dir: str = "runs/bbcnews-minilm"
-    search_epochs: float = 2.0
+    search_epochs: float = 1.0
     finetune_epochs: float = 1.0
     batch_size: int = 16
     eval_batch_size: int = 64
@@ -45,12 +44,12 @@ class TrainJob:
     finetune_learning_rate: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.06
-    max_length: int = 64
+    max_length: int = 128
     seed: int = 42
     bf16: bool = False
     logging_steps: int = 10
     trust_remote_code: bool = False
-    extra: dict = field(default_factory=dict)
+    command: str | None = None  # the command line that started the job, recorded in metrics.json
 
 
 def _training_args(job: TrainJob, out: Path, epochs: float, lr: float) -> TrainingArguments:
@@ -70,6 +69,7 @@ def _training_args(job: TrainJob, out: Path, epochs: float, lr: float) -> Traini
         bf16=job.bf16,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
     )
 
@@ -86,7 +86,6 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) ->
     out.mkdir(parents=True, exist_ok=True)
     set_seed(job.seed)
     hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", message=".*Trainer.tokenizer.*")
 
     data = load_task(job.task, data_dir=job.data_dir, train_file=job.train_file,
                      validation_file=job.validation_file, test_file=job.test_file, text_columns=job.text_columns,
@@ -111,6 +110,10 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) ->
     search.train()
     structure = slaft.discretize()
     log(f"\n{structure}\n{slaft.parameter_summary()}")
+    if not structure.modules:
+        log("warning: the sparsity term closed every module, so only the task head was trained. The task signal was "
+            "weaker than the penalty: lower --sparsity-weight, search longer (--search-epochs), lengthen "
+            "--penalty-warmup-ratio, or name a budget with --target-params.")
 
     trainer = search
     if job.finetune_epochs > 0 and structure.modules:
@@ -124,7 +127,8 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) ->
     scores = {"validation": evaluate(trainer, data, tokenized, data.eval_split)}
     if data.test_split:
         scores["test"] = evaluate(trainer, data, tokenized, data.test_split)
-    slaft.save_pretrained(out / "adapter", extra={"task": data.spec.name})
+    slaft.save_pretrained(out / "adapter", extra={"task": data.spec.name, "data_dir": job.data_dir,
+                                                  "max_length": job.max_length})
     tokenizer.save_pretrained(out / "adapter")
     metrics = _metrics_record(job, data, slaft, scores, train_seconds)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -154,6 +158,7 @@ def _metrics_record(job: TrainJob, data: TaskData, slaft: SlaftModel, scores: di
         "train_seconds": round(seconds, 1),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(),
-        "job": {k: v for k, v in dataclasses.asdict(job).items() if k != "extra"},
+        "command": job.command,
+        "job": dataclasses.asdict(job),
         "slaft_config": slaft.slaft_config.to_dict(),
     }

@@ -7,7 +7,9 @@ diffs against another, counts its parameters and round-trips through JSON; ``Sla
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import BOTTLENECK_SITES, LORA_SITES
@@ -88,6 +90,13 @@ class Structure:
             raise ValueError(f"Unsupported structure format {data.get('format')!r}; this slaft reads {STRUCTURE_FORMAT}.")
         modules = [ModuleSpec(**{**m, "activations": tuple(m.get("activations", ()))}) for m in data["modules"]]
         return cls(modules=modules, discrete=bool(data["discrete"]), num_layers=int(data["num_layers"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Structure":
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def diff(self, other: "Structure") -> list[str]:
         """Human-readable differences, one line per (layer, site) that changed."""

@@ -1,0 +1,109 @@
+"""peft's methods through peft's public API: LoRA (query/value, all linears), AdaLoRA, DoRA, (IA)³, prefix tuning.
+
+With ``task_type=SEQ_CLS`` peft itself makes the classifier trainable (``modules_to_save``) and leaves the pooler
+frozen, which is the head every method in this benchmark gets. Exports are ``save_pretrained`` directories; for
+inference, what peft can fold into the base weights (LoRA, DoRA, AdaLoRA, (IA)³) is merged with
+``merge_and_unload``, and prefix tuning runs as the PeftModel it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+from transformers import TrainerCallback
+
+from .protocol import Export, Method, RunContext
+
+# Every linear inside the encoder blocks (not the pooler, not the classifier) of BERT-style models.
+BLOCK_LINEARS = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+                 r"|intermediate\.dense|output\.dense)")
+
+
+@dataclass
+class PeftMethod(Method):
+    make_config: Callable[[RunContext], Any] | None = None
+    mergeable: bool = True
+
+    def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.make_config(ctx))
+
+    def export(self, model: nn.Module, directory: Path) -> Export:
+        model.save_pretrained(directory)
+        model.eval()
+        if self.mergeable:
+            return Export(directory, model.merge_and_unload().eval(), merged=True)
+        return Export(directory, model, merged=False)
+
+
+class AdaLoraAllocator(TrainerCallback):
+    """AdaLoRA re-allocates ranks from the gradients of each step: after optimizer.step(), before zero_grad()."""
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        peft_model = getattr(model, "module", model)
+        peft_model.base_model.update_and_allocate(state.global_step)
+
+
+@dataclass
+class AdaLoraMethod(PeftMethod):
+    def callbacks(self, model: nn.Module, ctx: RunContext) -> list[TrainerCallback]:
+        return [AdaLoraAllocator()]
+
+    def details(self, model: nn.Module) -> dict[str, Any]:
+        pattern = model.peft_config["default"].rank_pattern or {}
+        ranks = {name: int(sum(mask)) for name, mask in pattern.items()}
+        return {"adalora_final_rank_total": sum(ranks.values()), "adalora_modules": len(ranks)} if ranks else {}
+
+
+def _lora(targets, *, dora: bool = False):
+    def make(ctx: RunContext):
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, lora_dropout=0.0,
+                          target_modules=targets, use_dora=dora)
+
+    return make
+
+
+def _adalora(ctx: RunContext):
+    from peft import AdaLoraConfig, TaskType
+
+    total = ctx.total_steps
+    # Warm up for 10% of training, stop re-allocating for the last 20%: AdaLoRA's three phases, scaled to the run.
+    tinit, tfinal = int(0.1 * total), int(0.2 * total)
+    if tinit >= total - tfinal:  # tiny (quick-suite) runs: leave at least one budgeting step
+        tinit, tfinal = 0, 0
+    return AdaLoraConfig(task_type=TaskType.SEQ_CLS, init_r=12, target_r=8, lora_alpha=16,
+                         target_modules=["query", "value"], total_step=total, tinit=tinit, tfinal=tfinal)
+
+
+def _ia3(ctx: RunContext):
+    from peft import IA3Config, TaskType
+
+    return IA3Config(task_type=TaskType.SEQ_CLS)  # peft's defaults for BERT: key, value, FFN output
+
+
+def _prefix(ctx: RunContext):
+    from peft import PrefixTuningConfig, TaskType
+
+    return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=20)
+
+
+def peft_methods() -> list[Method]:
+    return [
+        PeftMethod("peft-lora-qv", "LoRA r=8 (q,v)", "peft", "lora", "LoRA r=8, alpha 16, on query and value",
+                   _lora(["query", "value"])),
+        PeftMethod("peft-lora-all", "LoRA r=8 (all)", "peft", "lora", "LoRA r=8, alpha 16, on every block linear",
+                   _lora(BLOCK_LINEARS)),
+        AdaLoraMethod("peft-adalora", "AdaLoRA", "peft", "lora",
+                      "AdaLoRA on query/value, init rank 12, average target rank 8", _adalora),
+        PeftMethod("peft-dora", "DoRA r=8 (q,v)", "peft", "lora", "DoRA r=8 on query and value",
+                   _lora(["query", "value"], dora=True)),
+        PeftMethod("peft-ia3", "(IA)³", "peft", "ia3", "(IA)³ on key, value and FFN output (peft defaults)", _ia3),
+        PeftMethod("peft-prefix", "Prefix tuning", "peft", "prefix", "20 virtual tokens per layer, no projection",
+                   _prefix, mergeable=False),
+    ]

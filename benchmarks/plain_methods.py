@@ -1,0 +1,70 @@
+"""Baselines without an adapter library: BitFit (biases only), head-only (linear probe) and full fine-tuning.
+
+They are plain transformers models, so their export is a safetensors file of what was trained (the whole checkpoint
+for full fine-tuning) and their inference model is the trained model itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors.torch import save_file
+from torch import nn
+
+from .protocol import Export, Method, RunContext, make_head_trainable
+
+
+@dataclass
+class SubsetMethod(Method):
+    """Freeze everything, then unfreeze the parameters that ``keep(name)`` selects, plus the head."""
+
+    def keep(self, name: str) -> bool:
+        return False
+
+    def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
+        for name, param in model.named_parameters():
+            param.requires_grad_(self.keep(name))
+        make_head_trainable(model)
+        return model
+
+    def export(self, model: nn.Module, directory: Path) -> Export:
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        return Export(directory, model.eval(), merged=True)
+
+
+@dataclass
+class BitFit(SubsetMethod):
+    """Ben Zaken et al. (2022): every bias term (attention, FFN, LayerNorm, pooler) plus the head."""
+
+    def keep(self, name: str) -> bool:
+        return name.endswith(".bias")
+
+
+@dataclass
+class HeadOnly(SubsetMethod):
+    """The linear probe: the frozen encoder's pooled output into a trained classifier."""
+
+
+@dataclass
+class FullFineTuning(Method):
+    """Every weight trains; the export is the whole checkpoint, written by transformers' own save_pretrained."""
+
+    def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+
+    def export(self, model: nn.Module, directory: Path) -> Export:
+        model.save_pretrained(directory, safe_serialization=True)
+        return Export(directory, model.eval(), merged=True)
+
+
+def plain_methods() -> list[Method]:
+    return [
+        BitFit("bitfit", "BitFit", "transformers", "bitfit", "bias terms + head"),
+        HeadOnly("head-only", "Head only", "transformers", "head", "linear probe: classifier only"),
+        FullFineTuning("full-ft", "Full FT", "transformers", "full", "all weights"),
+    ]

@@ -1,0 +1,103 @@
+"""What every benchmarked method provides, so the harness treats slaft and its peers exactly alike.
+
+A method builds a trainable model from a fresh task model, trains it through a Trainer the harness hands it (same
+epochs, sequence length, batch size and schedule for everyone), and exports it the way its own library ships it.
+The export is where stored parameters, file size and inference latency are measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from torch import nn
+from transformers import Trainer, TrainerCallback
+
+HEAD_MODULE = "classifier"  # the BERT/RoBERTa task head; every method trains it, no method trains the pooler
+
+
+class TrainerFactory(Protocol):
+    def __call__(self, model: nn.Module, epochs: float, lr: float, *, trainer_cls: type[Trainer] = Trainer,
+                 callbacks: list[TrainerCallback] | None = None, phase: str = "train") -> Trainer: ...
+
+
+@dataclass
+class RunContext:
+    """Facts about one run that a method may need while building or training."""
+
+    model_id: str
+    num_labels: int
+    epochs: float
+    lr: float
+    seed: int
+    steps_per_epoch: int
+    make_trainer: TrainerFactory
+    num_layers: int
+    hidden_size: int
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run, computed as the Trainer computes max_steps."""
+        import math
+
+        return max(1, math.ceil(self.epochs * self.steps_per_epoch))
+
+    @property
+    def lora_qv_params(self) -> int:
+        """Parameters of LoRA r=8 on query and value: the reference size the slaft budget runs aim at."""
+        return self.num_layers * 2 * 8 * (self.hidden_size + self.hidden_size)
+
+
+@dataclass
+class Export:
+    """The exported artefact: files on disk (counted) and the model that serves requests (timed)."""
+
+    directory: Path
+    inference_model: nn.Module
+    merged: bool                      # True when the adapter was folded into the base weights for inference
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Method:
+    """A benchmarked method. Subclasses override build/export, and train where one Trainer run is not enough."""
+
+    name: str
+    label: str                        # display name in tables and plots
+    library: str                      # the distribution whose version is recorded ("peft", "adapters", ...)
+    family: str                       # learning-rate grid family (see suites.py)
+    description: str = ""
+
+    def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
+        raise NotImplementedError
+
+    def callbacks(self, model: nn.Module, ctx: RunContext) -> list[TrainerCallback]:
+        return []
+
+    def train(self, model: nn.Module, ctx: RunContext) -> Trainer:
+        """One Trainer run over all epochs; returns the trainer used for evaluation."""
+        trainer = ctx.make_trainer(model, ctx.epochs, ctx.lr, callbacks=self.callbacks(model, ctx))
+        trainer.train()
+        return trainer
+
+    def export(self, model: nn.Module, directory: Path) -> Export:
+        raise NotImplementedError
+
+    def details(self, model: nn.Module) -> dict[str, Any]:
+        """Method-specific facts worth recording (e.g. the structure slaft found)."""
+        return {}
+
+
+def make_head_trainable(model: nn.Module) -> None:
+    """The same head for every method: the classifier trains, the pooler stays frozen (as peft does by default)."""
+    for name, param in model.named_parameters():
+        if f".{HEAD_MODULE}." in f".{name}":
+            param.requires_grad_(True)
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+Builder = Callable[[nn.Module, RunContext], nn.Module]

@@ -1,0 +1,48 @@
+"""Render results/core/*.json (metrics.json files of `slaft train` runs) into the README's results table.
+
+    python benchmarks/render_core_results.py          # rewrites the block between the RESULTS markers in README.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- RESULTS:BEGIN (benchmarks/render_core_results.py) -->", "<!-- RESULTS:END -->"
+
+
+def row(name: str, m: dict) -> str:
+    metric = m["metric"]
+    test = f"{m['test'][metric]:.4f}" if m.get("test") else "—"
+    p, s = m["params"], m["sites"]
+    return (f"| `{m['command']}` | {metric} | {m['eval'][metric]:.4f} | {test} | {p['kept']:,} / {p['candidate']:,} "
+            f"({100 * p['kept'] / p['candidate']:.1f}%) | {s['kept']} / {s['candidate']} | {m['train_seconds']:.0f} s "
+            f"| [{name}](results/core/{name}) |")
+
+
+def render(directory: Path) -> str:
+    lines = [
+        "| run | metric | validation | test | kept / candidate adapter params | modules | train time | record |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(directory.glob("*.json")):
+        lines.append(row(path.name, json.loads(path.read_text())))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        print(f"README.md lacks the markers {BEGIN} ... {END}", file=sys.stderr)
+        return 1
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{render(REPO / 'results' / 'core')}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
