@@ -84,7 +84,10 @@ def resolve_architecture(model: nn.Module, name: str | None = None) -> Architect
         if name not in ARCHITECTURES:
             raise ArchitectureError(f"Unknown architecture {name!r}; the table has {sorted(ARCHITECTURES)}.")
         return ARCHITECTURES[name]
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return architecture_for_model_type(getattr(getattr(model, "config", None), "model_type", None))
+
+
+def architecture_for_model_type(model_type: str | None) -> ArchitectureSpec:
     for spec in ARCHITECTURES.values():
         if model_type in spec.model_types:
             return spec

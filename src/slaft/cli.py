@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -51,6 +53,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--max-length", type=int, default=job.max_length)
     run.add_argument("--seed", type=int, default=job.seed)
     run.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU).")
+    run.add_argument("--save-steps", type=int, default=job.save_steps, help="Checkpoint every N optimizer steps.")
+    run.add_argument("--resume", action="store_true", help="Continue a killed run from its last complete checkpoint.")
+    run.add_argument("--overwrite", action="store_true", help="Start over in an output directory that holds a run.")
     run.add_argument("--trust-remote-code", action="store_true", help="Allow model code from the hub (off by default).")
     search = parser.add_argument_group("search space and objective (SlaftConfig)")
     for f in _config_fields():
@@ -67,17 +72,19 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace):
     from .config import SlaftConfig
     from .pipeline import TrainJob
+    from .runs import safe_name
 
     overrides = {f.name: getattr(args, f.name) for f in _config_fields() if getattr(args, f.name) is not None}
     config = SlaftConfig(**overrides)
-    model_tag = Path(args.model).name if os.sep in args.model else args.model.replace("/", "-")
+    default_dir = Path("runs") / safe_name(f"{args.task}-{Path(args.model).name}")
     job = TrainJob(
         model=args.model, task=args.task, data_dir=args.data_dir, train_file=args.train_file,
         validation_file=args.validation_file, test_file=args.test_file,
         text_columns=tuple(args.text_columns) if args.text_columns else None, label_column=args.label_column,
-        max_train_samples=args.max_train_samples, output_dir=args.output_dir or f"runs/{args.task}-{model_tag}",
+        max_train_samples=args.max_train_samples, output_dir=args.output_dir or str(default_dir),
         search_epochs=args.search_epochs, finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed, bf16=args.bf16,
+        save_steps=args.save_steps,
         trust_remote_code=args.trust_remote_code,
     )
     return job, config
@@ -91,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     console = Console()
     job, config = _build(args)
     job.command = shlex.join(["slaft", *args.argv])
-    metrics = run_train(job, config, log=console.print)
+    metrics = run_train(job, config, log=console.print, resume=args.resume, overwrite=args.overwrite)
     console.rule("result")
     _print_metrics(console, metrics)
     console.print(f"written: {job.output_dir}/metrics.json, structure.json, structure.png, adapter/")
@@ -162,12 +169,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+class SuggestingParser(argparse.ArgumentParser):
+    """argparse, plus 'did you mean' for a misspelled option."""
+
+    def _known_words(self) -> list[str]:
+        words = []
+        for action in self._actions:
+            words += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                words += list(action.choices)
+                for sub in action.choices.values():
+                    words += [o for a in sub._actions for o in a.option_strings]
+        return words
+
+    def error(self, message: str):
+        if "unrecognized" in message:
+            unknown = re.findall(r"(--?[\w-]+)", message.split(":", 1)[-1])
+        else:
+            unknown = re.findall(r"invalid choice: '([^']+)'", message)
+        known = self._known_words()
+        hints = [f"{u} -> {m[0]}" for u in unknown if (m := difflib.get_close_matches(u.split("=")[0], known, n=1))]
+        if hints:
+            message += " (did you mean: " + ", ".join(hints) + "?)"
+        super().error(message + f"\nSee `{self.prog} --help` for the options.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="slaft", description="Structure-learnable adapter fine-tuning.")
+    parser = SuggestingParser(prog="slaft", description="Structure-learnable adapter fine-tuning.")
     parser.add_argument("--version", action="version", version=f"slaft {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=SuggestingParser)
     train = sub.add_parser("train", help="Search, discretize, fine-tune, evaluate and save (default: MiniLM on BBC).")
     _add_train_arguments(train)
     train.set_defaults(func=cmd_train)
@@ -206,11 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .io import AdapterLoadError
+    from .model import NonFiniteError
     from .models import ModelLoadError
+    from .runs import OutputDirError
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterLoadError, ModelLoadError, ArchitectureError) as err:
+    except (ConfigError, DataError, AdapterLoadError, ModelLoadError, ArchitectureError, OutputDirError,
+            NonFiniteError) as err:
         print(f"slaft {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 import html
 import importlib.util
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -227,10 +229,38 @@ def _read_file(path: Path, fmt: str | None = None) -> Dataset:
     try:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # parse errors come from pyarrow/pandas in many shapes
-        raise DataError(f"Could not read {path} as {ext or fmt}: {exc}") from exc
+        where = _first_bad_line(path, ext)
+        raise DataError(f"Could not read {path} as {ext or fmt}: {where or exc}. Fix that line and retry.") from exc
     if len(ds) == 0:
         raise DataError(f"Data file {path} has no rows; add examples or pick another file.")
     return ds
+
+
+def _first_bad_line(path: Path, ext: str) -> str | None:
+    """Name the first malformed line of a JSON Lines or CSV/TSV file (the loaders' own errors rarely do)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if ext in (".json", ".jsonl"):
+        try:
+            json.loads("\n".join(lines))
+            return None  # one JSON document, not JSON Lines
+        except json.JSONDecodeError:
+            pass
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"line {number} is not valid JSON ({err.msg} at column {err.colno})"
+            if not isinstance(record, dict):
+                return f"line {number} is not a JSON object with named fields"
+        return None
+    rows = csv.reader(lines, delimiter="\t" if ext == ".tsv" else ",")
+    header = next(rows, None)
+    for number, row in enumerate(rows, start=2):
+        if header is not None and row and len(row) != len(header):
+            return f"line {number} has {len(row)} fields, the header has {len(header)}"
+    return None
 
 
 def _load_glue(task: str, data_dir: str | None) -> DatasetDict:
@@ -295,8 +325,11 @@ def _check_labels(ds: Dataset, num_labels: int, where: str) -> None:
     arr = _label_array(ds)
     if arr.null_count:
         raise DataError(f"{where} has {arr.null_count} rows without a label; fill or drop them.")
+    values = arr.to_numpy(zero_copy_only=False)
+    if not np.issubdtype(values.dtype, np.number):
+        raise DataError(f"{where} has non-numeric labels (e.g. {values[0]!r}); this task expects "
+                        f"{'numbers' if num_labels == 1 else f'class ids 0..{num_labels - 1}'}.")
     if num_labels > 1:
-        values = arr.to_numpy(zero_copy_only=False)
         bad = values[(values < 0) | (values >= num_labels)]
         if len(bad):
             raise DataError(

@@ -126,29 +126,21 @@ def read_adapter_config(directory: str | os.PathLike) -> dict:
         raise AdapterLoadError(f"{path} is not valid JSON ({err}); the file is corrupted. Re-export the adapter.")
 
 
-def load_slaft(base_model: nn.Module, directory: str | os.PathLike, *, check_base: bool = True):
-    """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
-    from .model import SlaftModel
-
-    directory = Path(directory)
-    meta = read_adapter_config(directory)
+def _verified_weights(directory: Path, meta: dict) -> Path:
     weights_path = directory / WEIGHTS_NAME
     if not weights_path.is_file():
         raise AdapterLoadError(f"{weights_path} is missing; the adapter directory is incomplete.")
     if meta.get("weights_sha256") and sha256_file(weights_path) != meta["weights_sha256"]:
         raise AdapterLoadError(f"{weights_path} does not match the checksum in {CONFIG_NAME}: the file is corrupted "
                                "or truncated. Re-export or re-download the adapter.")
-    config = SlaftConfig.from_dict(meta["config"])
-    structure = Structure.from_dict(meta["structure"])
-    model = SlaftModel(base_model, config, structure if meta.get("phase") == "discrete" else None)
-    if check_base:
-        found = base_fingerprint(base_model, model._is_head)
-        if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
-            raise AdapterLoadError(
-                f"The adapters in {directory} were trained on a different base model (fingerprint "
-                f"{meta['base_fingerprint']}, this model {found}; base recorded: "
-                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
-            )
+    return weights_path
+
+
+def load_adapter_weights(model, directory: str | os.PathLike, meta: dict | None = None) -> None:
+    """Load saved slaft tensors (and head) into a SlaftModel of the same structure, checking checksum and fit."""
+    directory = Path(directory)
+    meta = meta or read_adapter_config(directory)
+    weights_path = _verified_weights(directory, meta)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
@@ -163,4 +155,28 @@ def load_slaft(base_model: nn.Module, directory: str | os.PathLike, *, check_bas
                                f"unexpected {sorted(unexpected)[:5]}.")
     model.base_model.load_state_dict(state, strict=False)
     model.schedule_step = int(meta.get("schedule_step", 0))
+
+
+def load_slaft(base_model: nn.Module, directory: str | os.PathLike, *, check_base: bool = True):
+    """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
+    from .model import SlaftModel
+
+    directory = Path(directory)
+    meta = read_adapter_config(directory)
+    _verified_weights(directory, meta)
+    try:
+        config = SlaftConfig.from_dict(meta["config"])
+        structure = Structure.from_dict(meta["structure"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise AdapterLoadError(f"{directory / CONFIG_NAME} is not a valid slaft adapter config ({err}).") from err
+    model = SlaftModel(base_model, config, structure if meta.get("phase") == "discrete" else None)
+    if check_base:
+        found = base_fingerprint(base_model, model._is_head)
+        if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
+            raise AdapterLoadError(
+                f"The adapters in {directory} were trained on a different base model (fingerprint "
+                f"{meta['base_fingerprint']}, this model {found}; base recorded: "
+                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
+            )
+    load_adapter_weights(model, directory, meta)
     return model

@@ -41,6 +41,10 @@ class ParameterSummary:
         )
 
 
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN or inf; the message says where and what to do."""
+
+
 def _reversed_gradient(x: torch.Tensor) -> torch.Tensor:
     """Value x, gradient -dL/dx: the optimizer then does gradient *ascent* on Lagrange multipliers."""
     return 2 * x.detach() - x
@@ -158,8 +162,12 @@ class SlaftModel(nn.Module):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                   "labels": labels}
         outputs = self.base_model(**{k: v for k, v in inputs.items() if v is not None}, **kwargs)
-        if searching and getattr(outputs, "loss", None) is not None:
-            outputs.loss = outputs.loss + self.sparsity_loss()
+        loss = getattr(outputs, "loss", None)
+        if loss is not None and self.training and not torch.isfinite(loss.detach()).all():
+            raise NonFiniteError(f"The task loss is {float(loss.detach())} at step {self.schedule_step}: the model or "
+                                 "the data produced NaN/inf. Lower the learning rate, check the labels, and resume.")
+        if searching and loss is not None:
+            outputs.loss = loss + self.sparsity_loss()
         if searching and not self.schedule_driven:
             self.schedule_step += 1
         return outputs
@@ -192,9 +200,9 @@ class SlaftModel(nn.Module):
 
     def structure(self) -> Structure:
         """The structure the gates decide on now (the learned one once discrete), as data."""
-        if self.discrete:
-            return self.structure_data
-        masks = self._decisions()
+        return self.structure_data if self.discrete else self._structure_from(self._decisions())
+
+    def _structure_from(self, masks: dict[tuple[int, str], torch.Tensor]) -> Structure:
         modules = []
         for layer, site, module in self.slaft_modules():
             spec = self.candidate.get(layer, site)
@@ -211,7 +219,7 @@ class SlaftModel(nn.Module):
         if self.discrete:
             return self.structure_data
         masks = self._decisions()
-        learned = self.structure()
+        learned = self._structure_from(masks)
         blocks = find_layers(self.base_model, self.arch)
         for layer, site, module in list(self.slaft_modules()):
             container = getattr(blocks[layer], CONTAINER)
@@ -253,8 +261,9 @@ class SlaftModel(nn.Module):
         report = self.merge()
         if report.kept:
             raise ValueError(
-                f"Cannot unload: {len(report.kept)} nonlinear module(s) survived and cannot be folded into base "
-                f"weights ({', '.join(report.kept)}). Use merge() and save_pretrained() to keep them as adapters."
+                f"Cannot unload: {len(report.kept)} module(s) survived that cannot be folded into base weights "
+                f"({', '.join(report.kept)}). The linear paths are merged in place; save_pretrained() keeps the "
+                "rest as adapters beside the merged weights (`slaft export --merge` does both)."
             )
         return self.unload()
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from .architectures import ArchitectureError, resolve_architecture
+from .architectures import architecture_for_model_type
 
 
 class ModelLoadError(ValueError):
@@ -71,12 +71,21 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
                              dtype: torch.dtype = torch.float32):
     """A sequence-classification (num_labels > 1) or regression (num_labels == 1) model and its tokenizer."""
     path, extra = resolve_model_path(name_or_path)
+    try:  # the config first: an unsupported architecture fails before any weights are read
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
+        architecture_for_model_type(config.model_type)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
+    except (OSError, ValueError, ImportError) as err:
+        raise ModelLoadError(f"Could not load a tokenizer for {name_or_path!r} ({str(err).strip()[:300]}). Save "
+                             "the model's tokenizer into the same directory (tokenizer.save_pretrained).") from err
+    try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype, **extra
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err
     if extra.get("gguf_file") and name_or_path in PACKAGED_MODELS:
         _cache_dequantized(name_or_path, model, tokenizer)
@@ -86,10 +95,6 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
                                  "set tokenizer.pad_token before training.")
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
-    try:
-        resolve_architecture(model)
-    except ArchitectureError as err:
-        raise ModelLoadError(str(err)) from err
     return model, tokenizer
 
 

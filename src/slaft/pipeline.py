@@ -15,11 +15,14 @@ from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
 from .config import SlaftConfig
-from .data import TaskData, compute_metrics, load_task, tokenize_task
+from .data import DataError, TaskData, compute_metrics, load_task, tokenize_task
 from .io import atomic_write_text
 from .model import SlaftModel, get_slaft_model
 from .models import load_model_and_tokenizer
+from .runs import is_complete_adapter, latest_checkpoint, prepare_output_dir
 from .training import SlaftTrainer
+
+MIN_FREE_BYTES = 200 * 2**20  # checkpoints of the largest bundled search space, twice over, plus outputs
 
 
 @dataclass
@@ -48,6 +51,7 @@ class TrainJob:
     seed: int = 42
     bf16: bool = False
     logging_steps: int = 10
+    save_steps: int = 50
     trust_remote_code: bool = False
     command: str | None = None  # the command line that started the job, recorded in metrics.json
 
@@ -63,7 +67,9 @@ def _training_args(job: TrainJob, out: Path, epochs: float, lr: float) -> Traini
         warmup_ratio=job.warmup_ratio,
         lr_scheduler_type="linear",
         logging_steps=job.logging_steps,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=job.save_steps,
+        save_total_limit=2,
         report_to=[],
         seed=job.seed,
         bf16=job.bf16,
@@ -74,16 +80,28 @@ def _training_args(job: TrainJob, out: Path, epochs: float, lr: float) -> Traini
     )
 
 
+def _checkpoint(directory: Path, resume: bool, log) -> str | None:
+    found = latest_checkpoint(directory) if resume else None
+    if found:
+        log(f"resuming from {found}")
+    return found
+
+
 def evaluate(trainer: SlaftTrainer, data: TaskData, tokenized, split: str) -> dict[str, float]:
     output = trainer.predict(tokenized[split])
     return compute_metrics(data.spec, np.asarray(output.predictions), np.asarray(output.label_ids))
 
 
-def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) -> dict:
-    """Run the whole job; returns the metrics dict also written to ``<output_dir>/metrics.json``."""
+def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, resume: bool = False,
+              overwrite: bool = False) -> dict:
+    """Run the whole job; returns the metrics dict also written to ``<output_dir>/metrics.json``.
+
+    Each phase checkpoints through the Trainer; ``resume=True`` continues a killed run from its last complete
+    checkpoint (or from the saved search result), and with the same seed ends where an uninterrupted run ends.
+    """
     config = config or SlaftConfig()
     out = Path(job.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out, resume=resume, overwrite=overwrite, needed_bytes=MIN_FREE_BYTES)
     set_seed(job.seed)
     hf_logging.set_verbosity_error()
 
@@ -91,36 +109,45 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) ->
                      validation_file=job.validation_file, test_file=job.test_file, text_columns=job.text_columns,
                      label_column=job.label_column, seed=job.seed, max_train_samples=job.max_train_samples)
     if "train" not in data.splits:
-        raise ValueError(f"Task {data.spec.name!r} has no train split here; pass --train-file or a --data-dir "
-                         "that holds train.jsonl.")
+        raise DataError(f"Task {data.spec.name!r} has no train split here; pass --train-file or a --data-dir "
+                        "that holds train.jsonl.")
     log(f"task {data.spec.name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()))
     model, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels,
                                                 trust_remote_code=job.trust_remote_code)
     tokenized = tokenize_task(data, tokenizer, job.max_length)
-    config.base_model_name_or_path = job.model
-    slaft = get_slaft_model(model, config)
-    log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
-        f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the {slaft.backbone_params:,}-parameter"
-        f" backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
     collator = DataCollatorWithPadding(tokenizer)
+    config.base_model_name_or_path = job.model
+
+    def trainer_for(phase: str, epochs: float, lr: float) -> SlaftTrainer:
+        return SlaftTrainer(model=slaft, args=_training_args(job, out / phase, epochs, lr),
+                            train_dataset=tokenized["train"], data_collator=collator)
 
     start = time.perf_counter()
-    search = SlaftTrainer(model=slaft, args=_training_args(job, out / "search", job.search_epochs, job.learning_rate),
-                          train_dataset=tokenized["train"], data_collator=collator)
-    search.train()
-    structure = slaft.discretize()
+    searched = out / "searched"
+    if resume and is_complete_adapter(searched):
+        slaft = SlaftModel.from_pretrained(model, searched)
+        log(f"resuming after the search: structure loaded from {searched}")
+        trainer = None
+    else:
+        slaft = get_slaft_model(model, config)
+        log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
+            f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the "
+            f"{slaft.backbone_params:,}-parameter backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
+        trainer = trainer_for("search", job.search_epochs, job.learning_rate)
+        trainer.train(resume_from_checkpoint=_checkpoint(out / "search", resume, log))
+        slaft.discretize()
+        slaft.save_pretrained(searched)
+    structure = slaft.structure()
     log(f"\n{structure}\n{slaft.parameter_summary()}")
     if not structure.modules:
         log("warning: the sparsity term closed every module, so only the task head was trained. The task signal was "
             "weaker than the penalty: lower --sparsity-weight, search longer (--search-epochs), lengthen "
             "--penalty-warmup-ratio, or name a budget with --target-params.")
 
-    trainer = search
     if job.finetune_epochs > 0 and structure.modules:
-        lr = job.finetune_learning_rate or job.learning_rate / 2
-        trainer = SlaftTrainer(model=slaft, args=_training_args(job, out / "finetune", job.finetune_epochs, lr),
-                               train_dataset=tokenized["train"], data_collator=collator)
-        trainer.train()
+        trainer = trainer_for("finetune", job.finetune_epochs, job.finetune_learning_rate or job.learning_rate / 2)
+        trainer.train(resume_from_checkpoint=_checkpoint(out / "finetune", resume, log))
+    trainer = trainer or trainer_for("search", job.search_epochs, job.learning_rate)  # evaluation only
     train_seconds = time.perf_counter() - start
 
     slaft.eval()
@@ -130,7 +157,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print) ->
     slaft.save_pretrained(out / "adapter", extra={"task": data.spec.name, "data_dir": job.data_dir,
                                                   "max_length": job.max_length})
     tokenizer.save_pretrained(out / "adapter")
-    metrics = _metrics_record(job, data, slaft, scores, train_seconds)
+    metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": resume}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / "structure.json", json.dumps(structure.to_dict(), indent=2) + "\n")
     try:

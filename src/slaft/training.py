@@ -18,7 +18,8 @@ import os
 import torch
 from transformers import Trainer, TrainerCallback
 
-from .model import SlaftModel
+from .io import load_adapter_weights
+from .model import NonFiniteError, SlaftModel
 
 
 def unwrap(model) -> SlaftModel | None:
@@ -44,6 +45,18 @@ class SlaftCallback(TrainerCallback):
         slaft = unwrap(model)
         if slaft is not None:
             slaft.set_schedule(state.global_step, state.max_steps)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        """Stop on a non-finite trained tensor before the Trainer can checkpoint it: the last good one survives."""
+        slaft = unwrap(model)
+        if slaft is None:
+            return
+        for name, param in slaft.named_parameters():
+            if param.requires_grad and not torch.isfinite(param).all():
+                raise NonFiniteError(
+                    f"{name} became non-finite (NaN/inf) at step {state.global_step}. The last good checkpoint is "
+                    f"kept in {args.output_dir}; lower the learning rate (or --structure-lr for gates) and resume."
+                )
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         slaft = unwrap(model)
@@ -98,6 +111,13 @@ class SlaftTrainer(Trainer):
             if group["params"] and all(id(p) in structure for p in group["params"]):
                 lambdas[index] = lambda step, warmup=warmup: min(1.0, (step + 1) / warmup)
         return scheduler
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Resume: a slaft checkpoint holds the adapter directory, not full model weights."""
+        slaft = unwrap(model or self.model)
+        if slaft is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_adapter_weights(slaft, resume_from_checkpoint)
 
     def _save(self, output_dir: str | None = None, state_dict=None):
         slaft = unwrap(self.model)
