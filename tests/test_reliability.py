@@ -195,6 +195,24 @@ def test_corrupted_adapter_file_is_refused(saved_adapter, damage):
         SlaftModel.from_pretrained(TINY_MODELS["bert"](), saved_adapter)
 
 
+def test_failed_save_leaves_the_previous_checkpoint_intact(saved_adapter, monkeypatch, batch):
+    import errno
+
+    import slaft.io
+
+    before = {p.name: p.read_bytes() for p in saved_adapter.iterdir()}
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(slaft.io, "save_file", disk_full)
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(adapter_width=4, lora_rank=2))
+    with pytest.raises(OSError, match="No space"):
+        model.save_pretrained(saved_adapter)
+    assert {p.name: p.read_bytes() for p in saved_adapter.iterdir()} == before  # no temp files left, nothing changed
+    SlaftModel.from_pretrained(TINY_MODELS["bert"](), saved_adapter)
+
+
 def test_broken_adapter_config_is_refused(saved_adapter):
     (saved_adapter / "slaft_config.json").write_text('{"config": ')
     with pytest.raises(AdapterLoadError, match="not valid JSON"):
