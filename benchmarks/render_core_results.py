@@ -13,11 +13,25 @@ REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- RESULTS:BEGIN (benchmarks/render_core_results.py) -->", "<!-- RESULTS:END -->"
 
 
+def command(m: dict) -> str:
+    """The recorded command line, or one rebuilt from the job settings of records made before it was logged."""
+    if m.get("command"):
+        return m["command"]
+    job, parts = m["job"], ["slaft", "train"]
+    if job["task"] != "bbcnews":
+        parts += ["--task", job["task"]]
+    if job.get("data_dir"):
+        parts += ["--data-dir", "../shared/data/glue"]
+    if job.get("max_train_samples"):
+        parts += ["--max-train-samples", str(job["max_train_samples"])]
+    return " ".join(parts)
+
+
 def row(name: str, m: dict) -> str:
     metric = m["metric"]
     test = f"{m['test'][metric]:.4f}" if m.get("test") else "—"
     p, s = m["params"], m["sites"]
-    return (f"| `{m['command']}` | {metric} | {m['eval'][metric]:.4f} | {test} | {p['kept']:,} / {p['candidate']:,} "
+    return (f"| `{command(m)}` | {metric} | {m['eval'][metric]:.4f} | {test} | {p['kept']:,} / {p['candidate']:,} "
             f"({100 * p['kept'] / p['candidate']:.1f}%) | {s['kept']} / {s['candidate']} | {m['train_seconds']:.0f} s "
             f"| [{name}](results/core/{name}) |")
 

@@ -19,6 +19,7 @@ from .data import DataError, TaskData, compute_metrics, load_task, tokenize_task
 from .io import atomic_write_text
 from .model import SlaftModel, get_slaft_model
 from .models import load_model_and_tokenizer
+from .plots import plot_structure
 from .runs import is_complete_adapter, latest_checkpoint, prepare_output_dir
 from .training import SlaftTrainer
 
@@ -160,12 +161,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": resume}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / "structure.json", json.dumps(structure.to_dict(), indent=2) + "\n")
-    try:
-        from .plots import plot_structure
-
-        plot_structure(structure, slaft.candidate, out / "structure.png", title=f"{job.model} on {data.spec.name}")
-    except ImportError:  # matplotlib is optional at run time
-        pass
+    plot_structure(structure, slaft.candidate, out / "structure.png", title=f"{job.model} on {data.spec.name}")
     return metrics
 
 
