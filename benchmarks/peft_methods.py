@@ -8,9 +8,10 @@ inference, what peft can fold into the base weights (LoRA, DoRA, AdaLoRA, (IA)³
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 from transformers import TrainerCallback

@@ -7,9 +7,10 @@ The export is where stored parameters, file size and inference latency are measu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from torch import nn
 from transformers import Trainer, TrainerCallback

@@ -1,0 +1,174 @@
+"""Sentences generated from the numbers: where slaft wins, where it loses, and what the measurements say about why.
+
+Every statement is computed from the summary, so re-rendering after more runs keeps the text true; a hand-written
+analysis can sit beside it in BENCHMARKS.md (render.py keeps that block).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from .methods import METHODS, REFERENCE
+from .summarize import SuiteSummary
+
+SLAFT = ("slaft-search", "slaft-budget-lora", "slaft-budget-quarter")
+MATCHED = "slaft-budget-lora"
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
+
+
+def _pts(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def _params(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
+def _head_to_head(summary: SuiteSummary, mine: str, other: str) -> tuple[list[str], list[str], list[str]]:
+    """Tasks where ``mine`` beats ``other`` by more than the larger seed std, loses by more, or ties."""
+    wins, losses, ties = [], [], []
+    for task in summary.tasks:
+        a, b = summary.cell(mine, task), summary.cell(other, task)
+        if not a or not b:
+            continue
+        delta = a.mean("score") - b.mean("score")
+        noise = max(a.std("score") or 0.0, b.std("score") or 0.0)
+        text = f"{task} ({_pts(delta)})"
+        (wins if delta > noise else losses if delta < -noise else ties).append(text)
+    return wins, losses, ties
+
+
+def _ranking(summary: SuiteSummary) -> list[str]:
+    ranked = sorted(((avg, m) for m in summary.methods if (avg := summary.average(m)) is not None), reverse=True)
+    if not ranked:
+        return ["No method has final runs on every task yet, so there is no GLUE average to rank."]
+    position = {m: i + 1 for i, (_, m) in enumerate(ranked)}
+    slaft = [f"{_label(m)} {100 * summary.average(m):.1f} (#{position[m]})" for m in SLAFT if m in position]
+    best_avg, best = ranked[0]
+    lines = [f"Best GLUE average among the {len(ranked)} methods with every task done: {_label(best)} at "
+             f"{100 * best_avg:.1f}; slaft: {', '.join(slaft) if slaft else 'no complete row yet'}."]
+    return lines
+
+
+def _matched_budget(summary: SuiteSummary) -> list[str]:
+    lines = []
+    for mine in SLAFT:
+        if not any(summary.cell(mine, t) for t in summary.tasks) or not summary.cell(REFERENCE, summary.tasks[0]):
+            continue
+        wins, losses, ties = _head_to_head(summary, mine, REFERENCE)
+        size = summary.across_tasks(mine, "stored_params")
+        ref_size = summary.across_tasks(REFERENCE, "stored_params")
+        lines.append(
+            f"{_label(mine)} ({_params(size)} stored vs {_params(ref_size)} for {_label(REFERENCE)}): "
+            f"better on {', '.join(wins) or 'no task'}; worse on {', '.join(losses) or 'no task'}; "
+            f"within one seed std on {', '.join(ties) or 'no task'} (points x100, slaft minus LoRA)."
+        )
+    return lines
+
+
+def _per_task_leaders(summary: SuiteSummary) -> list[str]:
+    lines = []
+    for task in summary.tasks:
+        cells = [(c.mean("score"), m) for m in summary.methods if (c := summary.cell(m, task))]
+        if not cells:
+            continue
+        best_score, best = max(cells)
+        slaft = [(s, m) for s, m in cells if m in SLAFT]
+        if not slaft:
+            continue
+        slaft_score, slaft_best = max(slaft)
+        if best in SLAFT:
+            lines.append(f"{task}: {_label(best)} has the best score of all methods ({100 * best_score:.1f}).")
+        else:
+            lines.append(f"{task}: best is {_label(best)} ({100 * best_score:.1f}); the best slaft run, "
+                         f"{_label(slaft_best)}, is {_pts(slaft_score - best_score)} behind it.")
+    return lines
+
+
+def _pareto(summary: SuiteSummary) -> list[str]:
+    from .figures import pareto_front
+
+    points = [(p, 100 * a, m) for m in summary.methods
+              if (a := summary.average(m)) is not None and (p := summary.across_tasks(m, "stored_params"))]
+    if len(points) < 2:
+        return []
+    front = [m for _, _, m in pareto_front(points)]
+    on = [m for m in SLAFT if m in front]
+    return [f"On the Pareto front of GLUE average against stored parameters: {', '.join(map(_label, front))}. "
+            + (f"slaft is on it with {', '.join(map(_label, on))}." if on else
+               "No slaft run is on it: for every slaft variant some method is both smaller and better.")]
+
+
+def _costs(summary: SuiteSummary) -> list[str]:
+    lines = []
+    ref = _label(REFERENCE)
+    for mine in SLAFT:
+        step = summary.ratio_vs_reference(mine, "step_seconds")
+        if step is None:
+            continue
+        phases = [r.get("step_seconds_by_phase", {}) for t in summary.tasks if (c := summary.cell(mine, t))
+                  for r in c.runs]
+        ref_steps = [r["step_seconds"] for t in summary.tasks if (c := summary.cell(REFERENCE, t)) for r in c.runs]
+        search = [p["search"] for p in phases if p.get("search")]
+        finetune = [p["finetune"] for p in phases if p.get("finetune")]
+        trainable = summary.ratio_vs_reference(mine, "trainable_params")
+        memory = summary.ratio_vs_reference(mine, "peak_memory_mb")
+        increment = summary.ratio_vs_reference(mine, "train_memory_mb")
+        text = f"{_label(mine)} trains at {step:.2f}x {ref}'s median step time"
+        if search and finetune and ref_steps:
+            base = statistics.median(ref_steps)
+            text += (f" (search phase {statistics.median(search) / base:.2f}x, fine-tune phase "
+                     f"{statistics.median(finetune) / base:.2f}x, medians over all runs)")
+        text += (f" and {memory:.2f}x its peak memory ({increment:.2f}x its training increment over the loaded "
+                 f"model)" if memory and increment else "")
+        text += (f": the search trains the whole candidate space, {trainable:.0f}x LoRA's trainable parameters, "
+                 "before discretizing shrinks it." if trainable else ".")
+        lines.append(text)
+    return lines
+
+
+def _latency(summary: SuiteSummary) -> list[str]:
+    lines = []
+    for mine in SLAFT:
+        runs = [r for t in summary.tasks if (c := summary.cell(mine, t)) for r in c.runs]
+        if not runs:
+            continue
+        merged = sum(bool(r.get("merged")) for r in runs)
+        ratio = summary.across_tasks(mine, "latency_ratio_vs_base")
+        kept = Counter(site for r in runs for site in r.get("details", {}).get("slaft_sites", []))
+        lines.append(
+            f"{_label(mine)} serves at {ratio:.2f}x the base model's latency: {merged} of {len(runs)} exports folded "
+            f"completely into the base weights; the others keep nonlinear or parallel bottlenecks as modules. "
+            f"Sites kept, counted over runs: {', '.join(f'{s} {n}' for s, n in kept.most_common()) or 'none'}."
+        )
+    unmerged = [m for m in summary.methods if m not in SLAFT and summary.cell(m, summary.tasks[0])
+                and not any(r.get("merged") for r in summary.cell(m, summary.tasks[0]).runs)]
+    if unmerged:
+        ratios = ", ".join(f"{_label(m)} {summary.across_tasks(m, 'latency_ratio_vs_base'):.2f}x" for m in unmerged)
+        lines.append(f"Peers that cannot merge pay at inference: {ratios} the base model's latency.")
+    return lines
+
+
+def _baselines(summary: SuiteSummary) -> list[str]:
+    out = []
+    full, head = summary.average("full-ft"), summary.average("head-only")
+    peft_best = max(((a, m) for m in summary.methods if m not in ("full-ft",) and (a := summary.average(m))),
+                    default=None)
+    if full is not None and peft_best:
+        out.append(f"Full fine-tuning averages {100 * full:.1f}; the best parameter-efficient method, "
+                   f"{_label(peft_best[1])}, averages {100 * peft_best[0]:.1f} ({_pts(peft_best[0] - full)}).")
+    if head is not None:
+        out.append(f"The linear probe (head only) averages {100 * head:.1f}: the floor any adapter must clear.")
+    return out
+
+
+def generated_analysis(summary: SuiteSummary) -> list[str]:
+    """Bullet points, each a sentence or two computed from ``summary``."""
+    parts = [_ranking, _matched_budget, _per_task_leaders, _pareto, _costs, _latency, _baselines]
+    return [line for part in parts for line in part(summary)]

@@ -1,0 +1,40 @@
+"""The machine and library versions a record was measured with, so tables say what the numbers mean."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+LIBRARIES = ("slaft", "torch", "transformers", "peft", "adapters", "accelerate", "datasets")
+
+
+def version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description(device: str) -> str:
+    """E.g. "cpu: Intel Xeon ... (2 cores, 2 torch threads)" or "cuda: NVIDIA H100 80GB HBM3"."""
+    if device == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {cpu_name()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

@@ -1,0 +1,184 @@
+"""Run a suite: a learning-rate search on the first seed, then every seed at the chosen rate; resumable.
+
+    python -m benchmarks.harness --suite quick
+    python -m benchmarks.harness --suite cpu --tasks rte mrpc          # a part of the cpu suite
+    python -m benchmarks.harness --suite cpu --methods slaft-search peft-lora-qv --seeds 0 --plan
+
+Each run executes in its own worker process (benchmarks/worker.py), so its peak memory is its own, and its record
+is appended to benchmarks/results/<suite>.jsonl as soon as it finishes. Runs whose key (suite, method, task,
+seed, lr) is already in that file are skipped, so a suite interrupted at any point resumes where it stopped.
+Failed runs are recorded too (status "failed"), and retried only with --retry-failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .methods import METHODS, REFERENCE
+from .records import RESULTS_DIR, append_record, chosen_lr, read_records, results_path, run_key
+from .suites import SUITES, Suite
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = Path(os.environ.get("SLAFT_GLUE_DIR", REPO.parent / "shared" / "data" / "glue"))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    method: str
+    task: str
+    seed: int
+    lr: float
+    stage: str
+
+    @property
+    def key(self):
+        return (self.suite, self.method, self.task, self.seed, float(self.lr))
+
+    def describe(self) -> str:
+        return f"{self.method:22s} {self.task:5s} seed {self.seed} lr {self.lr:g} ({self.stage})"
+
+
+def _ordered_methods(suite: Suite, names: list[str] | None) -> list[str]:
+    chosen = list(names or suite.methods or METHODS)
+    unknown = [n for n in chosen if n not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    # The reference runs first on each task, so ratios are available as early as possible.
+    return sorted(chosen, key=lambda n: n != REFERENCE)
+
+
+def search_specs(suite: Suite, method: str, task: str) -> list[RunSpec]:
+    grid = suite.grid(METHODS[method].family)
+    stage = "lr_search" if len(grid) > 1 else "final"
+    return [RunSpec(suite.name, method, task, suite.seeds[0], float(lr), stage) for lr in grid]
+
+
+def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int]) -> list[RunSpec]:
+    return [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds if seed != suite.seeds[0]]
+
+
+def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int) -> dict:
+    """Run one spec in a worker process and append its record (a failure record if it failed)."""
+    logs = results.parent / "logs" / spec.suite
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{spec.method}.{spec.task}.seed{spec.seed}.lr{spec.lr:g}.log"
+    with tempfile.TemporaryDirectory(prefix="slaft-bench-spec-") as tmp:
+        spec_path, record_path = Path(tmp) / "spec.json", Path(tmp) / "record.json"
+        spec_path.write_text(json.dumps({**spec.__dict__, "data_dir": str(data_dir)}))
+        start = time.perf_counter()
+        error = None
+        with open(log_path, "w") as log:
+            try:
+                proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", str(spec_path), str(record_path)],
+                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+                if proc.returncode != 0:
+                    error = f"worker exited with {proc.returncode}"
+            except subprocess.TimeoutExpired:
+                error = f"timed out after {timeout} s"
+        if error is None and record_path.is_file():
+            record = json.loads(record_path.read_text())
+        else:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            record = {**spec.__dict__, "status": "failed", "score": None, "error": error or "no record written",
+                      "log_tail": tail, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        record["wall_seconds"] = round(time.perf_counter() - start, 1)
+    append_record(results, record)
+    return record
+
+
+class Runner:
+    """Executes specs in order, skipping keys already recorded, and reports progress."""
+
+    def __init__(self, suite: Suite, results: Path, data_dir: Path, *, retry_failed: bool, plan_only: bool) -> None:
+        self.suite, self.results, self.data_dir = suite, results, data_dir
+        self.retry_failed, self.plan_only = retry_failed, plan_only
+        self.records = read_records([results])
+        self.done = {run_key(r): r for r in self.records}
+        self.planned = self.ran = self.waiting = 0
+        self.started = time.perf_counter()
+
+    def skip(self, spec: RunSpec) -> bool:
+        previous = self.done.get(spec.key)
+        return previous is not None and (previous.get("status") == "ok" or not self.retry_failed)
+
+    def run(self, specs: list[RunSpec]) -> None:
+        for spec in specs:
+            if self.skip(spec):
+                continue
+            self.planned += 1
+            if self.plan_only:
+                print(f"would run  {spec.describe()}")
+                continue
+            record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s)
+            self.ran += 1
+            self.records = [r for r in self.records if run_key(r) != spec.key] + [record]
+            self.done[spec.key] = record
+            elapsed = time.perf_counter() - self.started
+            outcome = (f"{record['metric']} {record['score']:.4f}" if record["status"] == "ok"
+                       else f"FAILED: {record['error']}")
+            print(f"[{self.ran:4d} | {elapsed / 60:6.1f} min] {spec.describe()}: {outcome} "
+                  f"({record['wall_seconds']:.0f} s)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", required=True, choices=sorted(SUITES))
+    parser.add_argument("--methods", nargs="+", help="subset of methods (default: the suite's)")
+    parser.add_argument("--tasks", nargs="+", help="subset of the suite's tasks")
+    parser.add_argument("--seeds", nargs="+", type=int, help="subset of the suite's seeds for the final stage")
+    parser.add_argument("--stage", choices=("all", "lr_search", "final"), default="all")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help=f"GLUE jsonl folders (default {DEFAULT_DATA_DIR}, or $SLAFT_GLUE_DIR)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--retry-failed", action="store_true", help="run again keys whose record is a failure")
+    parser.add_argument("--plan", action="store_true", help="list the runs still to do, run nothing")
+    args = parser.parse_args(argv)
+
+    suite = SUITES[args.suite]
+    tasks = args.tasks or list(suite.tasks)
+    seeds = args.seeds or list(suite.seeds)
+    if not args.data_dir.is_dir():
+        raise SystemExit(f"GLUE data not found at {args.data_dir}; pass --data-dir or set SLAFT_GLUE_DIR")
+    results = results_path(suite.name, args.results_dir)
+    runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan)
+    print(f"suite {suite.name}: {suite.description}\nresults -> {results}", flush=True)
+    for task in tasks:
+        for method in _ordered_methods(suite, args.methods):
+            grid_specs = search_specs(suite, method, task)
+            if args.stage != "final":
+                runner.run(grid_specs)
+            if args.stage == "lr_search":
+                continue
+            grid = tuple(s.lr for s in grid_specs)
+            lr = chosen_lr(runner.records, method, task, grid, suite.seeds[0])
+            if lr is None:
+                later = len([s for s in seeds if s != suite.seeds[0]])
+                if args.plan:
+                    runner.waiting += later
+                else:
+                    print(f"no learning rate chosen for {method} on {task} (search incomplete or failed); "
+                          f"its {later} other seed(s) wait", flush=True)
+                continue
+            runner.run(final_specs(suite, method, task, lr, seeds))
+    if args.plan:
+        print(f"{runner.planned} run(s) to run now, then {runner.waiting} final run(s) once their learning-rate "
+              "search is complete", flush=True)
+    else:
+        print(f"{runner.ran} run(s) ran in {(time.perf_counter() - runner.started) / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

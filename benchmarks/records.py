@@ -1,0 +1,88 @@
+"""The results store: one JSON object per line in benchmarks/results/<suite>.jsonl, one line per run.
+
+A run's key is (suite, method, task, seed, lr). Lines are appended whole, under an exclusive lock, then flushed
+and fsynced, so an interrupted suite leaves complete lines only and resumes by skipping keys already present; a
+torn last line (power loss) is ignored on reading. When a key appears more than once (a retried failure), the last
+successful line wins.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+Key = tuple[str, str, str, int, float]
+
+
+def results_path(suite: str, directory: Path = RESULTS_DIR) -> Path:
+    return directory / f"{suite}.jsonl"
+
+
+def run_key(record: dict) -> Key:
+    return (record["suite"], record["method"], record["task"], int(record["seed"]), float(record["lr"]))
+
+
+def append_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_records(paths: Iterable[Path]) -> list[dict]:
+    """Every complete record in ``paths``, the latest successful one per key."""
+    latest: dict[Key, dict] = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{number}: incomplete line ignored (an interrupted write)", stacklevel=2)
+                continue
+            key = run_key(record)
+            if key in latest and latest[key].get("status") == "ok" and record.get("status") != "ok":
+                continue
+            latest[key] = record
+    return list(latest.values())
+
+
+def score_for_selection(record: dict) -> float:
+    """Validation score used to pick a learning rate; failed or NaN runs never win."""
+    score = record.get("score")
+    if record.get("status") != "ok" or score is None or math.isnan(score):
+        return -math.inf
+    return float(score)
+
+
+def chosen_lr(records: list[dict], method: str, task: str, grid: tuple[float, ...], seed: int) -> float | None:
+    """The grid value with the best validation score on ``seed`` (ties: the first in the grid); None if no grid
+    run succeeded. With a one-value grid that value is chosen without a search."""
+    if len(grid) == 1:
+        return float(grid[0])
+    best: tuple[float, float] | None = None
+    for lr in grid:
+        found = [r for r in records if r["method"] == method and r["task"] == task and int(r["seed"]) == seed
+                 and float(r["lr"]) == float(lr)]
+        if not found:
+            return None  # the search is incomplete: no choice yet
+        score = score_for_selection(found[-1])
+        if score > -math.inf and (best is None or score > best[0]):
+            best = (score, float(lr))
+    return best[1] if best else None

@@ -1,0 +1,172 @@
+"""Turn benchmarks/results/*.jsonl into BENCHMARKS.md and its figures under benchmarks/figures/.
+
+    python -m benchmarks.render                      # every suite with results, the real ones first
+    python -m benchmarks.render --suites quick       # only some suites
+
+Everything in BENCHMARKS.md is regenerated from the records except the hand-written analysis between the
+ANALYSIS markers, which is carried over from the existing file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .analysis import generated_analysis
+from .figures import pareto_plot, ratio_plot
+from .methods import METHODS, REFERENCE
+from .records import RESULTS_DIR, read_records
+from .suites import SUITES
+from .summarize import SuiteSummary, summarize
+from .tables import TASK_TITLES, cost_table, glue_table, lr_table, metric_of, slaft_table, test_table
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = Path(__file__).resolve().parent / "figures"
+SUITE_ORDER = ("cpu", "gpu", "quick", "smoke")
+CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
+BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.render` keeps this block) -->"
+END = "<!-- ANALYSIS:END -->"
+PLACEHOLDER = "_No hand-written analysis yet. Write it here, from the tables and the generated findings below._"
+
+
+def _kept_analysis(path: Path) -> str:
+    if path.is_file():
+        text = path.read_text()
+        if BEGIN in text and END in text:
+            return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    return PLACEHOLDER
+
+
+def _unique(values) -> list:
+    seen = []
+    for value in values:
+        if value is not None and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def environment(summary: SuiteSummary) -> list[str]:
+    ok = [r for r in summary.records if r.get("status") == "ok"]
+    lines = [f"- Device: {'; '.join(_unique(r.get('device') for r in ok)) or 'n/a'}"]
+    for versions in _unique(r.get("versions") for r in ok):
+        lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    hours = sum(r.get("wall_seconds", 0) for r in summary.records) / 3600
+    lines.append(f"- Runs: {len(ok)} succeeded, {len(summary.failures)} failed; {hours:.2f} h of wall time in all "
+                 "(each run a fresh process: imports, training, evaluation, export, latency)")
+    return lines
+
+
+def recipe(summary: SuiteSummary) -> list[str]:
+    suite = SUITES.get(summary.suite)
+    ok = [r for r in summary.records if r.get("status") == "ok"]
+    recipes = _unique(tuple(sorted((k, str(v)) for k, v in r.get("recipe", {}).items())) for r in ok)
+    lines = []
+    for rec in recipes:
+        lines.append("- Shared recipe: " + ", ".join(f"{k}={v}" for k, v in rec if k != "max_train_samples"))
+    sizes = {t: _unique(r["train_examples"] for r in ok if r["task"] == t) for t in summary.tasks}
+    evals = {t: _unique((r["validation_examples"], r["test_examples"]) for r in ok if r["task"] == t)
+             for t in summary.tasks}
+    lines.append("- Train examples per task: " + ", ".join(
+        f"{TASK_TITLES.get(t, t)} {'/'.join(map(str, s))}" for t, s in sizes.items() if s))
+    lines.append("- Validation / labelled test examples: " + ", ".join(
+        f"{TASK_TITLES.get(t, t)} {e[0][0]} / {e[0][1] or '—'}" for t, e in evals.items() if e))
+    if suite:
+        lines.append(f"- Seeds {list(suite.seeds)}; learning rate chosen per method and task on seed "
+                     f"{suite.seeds[0]} (best validation score), then every seed at that rate.")
+    return lines
+
+
+def suite_section(summary: SuiteSummary) -> list[str]:
+    suite = SUITES.get(summary.suite)
+    seeds = len(suite.seeds) if suite else max(len(c.runs) for c in summary.cells.values())
+    stem = f"{summary.suite}"
+    metrics = {t: metric_of(t) for t in summary.tasks}
+    pareto = pareto_plot(summary, FIGURES / f"{stem}_pareto.png", metrics)
+    ratios = ratio_plot(summary, FIGURES / f"{stem}_ratios.png")
+    out = [f"## Suite `{summary.suite}`", ""]
+    if suite:
+        out += [suite.description, ""]
+    if summary.suite in CHECK_SUITES:
+        out += [f"> The {summary.suite} suite checks that the harness works end to end on a few steps of tiny "
+                "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
+                "parameter counts and file sizes are real.", ""]
+    out += ["### Environment and protocol", "", *environment(summary), *recipe(summary), ""]
+    out += ["### GLUE validation scores", "",
+            "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
+            "the exported adapter file(s), head included; trainable = parameters with gradients at the start of "
+            "training.", "", glue_table(summary, seeds), ""]
+    test = test_table(summary, seeds)
+    if test:
+        out += ["### Labelled test splits", "", test, ""]
+    out += ["### Score against stored parameters", "", f"![Pareto plot]({pareto.relative_to(REPO).as_posix()})", ""]
+    out += ["### Costs", "",
+            f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
+            f"{METHODS[REFERENCE].label} measured in this suite. Latency: median of interleaved forward passes of "
+            "the exported model (merged where its library can merge) and of the plain base model on the same batch "
+            "in the same process.", "", cost_table(summary), "",
+            f"![Cost ratios]({ratios.relative_to(REPO).as_posix()})", ""]
+    slaft = slaft_table(summary)
+    if slaft:
+        out += ["### Structures slaft found", "", slaft, ""]
+    grids = {m: suite.grid(METHODS[m].family) for m in summary.methods if suite and m in METHODS}
+    out += ["### Learning rates", "", lr_table(summary, grids), ""]
+    out += ["### Findings computed from the numbers", "", *[f"- {line}" for line in generated_analysis(summary)], ""]
+    if summary.failures:
+        out += ["### Failed runs", ""]
+        counts = Counter((r["method"], r["task"], r.get("error", "?")) for r in summary.failures)
+        out += [f"- {m} on {t}: {e} ({n}x)" for (m, t, e), n in counts.items()] + [""]
+    return out
+
+
+def render(suites: list[str] | None, results_dir: Path, out: Path) -> str:
+    records = read_records(sorted(results_dir.glob("*.jsonl")))
+    present = _unique(r["suite"] for r in records)
+    order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
+    chosen = [s for s in order if not suites or s in suites]
+    if not chosen:
+        raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
+    lines = [
+        "# Benchmarks: slaft against peft, AdapterHub, BitFit, head-only and full fine-tuning on GLUE",
+        "",
+        "Generated by `python -m benchmarks.render` from the JSON Lines records in `benchmarks/results/`, which "
+        "`python -m benchmarks.harness` writes (see `benchmarks/README.md`). Do not edit by hand except between "
+        "the ANALYSIS markers.",
+        "",
+        "Every method trains through its own library (slaft, peft, AdapterHub `adapters`; BitFit, head-only and "
+        "full fine-tuning on plain transformers) with the Hugging Face Trainer and one shared recipe per suite: "
+        "the same epochs, sequence length, batch size, warm-up and linear schedule; only the learning rate is "
+        "searched, per method and task. slaft gets the same epoch budget split in two: a structure search for the "
+        "first half, then discretization and a fine-tune of the surviving modules at half the learning rate for "
+        "the second half (as `slaft train` does). The classifier head trains for every method and the pooler "
+        "for none (except full fine-tuning, and BitFit's pooler bias).",
+        "",
+        "## Analysis",
+        "",
+        BEGIN,
+        _kept_analysis(out),
+        END,
+        "",
+    ]
+    for suite in chosen:
+        lines += suite_section(summarize(suite, records))
+    text = "\n".join(lines).rstrip() + "\n"
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suites", nargs="+", help="suites to include (default: every suite with results)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    render(args.suites, args.results_dir, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The three suites as data: which tasks, seeds and methods, and the one training recipe all methods share.
+
+Every method in a suite trains for the same epochs at the same sequence length, batch size, warm-up and schedule;
+only the learning rate differs, picked per method and task from the method family's grid on the first seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte")
+
+# Learning-rate grids per method family: three log-spaced values around each library's usual rate.
+CPU_GRIDS: dict[str, tuple[float, ...]] = {
+    "slaft": (6e-4, 2e-3, 6e-3),       # centred on `slaft train`'s default 2e-3
+    "lora": (3e-4, 1e-3, 3e-3),        # LoRA, LoRA-all, AdaLoRA, DoRA
+    "ia3": (1e-3, 3e-3, 1e-2),
+    "prefix": (3e-3, 1e-2, 3e-2),
+    "bottleneck": (3e-4, 1e-3, 3e-3),  # AdapterHub Houlsby, Pfeiffer, parallel, UniPELT, MAM
+    "bitfit": (1e-3, 3e-3, 1e-2),
+    "head": (1e-3, 3e-3, 1e-2),
+    "full": (2e-5, 5e-5, 1e-4),
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    model: str                                   # slaft short name, local path or hub id
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: float
+    max_length: int
+    batch_size: int
+    lr_grids: dict[str, tuple[float, ...]]
+    max_train_samples: dict[str, int] = field(default_factory=dict)   # per task; absent = the whole train set
+    max_eval_samples: int | None = None          # caps validation and test (quick suite only)
+    methods: tuple[str, ...] | None = None       # None = every registered method
+    eval_batch_size: int = 64
+    group_by_length: bool = True                 # batches of similar lengths: less padding, same for all methods
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.0
+    bf16: bool = False
+    device: str = "cpu"
+    data_seed: int = 0                           # train subsamples are the same for every seed and method
+    latency_batch: int = 32
+    latency_repeats: int = 20
+    run_timeout_s: int = 3600
+
+    def grid(self, family: str) -> tuple[float, ...]:
+        return self.lr_grids[family]
+
+    def recipe(self) -> dict:
+        """What every record of this suite was trained with (written into each record)."""
+        return {"model": self.model, "epochs": self.epochs, "max_length": self.max_length,
+                "batch_size": self.batch_size, "warmup_ratio": self.warmup_ratio, "weight_decay": self.weight_decay,
+                "bf16": self.bf16, "lr_schedule": "linear",
+                "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples)}
+
+
+SUITES: dict[str, Suite] = {
+    "quick": Suite(
+        name="quick",
+        description="Checks the pipeline end to end in a few minutes: 2 tasks, 2 seeds, 4 methods, a few steps each.",
+        model="minilm",
+        tasks=("rte", "stsb"),
+        seeds=(0, 1),
+        epochs=1,
+        max_length=64,
+        batch_size=16,
+        # A two-value grid for the reference (LoRA) family exercises the search stage; one value elsewhere.
+        lr_grids={family: grid[1:] if family == "lora" else grid[1:2] for family, grid in CPU_GRIDS.items()},
+        max_train_samples={"rte": 64, "stsb": 64},
+        max_eval_samples=64,
+        methods=("peft-lora-qv", "slaft-budget-lora", "ah-pfeiffer", "bitfit"),
+        latency_batch=8,
+        latency_repeats=5,
+        run_timeout_s=600,
+    ),
+    "smoke": Suite(
+        name="smoke",
+        description="Every registered method once (one task, one seed, one rate, a few steps): do all libraries work?",
+        model="minilm",
+        tasks=("stsb",),
+        seeds=(0,),
+        epochs=1,
+        max_length=64,
+        batch_size=16,
+        lr_grids={family: (grid[1],) for family, grid in CPU_GRIDS.items()},
+        max_train_samples={"stsb": 64},
+        max_eval_samples=64,
+        latency_batch=8,
+        latency_repeats=5,
+        run_timeout_s=600,
+    ),
+    "cpu": Suite(
+        name="cpu",
+        description="The full table on a 2-core CPU: MiniLM-L6, five GLUE tasks, three seeds, every method.",
+        model="minilm",
+        tasks=GLUE_TASKS,
+        seeds=(0, 1, 2),
+        epochs=2,
+        max_length=128,
+        batch_size=32,
+        lr_grids=CPU_GRIDS,
+        # Seeded subsamples (the same for every method and seed), sized so the suite fits ~6 h on 2 cores:
+        # CoLA 2,400 of 8,551, SST-2 2,400 of 67,349, MRPC 800 of 3,668, STS-B 1,200 of 5,749, RTE 640 of 2,490.
+        # Short-sentence tasks get more rows because their steps are cheap; RTE and MRPC pairs are long.
+        max_train_samples={"cola": 2400, "sst2": 2400, "mrpc": 800, "stsb": 1200, "rte": 640},
+        latency_batch=16,
+        latency_repeats=15,
+        run_timeout_s=1800,
+    ),
+    "gpu": Suite(
+        name="gpu",
+        description="The same harness on one CUDA device: RoBERTa-base in bf16, full GLUE train sets, three seeds.",
+        model="roberta-base",
+        tasks=GLUE_TASKS,
+        seeds=(0, 1, 2),
+        epochs=3,
+        max_length=128,
+        batch_size=32,
+        lr_grids={**CPU_GRIDS, "full": (1e-5, 2e-5, 5e-5)},
+        bf16=True,
+        device="cuda",
+        latency_batch=64,
+        latency_repeats=50,
+        run_timeout_s=4 * 3600,
+    ),
+}

@@ -1,0 +1,109 @@
+"""From raw run records to the numbers the report shows: chosen learning rates, per-task means and stds over the
+final seeds, per-method averages, and ratios against the reference method measured in the same suite.
+
+The final stage of a (method, task) is every successful run at the learning rate chosen on the first seed, one
+per seed; the first seed's run is the search run at that rate (it is not trained twice).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from .methods import METHODS, REFERENCE
+from .records import chosen_lr
+from .suites import SUITES
+
+
+@dataclass
+class Cell:
+    """One (method, task): the final-stage runs and their statistics."""
+
+    method: str
+    task: str
+    lr: float | None
+    runs: list[dict] = field(default_factory=list)
+
+    def values(self, key: str) -> list[float]:
+        out = []
+        for run in self.runs:
+            value = run.get(key)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                out.append(float(value))
+        return out
+
+    def mean(self, key: str) -> float | None:
+        values = self.values(key)
+        return statistics.fmean(values) if values else None
+
+    def std(self, key: str) -> float | None:
+        values = self.values(key)
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    def median(self, key: str) -> float | None:
+        values = self.values(key)
+        return statistics.median(values) if values else None
+
+
+@dataclass
+class SuiteSummary:
+    suite: str
+    tasks: list[str]
+    methods: list[str]
+    cells: dict[tuple[str, str], Cell]
+    records: list[dict]
+
+    def cell(self, method: str, task: str) -> Cell | None:
+        cell = self.cells.get((method, task))
+        return cell if cell and cell.runs else None
+
+    def average(self, method: str, key: str = "score") -> float | None:
+        """Mean over tasks of the per-task means; None unless every task has runs."""
+        means = [c.mean(key) if (c := self.cell(method, t)) else None for t in self.tasks]
+        return statistics.fmean(means) if means and all(m is not None for m in means) else None
+
+    def across_tasks(self, method: str, key: str, how=statistics.fmean) -> float | None:
+        values = [v for t in self.tasks if (c := self.cell(method, t)) and (v := c.mean(key)) is not None]
+        return how(values) if values else None
+
+    def ratio_vs_reference(self, method: str, key: str) -> float | None:
+        """Geometric mean over tasks of method/reference, each task's means measured in this suite."""
+        ratios = []
+        for task in self.tasks:
+            mine, ref = self.cell(method, task), self.cell(REFERENCE, task)
+            if mine and ref and (a := mine.mean(key)) and (b := ref.mean(key)):
+                ratios.append(a / b)
+        return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.records if r.get("status") != "ok"]
+
+
+def _grid(suite: str, method: str, records: list[dict], task: str, seed: int) -> tuple[float, ...]:
+    if suite in SUITES and method in METHODS:
+        return tuple(float(x) for x in SUITES[suite].grid(METHODS[method].family))
+    tried = sorted({float(r["lr"]) for r in records if r["method"] == method and r["task"] == task
+                    and int(r["seed"]) == seed})
+    return tuple(tried)
+
+
+def summarize(suite: str, records: list[dict]) -> SuiteSummary:
+    records = [r for r in records if r["suite"] == suite]
+    known = SUITES.get(suite)
+    tasks = list(known.tasks) if known else sorted({r["task"] for r in records})
+    tasks = [t for t in tasks if any(r["task"] == t for r in records)]
+    present = {r["method"] for r in records}
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    first_seed = known.seeds[0] if known else min(int(r["seed"]) for r in records)
+    seeds = set(known.seeds) if known else {int(r["seed"]) for r in records}
+    cells = {}
+    for method in methods:
+        for task in tasks:
+            lr = chosen_lr(records, method, task, _grid(suite, method, records, task, first_seed), first_seed)
+            runs = [] if lr is None else sorted(
+                (r for r in records if r["method"] == method and r["task"] == task and r.get("status") == "ok"
+                 and float(r["lr"]) == lr and int(r["seed"]) in seeds), key=lambda r: int(r["seed"]))
+            cells[(method, task)] = Cell(method, task, lr, runs)
+    return SuiteSummary(suite, tasks, methods, cells, records)

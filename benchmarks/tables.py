@@ -1,0 +1,157 @@
+"""Markdown tables of a suite summary: GLUE scores, test scores, costs, chosen learning rates, slaft structures."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from slaft.data import GLUE_TASKS
+
+from .methods import METHODS, REFERENCE
+from .summarize import SuiteSummary
+
+TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
+METRIC_TITLES = {"matthews_correlation": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson",
+                 "spearmanr": "Spearman"}
+
+
+def metric_of(task: str) -> str:
+    return METRIC_TITLES.get(GLUE_TASKS[task].main_metric, "") if task in GLUE_TASKS else ""
+
+
+def _title(task: str) -> str:
+    return f"{TASK_TITLES.get(task, task)} ({metric_of(task)})"
+
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
+
+
+def _library(summary: SuiteSummary, method: str) -> str:
+    libraries = {r["library"] for r in summary.records if r["method"] == method and r.get("library")}
+    return ", ".join(sorted(libraries)) or (METHODS[method].library if method in METHODS else "?")
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    return f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value / 2**20:.2f} MB" if value >= 2**20 else f"{value / 2**10:.0f} kB"
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value else "—"
+
+
+def _mean_std(mean: float | None, std: float | None, n: int, expected: int) -> str:
+    if mean is None:
+        return "—"
+    text = f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+    return text + (f" (n={n})" if n != expected else "")
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def glue_table(summary: SuiteSummary, seeds: int) -> str:
+    head = ["Method", "Library", *[_title(t) for t in summary.tasks], "Avg", "Stored params", "Trainable params"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for method in summary.methods:
+        cells = []
+        for task in summary.tasks:
+            cell = summary.cell(method, task)
+            cells.append(_mean_std(cell.mean("score"), cell.std("score"), len(cell.runs), seeds) if cell else "—")
+        average = summary.average(method)
+        lines.append(_row([_label(method), _library(summary, method), *cells,
+                           f"**{100 * average:.1f}**" if average is not None else "—",
+                           _count(summary.across_tasks(method, "stored_params")),
+                           _count(summary.across_tasks(method, "trainable_params"))]))
+    return "\n".join(lines)
+
+
+def test_table(summary: SuiteSummary, seeds: int) -> str | None:
+    tasks = [t for t in summary.tasks if any(r.get("test_score") is not None for r in summary.records
+                                              if r["task"] == t)]
+    if not tasks:
+        return None
+    head = ["Method", *[f"{_title(t)} test" for t in tasks]]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for method in summary.methods:
+        cells = []
+        for task in tasks:
+            cell = summary.cell(method, task)
+            cells.append(_mean_std(cell.mean("test_score"), cell.std("test_score"), len(cell.values("test_score")),
+                                   seeds) if cell else "—")
+        lines.append(_row([_label(method), *cells]))
+    return "\n".join(lines)
+
+
+def cost_table(summary: SuiteSummary) -> str:
+    head = ["Method", "Trainable", "Stored", "Adapter file", "Train time / run", "Step (ms)", "Step vs LoRA",
+            "Peak mem (MB)", "Mem vs LoRA", "Train Δmem (MB)", "Latency vs base", "Latency vs LoRA", "Merged"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for m in summary.methods:
+        if not any(summary.cell(m, t) for t in summary.tasks):
+            continue
+        runs = [r for t in summary.tasks if (c := summary.cell(m, t)) for r in c.runs]
+        merged = sum(bool(r.get("merged")) for r in runs)
+        step = summary.across_tasks(m, "step_seconds")
+        train = summary.across_tasks(m, "train_seconds")
+        lines.append(_row([
+            _label(m), _count(summary.across_tasks(m, "trainable_params")),
+            _count(summary.across_tasks(m, "stored_params")), _bytes(summary.across_tasks(m, "adapter_file_bytes")),
+            f"{train:.0f} s" if train else "—", f"{1000 * step:.0f}" if step else "—",
+            "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "step_seconds")),
+            f"{summary.across_tasks(m, 'peak_memory_mb'):.0f}",
+            "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "peak_memory_mb")),
+            f"{v:.0f}" if (v := summary.across_tasks(m, "train_memory_mb")) is not None else "—",
+            _ratio(summary.across_tasks(m, "latency_ratio_vs_base")),
+            "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "latency_ratio_vs_base")),
+            "all" if merged == len(runs) else "none" if merged == 0 else f"{merged}/{len(runs)}",
+        ]))
+    return "\n".join(lines)
+
+
+def lr_table(summary: SuiteSummary, grids: dict[str, tuple[float, ...]]) -> str:
+    head = ["Method", "Grid", *[TASK_TITLES.get(t, t) for t in summary.tasks]]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for m in summary.methods:
+        chosen = [f"{c.lr:g}" if (c := summary.cells.get((m, t))) and c.lr else "—" for t in summary.tasks]
+        grid = grids.get(m)
+        lines.append(_row([_label(m), ", ".join(f"{x:g}" for x in grid) if grid else "?", *chosen]))
+    return "\n".join(lines)
+
+
+def slaft_table(summary: SuiteSummary) -> str | None:
+    slaft = [m for m in summary.methods if m in METHODS and METHODS[m].library == "slaft"]
+    if not slaft:
+        return None
+    head = ["slaft run", "Task", "Kept adapter params (mean)", "Modules (mean)", "Linear (mean)",
+            "Left as modules after merge (mean)", "Sites kept (in how many runs)"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for m in slaft:
+        for task in summary.tasks:
+            cell = summary.cell(m, task)
+            if not cell:
+                continue
+            details = [r.get("details", {}) for r in cell.runs]
+            kept = [d["slaft_kept_params"] for d in details if "slaft_kept_params" in d]
+            modules = [d["slaft_modules"] for d in details if "slaft_modules" in d]
+            linear = [d["slaft_linear_modules"] for d in details if "slaft_linear_modules" in d]
+            unmerged = [d["merge_kept"] for d in details if "merge_kept" in d]
+            sites = Counter(s for d in details for s in d.get("slaft_sites", []))
+            lines.append(_row([
+                _label(m), TASK_TITLES.get(task, task), _count(sum(kept) / len(kept)) if kept else "—",
+                f"{sum(modules) / len(modules):.1f}" if modules else "—",
+                f"{sum(linear) / len(linear):.1f}" if linear else "—",
+                f"{sum(unmerged) / len(unmerged):.1f}" if unmerged else "—",
+                ", ".join(f"{s}×{n}" for s, n in sorted(sites.items())) or "none",
+            ]))
+    return "\n".join(lines)

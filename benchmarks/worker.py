@@ -1,0 +1,196 @@
+"""One benchmark run (method, task, seed, learning rate) in its own process: build, train, evaluate, export, measure.
+
+    python -m benchmarks.worker SPEC.json RECORD.json
+
+The harness starts one worker per run, so each run's peak RSS is its own and a crash costs one run. The worker
+writes its record to RECORD.json; the harness appends it to the suite's results file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers.utils import logging as hf_logging
+
+from slaft.data import compute_metrics, load_task, tokenize_task
+from slaft.models import load_model_and_tokenizer
+
+from .environment import device_description, version, versions
+from .measure import MemoryMeter, StepTimer, compare_latency, logits_of, median_step_seconds, stored_size
+from .methods import get_method
+from .protocol import RunContext, trainable_parameters
+from .suites import SUITES, Suite
+
+
+class _PhaseClock:
+    """Wall seconds per phase of the run, for estimating suite costs (imports: the record's wall_seconds minus
+    these)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 2)
+        self.last = now
+
+
+def _cap(dataset, limit: int | None):
+    return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+
+
+def _evaluate(trainer: Trainer, spec, dataset) -> dict[str, float]:
+    output = trainer.predict(dataset)
+    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return compute_metrics(spec, np.asarray(predictions), np.asarray(output.label_ids))
+
+
+def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out), num_train_epochs=epochs, learning_rate=lr,
+        per_device_train_batch_size=suite.batch_size, per_device_eval_batch_size=suite.eval_batch_size,
+        weight_decay=suite.weight_decay, warmup_ratio=suite.warmup_ratio, lr_scheduler_type="linear",
+        seed=seed, bf16=suite.bf16, use_cpu=suite.device == "cpu", label_names=["labels"],
+        remove_unused_columns=False, dataloader_num_workers=0, save_strategy="no", report_to=[],
+        logging_steps=25, disable_tqdm=True, group_by_length=suite.group_by_length,
+    )
+
+
+def _longest_first(dataset):
+    """Evaluation order does not change metrics, and batching similar lengths wastes far less time on padding."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    return dataset.select(sorted(range(len(lengths)), key=lambda i: -lengths[i]))
+
+
+def _load(suite: Suite, task: str, seed: int, data_dir: str):
+    """The task's splits (train subsampled the same way for every run), a fresh task model, tokenized data."""
+    data = load_task(task, data_dir=data_dir, seed=suite.data_seed,
+                     max_train_samples=suite.max_train_samples.get(task))
+    for split in [s for s in data.splits if s != "train"]:
+        data.splits[split] = _cap(data.splits[split], suite.max_eval_samples)
+    set_seed(seed)  # the head and the adapters are initialised from the run's seed
+    model, tokenizer = load_model_and_tokenizer(suite.model, data.spec.num_labels)
+    return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length)
+
+
+def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: str) -> dict:
+    """Export the trained model, count what was stored, check the export's outputs, time it against the base."""
+    trained_logits = logits_of(model, batch)
+    export = method.export(model, scratch / "export")
+    stored_params, stored_bytes = stored_size(export.directory)
+    exported = export.inference_model.to(device).eval()
+    export_diff = float((logits_of(exported, batch) - trained_logits).abs().max())
+    base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0].to(device).eval()
+    latency_ms, base_latency_ms = compare_latency(exported, base, batch, repeats=suite.latency_repeats,
+                                                  bf16=suite.bf16 and device == "cuda")
+    return {
+        "stored_params": stored_params, "adapter_file_bytes": stored_bytes, "merged": export.merged,
+        "export_max_abs_diff": export_diff, "latency_ms": latency_ms, "base_latency_ms": base_latency_ms,
+        "latency_ratio_vs_base": latency_ms / base_latency_ms, "latency_batch_shape": list(batch["input_ids"].shape),
+        "export_details": export.details,
+    }
+
+
+def run(spec: dict, scratch: Path) -> dict:
+    clock = _PhaseClock()
+    suite, method = SUITES[spec["suite"]], get_method(spec["method"])
+    task, seed, lr = spec["task"], int(spec["seed"]), float(spec["lr"])
+    hf_logging.set_verbosity_error()
+    device = "cuda" if suite.device == "cuda" and torch.cuda.is_available() else "cpu"
+    if suite.device == "cuda" and device != "cuda":
+        raise RuntimeError(f"suite {suite.name!r} needs a CUDA device and none is visible")
+    data, model, tokenizer, tokenized = _load(suite, task, seed, spec["data_dir"])
+    collator = DataCollatorWithPadding(tokenizer)
+    timers: list[StepTimer] = []
+
+    def make_trainer(m, epochs, rate, *, trainer_cls=Trainer, callbacks=None, phase="train"):
+        timer = StepTimer(phase)
+        timers.append(timer)
+        return trainer_cls(model=m, args=_training_args(suite, scratch / phase, epochs, rate, seed),
+                           train_dataset=tokenized["train"], data_collator=collator,
+                           callbacks=[*(callbacks or []), timer])
+
+    ctx = RunContext(model_id=suite.model, num_labels=data.spec.num_labels, epochs=suite.epochs, lr=lr, seed=seed,
+                     steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
+                     make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
+                     hidden_size=model.config.hidden_size)
+    backbone = sum(p.numel() for p in model.parameters())
+    trainable_model = method.build(model, ctx)
+    trainable = trainable_parameters(trainable_model)
+    clock.lap("setup")
+
+    meter = MemoryMeter(device)
+    meter.start()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    trainer = method.train(trainable_model, ctx)
+    train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    peak_mb, train_increment_mb = meter.peak()
+    details = method.details(trainable_model)
+    clock.lap("train")
+
+    trainable_model.eval()
+    validation = _evaluate(trainer, data.spec, _longest_first(tokenized[data.eval_split]))
+    test = _evaluate(trainer, data.spec, _longest_first(tokenized[data.test_split])) if data.test_split else None
+    clock.lap("evaluate")
+
+    # Export checks and latency use one fixed batch: the first validation examples, padded together.
+    rows = tokenized[data.eval_split].select(range(min(suite.latency_batch, len(tokenized[data.eval_split]))))
+    batch = {k: v.to(device) for k, v in collator([dict(r) for r in rows]).items() if k != "labels"}
+    inference = _inference(method, trainable_model, suite, batch, scratch, device)
+    details.update(inference.pop("export_details"))
+    clock.lap("export_and_latency")
+
+    steps = [d for t in timers for d in t.durations]
+    metric = data.spec.main_metric
+    summary = [h for h in trainer.state.log_history if "train_loss" in h]
+    return {
+        "status": "ok",
+        "suite": suite.name, "stage": spec["stage"], "method": method.name, "label": method.label,
+        "family": method.family, "library": f"{method.library} {version(method.library)}",
+        "task": data.spec.name, "seed": seed, "lr": lr, "metric": metric,
+        "score": validation[metric], "test_score": test[metric] if test else None,
+        "validation": validation, "test": test,
+        "train_examples": len(tokenized["train"]), "validation_examples": len(tokenized[data.eval_split]),
+        "test_examples": len(tokenized[data.test_split]) if data.test_split else 0,
+        "backbone_params": backbone, "trainable_params": trainable, **inference,
+        "train_seconds": round(train_seconds, 2), "steps": len(steps),
+        # CPU time (all threads) says what a run costs when other jobs share the machine and wall time lies.
+        "train_cpu_seconds": round(train_cpu_seconds, 2), "process_cpu_seconds": round(time.process_time(), 2),
+        "step_seconds": median_step_seconds(steps),
+        "step_seconds_by_phase": {t.phase: median_step_seconds(t.durations) for t in timers},
+        "train_loss": summary[-1]["train_loss"] if summary else None,  # mean loss of the (last) training phase
+        "peak_memory_mb": round(peak_mb, 1),
+        "train_memory_mb": round(train_increment_mb, 1) if train_increment_mb is not None else None,
+        "memory_kind": "cuda_max_allocated" if device == "cuda" else "process_peak_rss",
+        "device": device_description(device), "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # > cores at the end: timings were shared
+        "versions": versions(), "recipe": suite.recipe(), "details": details,
+        "phase_seconds": clock.laps,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec_path, record_path = Path(argv[0]), Path(argv[1])
+    # Trainer dirs and exports live beside the record: under the harness's temporary directory, which the harness
+    # removes even when it had to kill this process.
+    with tempfile.TemporaryDirectory(prefix="slaft-bench-", dir=record_path.parent) as scratch:
+        record = run(json.loads(spec_path.read_text()), Path(scratch))
+    record_path.write_text(json.dumps(record, allow_nan=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
