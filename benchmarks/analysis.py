@@ -87,7 +87,7 @@ def _per_task_leaders(summary: SuiteSummary) -> list[str]:
             lines.append(f"{task}: {_label(best)} has the best score of all methods ({100 * best_score:.1f}).")
         else:
             lines.append(f"{task}: best is {_label(best)} ({100 * best_score:.1f}); the best slaft run, "
-                         f"{_label(slaft_best)}, is {_pts(slaft_score - best_score)} behind it.")
+                         f"{_label(slaft_best)}, is {100 * (best_score - slaft_score):.1f} points behind it.")
     return lines
 
 

@@ -96,17 +96,18 @@ RATIOS = (
 
 def ratio_plot(summary: SuiteSummary, path: Path) -> Path:
     methods = [m for m in summary.methods if m != REFERENCE]
-    fig, axes = plt.subplots(1, len(RATIOS), figsize=(4.2 * len(RATIOS), 0.35 * len(methods) + 1.6), sharey=True)
+    fig, axes = plt.subplots(1, len(RATIOS), figsize=(4.2 * len(RATIOS), 0.35 * len(methods) + 1.8), sharey=True)
     for ax, (key, title) in zip(axes, RATIOS, strict=True):
         values = [summary.ratio_vs_reference(m, key) for m in methods]
         colours = [FAMILY_STYLE.get(_library(m), ("black", "x"))[0] for m in methods]
         ax.barh(range(len(methods)), [v or 0 for v in values], color=colours)
+        top = max([v for v in values if v] + [1.0])
         for i, v in enumerate(values):
-            ax.text((v or 0) * 1.05 if v else 1.05, i, f"{v:.2f}x" if v else "n/a", va="center", fontsize=7)
+            ax.text((v or 0) + 0.02 * top, i, f"{v:.2f}x" if v else "n/a", va="center", fontsize=7)
         ax.axvline(1.0, color="black", lw=1)
-        ax.set_xscale("log")
+        ax.set_xlim(0, 1.2 * top)
         ax.set_title(f"{title}\n(vs {_label(REFERENCE)} = 1)", fontsize=9)
-        ax.grid(alpha=0.3, axis="x", which="both")
+        ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(range(len(methods)), [_label(m) for m in methods], fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle(f"Cost ratios against {_label(REFERENCE)}, geometric mean over tasks ({summary.suite} suite)")
