@@ -2,10 +2,11 @@
 
 Configurations are the library's own defaults (sized by reduction factors, so they scale with the hidden size).
 ``adapters.init`` adds adapter support to the plain transformers model; ``train_adapter`` freezes the backbone and
-activates the adapter, and the classifier is then made trainable explicitly, so the head is the same as for every
-other method. None of these can be folded into the base weights (bottlenecks are nonlinear, UniPELT's LoRA is
-gated), so the inference model keeps its modules; prefix-tuning parts are ejected first, as AdapterHub recommends
-for inference, which also drops their re-parametrisation network from the saved adapter.
+activates the adapter; the head (pooler and classifier) is then made trainable explicitly, so it is the same as for
+every other method. ``save_adapter`` writes the adapter and the classifier; the pooler goes beside them. None of
+these can be folded into the base weights (bottlenecks are nonlinear, UniPELT's LoRA is gated), so the inference
+model keeps its modules; prefix-tuning parts are ejected first, as AdapterHub recommends for inference, which also
+drops their re-parametrisation network from the saved adapter.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save_file
 from torch import nn
 
-from .protocol import Export, Method, RunContext, make_head_trainable
+from .protocol import Export, Method, RunContext, is_head, make_head_trainable
 
 ADAPTER_NAME = "bench"
 
@@ -39,7 +41,11 @@ class AdapterHubMethod(Method):
         model.eval()
         if self.has_prefix:
             model.eject_prefix_tuning(ADAPTER_NAME)
-        model.save_adapter(str(directory), ADAPTER_NAME)  # adapter weights and the head, AdapterHub's format
+        model.save_adapter(str(directory), ADAPTER_NAME)  # adapter weights and the classifier, AdapterHub's format
+        pooler = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
+                  if is_head(n) and "classifier" not in n.split(".")}
+        if pooler:
+            save_file(pooler, str(directory / "pooler.safetensors"))
         return Export(directory, model, merged=False)
 
     def details(self, model: nn.Module) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +22,19 @@ def version(distribution: str) -> str | None:
 
 def versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
+
+
+def code_revision() -> str | None:
+    """The repository commit the run's code came from, with "+dirty" when the work tree had changes."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/*.py"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit
 
 
 def cpu_name() -> str:

@@ -1,9 +1,9 @@
 """peft's methods through peft's public API: LoRA (query/value, all linears), AdaLoRA, DoRA, (IA)³, prefix tuning.
 
-With ``task_type=SEQ_CLS`` peft itself makes the classifier trainable (``modules_to_save``) and leaves the pooler
-frozen, which is the head every method in this benchmark gets. Exports are ``save_pretrained`` directories; for
-inference, what peft can fold into the base weights (LoRA, DoRA, AdaLoRA, (IA)³) is merged with
-``merge_and_unload``, and prefix tuning runs as the PeftModel it is.
+With ``task_type=SEQ_CLS`` peft itself makes the classifier trainable (``modules_to_save``); the pooler is added to
+``modules_to_save`` where the model has one, which gives the head every method in this benchmark trains. Exports are
+``save_pretrained`` directories; for inference, what peft can fold into the base weights (LoRA, DoRA, AdaLoRA,
+(IA)³) is merged with ``merge_and_unload``, and prefix tuning runs as the PeftModel it is.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 from transformers import TrainerCallback
 
-from .protocol import Export, Method, RunContext
+from .protocol import Export, Method, RunContext, head_paths
 
 # Every linear inside the encoder blocks (not the pooler, not the classifier) of BERT-style models.
 BLOCK_LINEARS = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
@@ -31,7 +31,9 @@ class PeftMethod(Method):
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, self.make_config(ctx))
+        config = self.make_config(ctx)
+        config.modules_to_save = _pooler_linears(model) or None  # peft adds the classifier itself
+        return get_peft_model(model, config)
 
     def export(self, model: nn.Module, directory: Path) -> Export:
         model.save_pretrained(directory)
@@ -39,6 +41,23 @@ class PeftMethod(Method):
         if self.mergeable:
             return Export(directory, model.merge_and_unload().eval(), merged=True)
         return Export(directory, model, merged=False)
+
+
+def _pooler_linears(model: nn.Module) -> list[str]:
+    """The pooler's parametrised leaves as peft ``modules_to_save`` keys (e.g. "pooler.dense").
+
+    Wrapping the pooler itself would work for training, but (IA)³'s merge_and_unload then fails on it (peft 0.21
+    copies ``.weight`` from every wrapped module, and BertPooler has none); its Linear has one.
+    """
+    keys = []
+    for path in head_paths(model):
+        short = path.split(".")[-1]
+        if short == "classifier":
+            continue
+        for name, module in model.get_submodule(path).named_modules():
+            if name and any(True for _ in module.parameters(recurse=False)):
+                keys.append(f"{short}.{name}")
+    return keys
 
 
 class AdaLoraAllocator(TrainerCallback):

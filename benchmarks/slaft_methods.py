@@ -17,7 +17,22 @@ from typing import Any
 from torch import nn
 from transformers import Trainer
 
-from .protocol import Export, Method, RunContext
+from .protocol import Export, Method, RunContext, head_paths
+
+
+def _with_benchmark_head(model: nn.Module) -> str:
+    """Register (through slaft's public table API) a copy of the model's architecture entry whose heads are the
+    benchmark's shared head, pooler included, so slaft trains and saves exactly what the peers do."""
+    import dataclasses
+
+    from slaft import register_architecture
+    from slaft.architectures import resolve_architecture
+
+    spec = resolve_architecture(model)
+    heads = tuple(dict.fromkeys([*spec.heads, *head_paths(model)]))
+    name = f"{spec.name}+benchmark-head"
+    register_architecture(dataclasses.replace(spec, name=name, heads=heads))
+    return name
 
 
 @dataclass
@@ -29,7 +44,7 @@ class SlaftMethod(Method):
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from slaft import SlaftConfig, get_slaft_model
 
-        config = SlaftConfig(**self.config_kwargs(ctx))
+        config = SlaftConfig(**self.config_kwargs(ctx), architecture=_with_benchmark_head(model))
         config.base_model_name_or_path = ctx.model_id
         return get_slaft_model(model, config)
 

@@ -25,10 +25,10 @@ from transformers.utils import logging as hf_logging
 from slaft.data import compute_metrics, load_task, tokenize_task
 from slaft.models import load_model_and_tokenizer
 
-from .environment import device_description, version, versions
+from .environment import code_revision, device_description, version, versions
 from .measure import MemoryMeter, StepTimer, compare_latency, logits_of, median_step_seconds, stored_size
 from .methods import get_method
-from .protocol import RunContext, trainable_parameters
+from .protocol import RunContext, head_parameters, trainable_parameters
 from .suites import SUITES, Suite
 
 
@@ -125,7 +125,7 @@ def run(spec: dict, scratch: Path) -> dict:
                      steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
                      make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
                      hidden_size=model.config.hidden_size)
-    backbone = sum(p.numel() for p in model.parameters())
+    backbone, head = sum(p.numel() for p in model.parameters()), head_parameters(model)
     trainable_model = method.build(model, ctx)
     trainable = trainable_parameters(trainable_model)
     clock.lap("setup")
@@ -163,7 +163,9 @@ def run(spec: dict, scratch: Path) -> dict:
         "validation": validation, "test": test,
         "train_examples": len(tokenized["train"]), "validation_examples": len(tokenized[data.eval_split]),
         "test_examples": len(tokenized[data.test_split]) if data.test_split else 0,
-        "backbone_params": backbone, "trainable_params": trainable, **inference,
+        "backbone_params": backbone, "trainable_params": trainable, **inference, "head_params": head,
+        # What a method stores beyond the head every method trains (and stores) alike.
+        "adapter_params": inference["stored_params"] - head,
         "train_seconds": round(train_seconds, 2), "steps": len(steps),
         # CPU time (all threads) says what a run costs when other jobs share the machine and wall time lies.
         "train_cpu_seconds": round(train_cpu_seconds, 2), "process_cpu_seconds": round(time.process_time(), 2),
@@ -175,7 +177,7 @@ def run(spec: dict, scratch: Path) -> dict:
         "memory_kind": "cuda_max_allocated" if device == "cuda" else "process_peak_rss",
         "device": device_description(device), "threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],  # > cores at the end: timings were shared
-        "versions": versions(), "recipe": suite.recipe(), "details": details,
+        "versions": versions(), "code_revision": code_revision(), "recipe": suite.recipe(), "details": details,
         "phase_seconds": clock.laps,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
