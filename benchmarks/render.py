@@ -10,6 +10,7 @@ ANALYSIS markers, which is carried over from the existing file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -78,13 +79,17 @@ def recipe(summary: SuiteSummary) -> list[str]:
     return lines
 
 
-def suite_section(summary: SuiteSummary) -> list[str]:
+def _link(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out.parent)).as_posix()
+
+
+def suite_section(summary: SuiteSummary, out: Path, figures: Path) -> list[str]:
     suite = SUITES.get(summary.suite)
     seeds = len(suite.seeds) if suite else max(len(c.runs) for c in summary.cells.values())
     stem = f"{summary.suite}"
     metrics = {t: metric_of(t) for t in summary.tasks}
-    pareto = pareto_plot(summary, FIGURES / f"{stem}_pareto.png", metrics)
-    ratios = ratio_plot(summary, FIGURES / f"{stem}_ratios.png")
+    pareto = pareto_plot(summary, figures / f"{stem}_pareto.png", metrics)
+    ratios = ratio_plot(summary, figures / f"{stem}_ratios.png")
     out = [f"## Suite `{summary.suite}`", ""]
     if suite:
         out += [suite.description, ""]
@@ -100,13 +105,13 @@ def suite_section(summary: SuiteSummary) -> list[str]:
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
-    out += ["### Score against stored parameters", "", f"![Pareto plot]({pareto.relative_to(REPO).as_posix()})", ""]
+    out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, out)})", ""]
     out += ["### Costs", "",
             f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
             f"{METHODS[REFERENCE].label} measured in this suite. Latency: median of interleaved forward passes of "
             "the exported model (merged where its library can merge) and of the plain base model on the same batch "
             "in the same process.", "", cost_table(summary), "",
-            f"![Cost ratios]({ratios.relative_to(REPO).as_posix()})", ""]
+            f"![Cost ratios]({_link(ratios, out)})", ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]
@@ -120,7 +125,7 @@ def suite_section(summary: SuiteSummary) -> list[str]:
     return out
 
 
-def render(suites: list[str] | None, results_dir: Path, out: Path) -> str:
+def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES) -> str:
     records = read_records(sorted(results_dir.glob("*.jsonl")))
     present = _unique(r["suite"] for r in records)
     order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
@@ -139,8 +144,9 @@ def render(suites: list[str] | None, results_dir: Path, out: Path) -> str:
         "the same epochs, sequence length, batch size, warm-up and linear schedule; only the learning rate is "
         "searched, per method and task. slaft gets the same epoch budget split in two: a structure search for the "
         "first half, then discretization and a fine-tune of the surviving modules at half the learning rate for "
-        "the second half (as `slaft train` does). The classifier head trains for every method and the pooler "
-        "for none (except full fine-tuning, and BitFit's pooler bias).",
+        "the second half (as `slaft train` does). The task head (BERT's pooler and the classifier) trains for "
+        "every method, through each library's own mechanism (peft `modules_to_save`, AdapterHub after "
+        "`train_adapter`, slaft's architecture heads), and is stored with every adapter.",
         "",
         "## Analysis",
         "",
@@ -150,7 +156,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path) -> str:
         "",
     ]
     for suite in chosen:
-        lines += suite_section(summarize(suite, records))
+        lines += suite_section(summarize(suite, records), out, figures)
     text = "\n".join(lines).rstrip() + "\n"
     out.write_text(text)
     return text
@@ -162,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", nargs="+", help="suites to include (default: every suite with results)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--figures-dir", type=Path, default=FIGURES)
     args = parser.parse_args(argv)
-    render(args.suites, args.results_dir, args.out)
+    render(args.suites, args.results_dir, args.out, args.figures_dir)
     print(f"wrote {args.out}")
     return 0
 

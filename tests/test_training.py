@@ -85,6 +85,23 @@ def test_budget_mode_lands_within_five_percent(arch, tmp_path):
     assert abs(structure.num_params - target) / target <= 0.05, (structure.num_params, target)
 
 
+def test_budget_is_filled_even_when_the_search_closed_every_gate():
+    """A short or signal-poor search can shut every gate (seen on CoLA); a budget still means that many params."""
+    base = TINY_MODELS["bert"]()
+    model = get_slaft_model(base, SlaftConfig(adapter_width=8, lora_rank=4, target_params=2000))
+    batch = {"input_ids": torch.randint(0, 100, (2, 6)), "attention_mask": torch.ones(2, 6, dtype=torch.long)}
+    with torch.no_grad():
+        for i, (_, _, module) in enumerate(model.slaft_modules()):
+            module.module_gate.log_alpha.fill_(-8.0 - i)  # every gate shut, some more firmly than others
+            module.unit_gate.log_alpha.copy_(-torch.arange(module.units, dtype=torch.float))
+    model.eval()
+    gated = model(**batch).logits
+    structure = model.discretize()
+    assert 0.95 * 2000 <= structure.num_params <= 2000
+    assert {m.layer for m in structure.modules} == {0}  # the least firmly shut modules (layer 0) come first
+    torch.testing.assert_close(model(**batch).logits, gated)  # units taken back start at zero: same function
+
+
 def test_budget_as_fraction_of_backbone():
     model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(target_params=0.01))
     assert model.target == round(0.01 * model.backbone_params)

@@ -174,28 +174,31 @@ class SlaftModel(nn.Module):
 
     # Structure ---------------------------------------------------------------------------------------------------
     def _decisions(self) -> dict[tuple[int, str], torch.Tensor]:
-        """Surviving-unit masks per module; in budget mode, projected onto the budget (lowest P(keep) dropped)."""
-        masks = {(i, s): m.decided_units().cpu() for i, s, m in self.slaft_modules()}
+        """Surviving-unit masks per module.
+
+        With a sparsity weight, the gates decide alone. In budget mode the budget decides how much survives and the
+        gates decide what: units are taken in order of P(keep) (module gate times unit gate) while they fit, so the
+        structure lands at the budget even when a short or noisy search closed more gates than it should have (or
+        fewer). A unit taken back from a closed gate has gate value 0 folded into its output weights, so the
+        discrete model computes what the gated one did, and the fine-tune trains the unit from zero, as LoRA starts.
+        """
         if self.target is None or self.discrete:
-            return masks
+            return {(i, s): m.decided_units().cpu() for i, s, m in self.slaft_modules()}
         modules = {(i, s): m for i, s, m in self.slaft_modules()}
+        masks = {key: torch.zeros(m.units, dtype=torch.bool) for key, m in modules.items()}
         costs = {key: m.unit_and_fixed_cost() for key, m in modules.items()}
-
-        def kept_params() -> int:
-            return sum(int(mask.sum()) * costs[k][0] + (costs[k][1] if mask.any() else 0) for k, mask in masks.items())
-
         candidates = []
-        for key, module in modules.items():
+        for order, (key, module) in enumerate(modules.items()):
             with torch.no_grad():
                 score = (module.module_gate.prob_nonzero() * module.unit_gate.prob_nonzero()).cpu()
-            candidates += [(float(score[u]), key, u) for u in torch.nonzero(masks[key]).flatten().tolist()]
-        total = kept_params()
-        for _, key, unit in sorted(candidates):
-            if total <= self.target:
-                break
+            candidates += [(-float(score[u]), order, u, key) for u in range(module.units)]
+        total = 0
+        for _, _, unit, key in sorted(candidates):
             unit_cost, fixed = costs[key]
-            masks[key][unit] = False
-            total -= unit_cost + (fixed if not masks[key].any() else 0)
+            cost = unit_cost + (0 if masks[key].any() else fixed)
+            if total + cost <= self.target:
+                masks[key][unit] = True
+                total += cost
         return masks
 
     def structure(self) -> Structure:

