@@ -83,7 +83,7 @@ def _link(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
 
-def suite_section(summary: SuiteSummary, out: Path, figures: Path) -> list[str]:
+def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[str]:
     suite = SUITES.get(summary.suite)
     seeds = len(suite.seeds) if suite else max(len(c.runs) for c in summary.cells.values())
     stem = f"{summary.suite}"
@@ -100,18 +100,19 @@ def suite_section(summary: SuiteSummary, out: Path, figures: Path) -> list[str]:
     out += ["### Environment and protocol", "", *environment(summary), *recipe(summary), ""]
     out += ["### GLUE validation scores", "",
             "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
-            "the exported adapter file(s), head included; trainable = parameters with gradients at the start of "
-            "training.", "", glue_table(summary, seeds), ""]
+            "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
+            "classifier), which every method trains and stores alike; trainable = parameters with gradients at the "
+            "start of training. All three are means over tasks.", "", glue_table(summary, seeds), ""]
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
-    out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, out)})", ""]
+    out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, report)})", ""]
     out += ["### Costs", "",
             f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
             f"{METHODS[REFERENCE].label} measured in this suite. Latency: median of interleaved forward passes of "
             "the exported model (merged where its library can merge) and of the plain base model on the same batch "
             "in the same process.", "", cost_table(summary), "",
-            f"![Cost ratios]({_link(ratios, out)})", ""]
+            f"![Cost ratios]({_link(ratios, report)})", ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]

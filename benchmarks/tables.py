@@ -61,7 +61,8 @@ def _row(cells: list[str]) -> str:
 
 
 def glue_table(summary: SuiteSummary, seeds: int) -> str:
-    head = ["Method", "Library", *[_title(t) for t in summary.tasks], "Avg", "Stored params", "Trainable params"]
+    head = ["Method", "Library", *[_title(t) for t in summary.tasks], "Avg", "Adapter params", "Stored params",
+            "Trainable params"]
     lines = [_row(head), _row(["---"] * len(head))]
     for method in summary.methods:
         cells = []
@@ -71,6 +72,7 @@ def glue_table(summary: SuiteSummary, seeds: int) -> str:
         average = summary.average(method)
         lines.append(_row([_label(method), _library(summary, method), *cells,
                            f"**{100 * average:.1f}**" if average is not None else "—",
+                           _count(summary.across_tasks(method, "adapter_params")),
                            _count(summary.across_tasks(method, "stored_params")),
                            _count(summary.across_tasks(method, "trainable_params"))]))
     return "\n".join(lines)
