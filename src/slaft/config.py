@@ -30,6 +30,10 @@ def _closest(name: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
+# Fields older configs may carry that no longer mean anything; they are dropped when loading.
+RETIRED_FIELDS = ("budget_tolerance",)  # never read: discretizing fills the budget from below
+
+
 @dataclass
 class SlaftConfig:
     """What slaft searches over and how it prunes. Every field has a default that works for the bundled MiniLM run."""
@@ -62,7 +66,6 @@ class SlaftConfig:
             "backbone (< 1). Replaces sparsity_weight with a Lagrangian term (CoFi)."
         },
     )
-    budget_tolerance: float = field(default=0.05, metadata={"help": "Relative slack of the budget when discretizing."})
 
     # Gates (Louizos et al. 2018) and choices (Jang et al. 2017)
     gate_init_keep: float = field(default=0.9, metadata={"help": "Initial probability that a gate is open."})
@@ -120,8 +123,6 @@ class SlaftConfig:
                 f"target_params must be > 0: a parameter count (e.g. 50000) or a fraction of the backbone "
                 f"(e.g. 0.01), got {self.target_params}."
             )
-        if not 0 < self.budget_tolerance < 1:
-            raise ConfigError(f"budget_tolerance must be in (0, 1), got {self.budget_tolerance}.")
         if not 0.0 < self.gate_init_keep < 1.0:
             raise ConfigError(f"gate_init_keep is a probability in (0, 1), got {self.gate_init_keep}.")
         if self.gate_beta <= 0:
@@ -166,6 +167,7 @@ class SlaftConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SlaftConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = sorted(set(data) - known)
         if unknown:
             hint = "".join(_closest(k, sorted(known)) for k in unknown)
