@@ -168,7 +168,32 @@ def _baselines(summary: SuiteSummary) -> list[str]:
     return out
 
 
+def _grid_edges(summary: SuiteSummary) -> list[str]:
+    """Rates chosen at the top of their grid: the search may have stopped short of the best rate."""
+    from .suites import SUITES
+
+    suite = SUITES.get(summary.suite)
+    if suite is None:
+        return []
+    top, searched = [], 0
+    for (method, task), cell in summary.cells.items():
+        if cell.lr is None or method not in METHODS:
+            continue
+        grid = suite.grid(METHODS[method].family)
+        if len(grid) < 2:
+            continue
+        searched += 1
+        scores = {float(r["lr"]): r.get("score") for r in summary.records
+                  if r["method"] == method and r["task"] == task and int(r["seed"]) == suite.seeds[0]}
+        if cell.lr == max(grid) and len(set(scores.values())) > 1:
+            top.append(f"{_label(method)} on {task}")
+    if not top:
+        return []
+    return [f"{len(top)} of {searched} searched (method, task) pairs chose the largest rate of their grid, so a "
+            f"larger one might have done better: {', '.join(top)}."]
+
+
 def generated_analysis(summary: SuiteSummary) -> list[str]:
     """Bullet points, each a sentence or two computed from ``summary``."""
-    parts = [_ranking, _matched_budget, _per_task_leaders, _pareto, _costs, _latency, _baselines]
+    parts = [_ranking, _matched_budget, _per_task_leaders, _pareto, _costs, _latency, _baselines, _grid_edges]
     return [line for part in parts for line in part(summary)]

@@ -53,6 +53,17 @@ def environment(summary: SuiteSummary) -> list[str]:
     lines = [f"- Device: {'; '.join(_unique(r.get('device') for r in ok)) or 'n/a'}"]
     for versions in _unique(r.get("versions") for r in ok):
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    suite = SUITES.get(summary.suite)
+    if suite:
+        methods = list(suite.methods or METHODS)
+        planned = sum(len(suite.grid(METHODS[m].family)) + len(suite.seeds) - 1 for m in methods) * len(suite.tasks)
+        missing = [f"{TASK_TITLES.get(t, t)} {n}" for t in suite.tasks
+                   if (n := sum(1 for m in methods if not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds)))]
+        lines.append(f"- Completeness: {len(ok)} of the suite's {planned} planned runs are recorded. "
+                     + (f"(Method, task) pairs still short of {len(suite.seeds)} seeds: {', '.join(missing)} "
+                        "methods per task; `python -m benchmarks.harness --suite "
+                        f"{summary.suite}` runs the rest, skipping what is recorded."
+                        if missing else "Every (method, task) pair has all its seeds."))
     hours = sum(r.get("wall_seconds", 0) for r in summary.records) / 3600
     lines.append(f"- Runs: {len(ok)} succeeded, {len(summary.failures)} failed; {hours:.2f} h of wall time in all "
                  "(each run a fresh process: imports, training, evaluation, export, latency)")
