@@ -59,6 +59,10 @@ class Suite:
                 "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples)}
 
 
+# What the two pipeline-check suites share: a few steps on tiny subsamples, short sequences, quick latency.
+PIPELINE_CHECK = dict(epochs=1, max_length=64, batch_size=16, max_eval_samples=64, latency_batch=8, latency_repeats=5,
+                      run_timeout_s=600)
+
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         name="quick",
@@ -66,17 +70,11 @@ SUITES: dict[str, Suite] = {
         model="minilm",
         tasks=("rte", "stsb"),
         seeds=(0, 1),
-        epochs=1,
-        max_length=64,
-        batch_size=16,
         # A two-value grid for the reference (LoRA) family exercises the search stage; one value elsewhere.
         lr_grids={family: grid[1:] if family == "lora" else grid[1:2] for family, grid in CPU_GRIDS.items()},
         max_train_samples={"rte": 64, "stsb": 64},
-        max_eval_samples=64,
         methods=("peft-lora-qv", "slaft-budget-lora", "ah-pfeiffer", "bitfit"),
-        latency_batch=8,
-        latency_repeats=5,
-        run_timeout_s=600,
+        **PIPELINE_CHECK,
     ),
     "smoke": Suite(
         name="smoke",
@@ -84,15 +82,9 @@ SUITES: dict[str, Suite] = {
         model="minilm",
         tasks=("stsb",),
         seeds=(0,),
-        epochs=1,
-        max_length=64,
-        batch_size=16,
         lr_grids={family: (grid[1],) for family, grid in CPU_GRIDS.items()},
         max_train_samples={"stsb": 64},
-        max_eval_samples=64,
-        latency_batch=8,
-        latency_repeats=5,
-        run_timeout_s=600,
+        **PIPELINE_CHECK,
     ),
     "cpu": Suite(
         name="cpu",
