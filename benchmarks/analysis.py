@@ -113,8 +113,9 @@ def _costs(summary: SuiteSummary) -> list[str]:
         if step is None:
             continue
         phases = [r.get("step_seconds_by_phase", {}) for t in summary.tasks if (c := summary.cell(mine, t))
-                  for r in c.runs]
-        ref_steps = [r["step_seconds"] for t in summary.tasks if (c := summary.cell(REFERENCE, t)) for r in c.runs]
+                  for r in c.solo_runs]
+        ref_steps = [r["step_seconds"] for t in summary.tasks if (c := summary.cell(REFERENCE, t))
+                     for r in c.solo_runs]
         search = [p["search"] for p in phases if p.get("search")]
         finetune = [p["finetune"] for p in phases if p.get("finetune")]
         trainable = summary.ratio_vs_reference(mine, "trainable_params")
@@ -124,7 +125,7 @@ def _costs(summary: SuiteSummary) -> list[str]:
         if search and finetune and ref_steps:
             base = statistics.median(ref_steps)
             text += (f" (search phase {statistics.median(search) / base:.2f}x, fine-tune phase "
-                     f"{statistics.median(finetune) / base:.2f}x, medians over all runs)")
+                     f"{statistics.median(finetune) / base:.2f}x, medians over the solo runs)")
         text += (f" and {memory:.2f}x its peak memory ({increment:.2f}x its training increment over the loaded "
                  f"model)" if memory and increment else "")
         text += (f": the search trains the whole candidate space, {trainable:.0f}x LoRA's trainable parameters, "

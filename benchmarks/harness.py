@@ -8,6 +8,11 @@ Each run executes in its own worker process (benchmarks/worker.py), so its peak 
 is appended to benchmarks/results/<suite>.jsonl as soon as it finishes. Runs whose key (suite, method, task,
 seed, lr) is already in that file are skipped, so a suite interrupted at any point resumes where it stopped.
 Failed runs are recorded too (status "failed"), and retried only with --retry-failed.
+
+All learning-rate searches of the selection run first, then every final seed at its chosen rate. `--jobs N` runs N
+workers at once, each with cores/N torch threads: more runs an hour on a small machine, but the runs share it, so
+their timings are not comparable with runs that had the machine to themselves. Records say which they were
+(`parallel_jobs`), and the report takes its time, memory and latency figures from solo runs only.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,21 +74,25 @@ def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int
     return [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds if seed != suite.seeds[0]]
 
 
-def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int) -> dict:
-    """Run one spec in a worker process and append its record (a failure record if it failed)."""
+def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1) -> dict:
+    """Run one spec in a worker process and append its record (a failure record if it failed). With ``jobs`` > 1
+    the worker is one of that many running at once and gets its share of the cores as torch threads."""
     logs = results.parent / "logs" / spec.suite
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{spec.method}.{spec.task}.seed{spec.seed}.lr{spec.lr:g}.log"
     with tempfile.TemporaryDirectory(prefix="slaft-bench-spec-") as tmp:
         spec_path, record_path = Path(tmp) / "spec.json", Path(tmp) / "record.json"
         spec_path.write_text(json.dumps({**spec.__dict__, "data_dir": str(data_dir)}))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        if jobs > 1:
+            threads = str(max(1, (os.cpu_count() or 1) // jobs))
+            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
         start = time.perf_counter()
         error = None
         with open(log_path, "w") as log:
             try:
                 proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", str(spec_path), str(record_path)],
-                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
                 if proc.returncode != 0:
                     error = f"worker exited with {proc.returncode}"
             except subprocess.TimeoutExpired:
@@ -93,34 +104,45 @@ def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int) -> dict:
             record = {**spec.__dict__, "status": "failed", "score": None, "error": error or "no record written",
                       "log_tail": tail, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         record["wall_seconds"] = round(time.perf_counter() - start, 1)
+        record["parallel_jobs"] = jobs  # 1: the run had the machine to itself, so its timings count
     append_record(results, record)
     return record
 
 
 class Runner:
-    """Executes specs in order, skipping keys already recorded, and reports progress."""
+    """Executes specs (``jobs`` at a time), skipping keys already recorded, and reports progress."""
 
-    def __init__(self, suite: Suite, results: Path, data_dir: Path, *, retry_failed: bool, plan_only: bool) -> None:
+    def __init__(self, suite: Suite, results: Path, data_dir: Path, *, retry_failed: bool, plan_only: bool,
+                 jobs: int = 1) -> None:
         self.suite, self.results, self.data_dir = suite, results, data_dir
-        self.retry_failed, self.plan_only = retry_failed, plan_only
+        self.retry_failed, self.plan_only, self.jobs = retry_failed, plan_only, jobs
         self.records = read_records([results])
         self.done = {run_key(r): r for r in self.records}
         self.planned = self.ran = self.waiting = 0
         self.started = time.perf_counter()
+        self._lock = threading.Lock()
 
     def skip(self, spec: RunSpec) -> bool:
         previous = self.done.get(spec.key)
         return previous is not None and (previous.get("status") == "ok" or not self.retry_failed)
 
     def run(self, specs: list[RunSpec]) -> None:
-        for spec in specs:
-            if self.skip(spec):
-                continue
-            self.planned += 1
-            if self.plan_only:
+        todo = [spec for spec in specs if not self.skip(spec)]
+        self.planned += len(todo)
+        if self.plan_only:
+            for spec in todo:
                 print(f"would run  {spec.describe()}")
-                continue
-            record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s)
+            return
+        if self.jobs == 1:
+            for spec in todo:
+                self._run_one(spec)
+            return
+        with ThreadPoolExecutor(self.jobs) as pool:
+            list(pool.map(self._run_one, todo))
+
+    def _run_one(self, spec: RunSpec) -> None:
+        record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s, self.jobs)
+        with self._lock:
             self.ran += 1
             self.records = [r for r in self.records if run_key(r) != spec.key] + [record]
             self.done[spec.key] = record
@@ -144,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--retry-failed", action="store_true", help="run again keys whose record is a failure")
     parser.add_argument("--plan", action="store_true", help="list the runs still to do, run nothing")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once, sharing the cores (default 1: timings only count from solo runs)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
 
     suite = SUITES[args.suite]
     tasks = args.tasks or list(suite.tasks)
@@ -152,26 +178,28 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_dir.is_dir():
         raise SystemExit(f"GLUE data not found at {args.data_dir}; pass --data-dir or set SLAFT_GLUE_DIR")
     results = results_path(suite.name, args.results_dir)
-    runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan)
+    runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
+                    jobs=args.jobs)
     print(f"suite {suite.name}: {suite.description}\nresults -> {results}", flush=True)
-    for task in tasks:
-        for method in _ordered_methods(suite, args.methods):
-            grid_specs = search_specs(suite, method, task)
-            if args.stage != "final":
-                runner.run(grid_specs)
-            if args.stage == "lr_search":
-                continue
-            grid = tuple(s.lr for s in grid_specs)
-            lr = chosen_lr(runner.records, method, task, grid, suite.seeds[0])
-            if lr is None:
+    methods = _ordered_methods(suite, args.methods)
+    if args.stage != "final":
+        runner.run([spec for task in tasks for method in methods for spec in search_specs(suite, method, task)])
+    if args.stage != "lr_search":
+        finals = []
+        for task in tasks:
+            for method in methods:
+                grid = tuple(s.lr for s in search_specs(suite, method, task))
+                lr = chosen_lr(runner.records, method, task, grid, suite.seeds[0])
+                if lr is not None:
+                    finals += final_specs(suite, method, task, lr, seeds)
+                    continue
                 later = len([s for s in seeds if s != suite.seeds[0]])
                 if args.plan:
                     runner.waiting += later
                 else:
                     print(f"no learning rate chosen for {method} on {task} (search incomplete or failed); "
                           f"its {later} other seed(s) wait", flush=True)
-                continue
-            runner.run(final_specs(suite, method, task, lr, seeds))
+        runner.run(finals)
     if args.plan:
         print(f"{runner.planned} run(s) to run now, then {runner.waiting} final run(s) once their learning-rate "
               "search is complete", flush=True)

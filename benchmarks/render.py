@@ -20,7 +20,7 @@ from .figures import pareto_plot, ratio_plot
 from .methods import METHODS, REFERENCE
 from .records import RESULTS_DIR, read_records
 from .suites import SUITES
-from .summarize import SuiteSummary, summarize
+from .summarize import SuiteSummary, is_solo, summarize
 from .tables import TASK_TITLES, cost_table, glue_table, lr_table, metric_of, slaft_table, test_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +90,12 @@ def recipe(summary: SuiteSummary) -> list[str]:
     return lines
 
 
+def _solo_share(summary: SuiteSummary) -> str:
+    runs = [r for c in summary.cells.values() for r in c.runs]
+    solo = [r for r in runs if is_solo(r)]
+    return f"{len(solo)} of the {len(runs)} final runs" if runs else "no final runs yet"
+
+
 def _link(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
@@ -120,9 +126,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, report)})", ""]
     out += ["### Costs", "",
             f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
-            f"{METHODS[REFERENCE].label} measured in this suite. Latency: median of interleaved forward passes of "
-            "the exported model (merged where its library can merge) and of the plain base model on the same batch "
-            "in the same process.", "", cost_table(summary), "",
+            f"{METHODS[REFERENCE].label} measured in this suite. Times, memory and latency come only from solo "
+            "runs, those that had the machine to themselves (`harness --jobs 1`): "
+            f"{_solo_share(summary)}. Latency: median of interleaved forward passes of the exported model (merged "
+            "where its library can merge) and of the plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     slaft = slaft_table(summary)
     if slaft:

@@ -3,6 +3,10 @@ final seeds, per-method averages, and ratios against the reference method measur
 
 The final stage of a (method, task) is every successful run at the learning rate chosen on the first seed, one
 per seed; the first seed's run is the search run at that rate (it is not trained twice).
+
+Scores and sizes come from every final run. Costs (times, memory, latency) come from solo runs only, those that had
+the machine to themselves (`parallel_jobs` 1 or absent): runs that shared the cores with other runs
+(`harness --jobs N`) ran at other thread counts and speeds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ from .records import chosen_lr
 from .suites import SUITES
 
 
+# Measurements that depend on what else ran on the machine at the same time.
+COST_KEYS = frozenset({"train_seconds", "step_seconds", "train_cpu_seconds", "peak_memory_mb", "train_memory_mb",
+                       "latency_ms", "base_latency_ms", "latency_ratio_vs_base", "wall_seconds"})
+
+
+def is_solo(record: dict) -> bool:
+    return int(record.get("parallel_jobs") or 1) == 1
+
+
 @dataclass
 class Cell:
     """One (method, task): the final-stage runs and their statistics."""
@@ -25,9 +38,13 @@ class Cell:
     lr: float | None
     runs: list[dict] = field(default_factory=list)
 
+    @property
+    def solo_runs(self) -> list[dict]:
+        return [run for run in self.runs if is_solo(run)]
+
     def values(self, key: str) -> list[float]:
         out = []
-        for run in self.runs:
+        for run in (self.solo_runs if key in COST_KEYS else self.runs):
             value = run.get(key)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 out.append(float(value))

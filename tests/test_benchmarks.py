@@ -11,6 +11,7 @@ from conftest import GLUE_DIR
 
 from benchmarks import harness, render
 from benchmarks.records import append_record, chosen_lr, read_records
+from benchmarks.summarize import summarize
 
 
 def _record(method="peft-lora-qv", task="rte", seed=0, lr=1e-3, score=0.5, status="ok"):
@@ -49,6 +50,45 @@ def test_plan_skips_recorded_runs(tmp_path, capsys):
     harness.main(args)
     planned = capsys.readouterr().out
     assert planned.count("would run") == 1 and "seed 1" in planned
+
+
+def test_parallel_jobs_split_the_cores_and_searches_finish_before_finals(tmp_path, monkeypatch):
+    """--jobs 2 runs two workers at once, each told to use its share of the cores, records that it shared the
+    machine, and starts no final seed before that method's learning-rate search is complete."""
+    started = []
+
+    def fake_worker(cmd, *, env, **_):
+        spec = json.loads(open(cmd[-2]).read())
+        started.append((spec["method"], spec["stage"], env.get("OMP_NUM_THREADS")))
+        score = 0.5 + spec["lr"]  # the largest rate of the grid wins
+        with open(cmd[-1], "w") as handle:
+            json.dump({**spec, "status": "ok", "metric": "accuracy", "score": score}, handle)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(harness.subprocess, "run", fake_worker)
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    harness.main(["--suite", "quick", "--tasks", "rte", "--methods", "peft-lora-qv", "bitfit", "--jobs", "2",
+                  "--data-dir", str(tmp_path), "--results-dir", str(tmp_path)])
+    records = read_records([tmp_path / "quick.jsonl"])
+    assert len(records) == 2 + 1 + 2  # LoRA: two rates then seed 1; BitFit (one rate): seeds 0 and 1
+    assert {r["parallel_jobs"] for r in records} == {2}
+    assert {threads for *_, threads in started} == {"1"}
+    lora_stages = [stage for method, stage, _ in started if method == "peft-lora-qv"]
+    assert lora_stages == ["lr_search", "lr_search", "final"]
+    lora_final = [r for r in records if r["method"] == "peft-lora-qv" and r["seed"] == 1]
+    assert lora_final[0]["lr"] == max(harness.SUITES["quick"].grid("lora"))
+
+
+def test_costs_come_from_solo_runs_and_scores_from_every_seed():
+    def run(seed, score, step, jobs):
+        return {**_record(method="bitfit", seed=seed, lr=3e-3, score=score), "step_seconds": step,
+                "stored_params": 10, "parallel_jobs": jobs}
+
+    records = [run(0, 0.6, 1.0, 1), run(1, 0.8, 9.0, 2)]
+    cell = summarize("quick", records).cell("bitfit", "rte")
+    assert cell.mean("score") == pytest.approx(0.7)  # both seeds count for the score
+    assert cell.mean("step_seconds") == 1.0  # only the run that had the machine to itself counts for time
+    assert cell.mean("stored_params") == 10
 
 
 @pytest.mark.slow
