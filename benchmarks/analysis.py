@@ -112,9 +112,9 @@ def _costs(summary: SuiteSummary) -> list[str]:
         step = summary.ratio_vs_reference(mine, "step_seconds")
         if step is None:
             continue
-        phases = [r.get("step_seconds_by_phase", {}) for t in summary.tasks if (c := summary.cell(mine, t))
+        phases = [r.get("step_seconds_by_phase", {}) for t in summary.cost_tasks if (c := summary.cell(mine, t))
                   for r in c.solo_runs]
-        ref_steps = [r["step_seconds"] for t in summary.tasks if (c := summary.cell(REFERENCE, t))
+        ref_steps = [r["step_seconds"] for t in summary.cost_tasks if (c := summary.cell(REFERENCE, t))
                      for r in c.solo_runs]
         search = [p["search"] for p in phases if p.get("search")]
         finetune = [p["finetune"] for p in phases if p.get("finetune")]
@@ -142,6 +142,8 @@ def _latency(summary: SuiteSummary) -> list[str]:
             continue
         merged = sum(bool(r.get("merged")) for r in runs)
         ratio = summary.across_tasks(mine, "latency_ratio_vs_base")
+        if ratio is None:
+            continue
         kept = Counter(site for r in runs for site in r.get("details", {}).get("slaft_sites", []))
         lines.append(
             f"{_label(mine)} serves at {ratio:.2f}x the base model's latency: {merged} of {len(runs)} exports folded "
@@ -150,8 +152,9 @@ def _latency(summary: SuiteSummary) -> list[str]:
         )
     unmerged = [m for m in summary.methods if m not in SLAFT and summary.cell(m, summary.tasks[0])
                 and not any(r.get("merged") for r in summary.cell(m, summary.tasks[0]).runs)]
-    if unmerged:
-        ratios = ", ".join(f"{_label(m)} {summary.across_tasks(m, 'latency_ratio_vs_base'):.2f}x" for m in unmerged)
+    ratios = ", ".join(f"{_label(m)} {r:.2f}x" for m in unmerged
+                       if (r := summary.across_tasks(m, "latency_ratio_vs_base")) is not None)
+    if ratios:
         lines.append(f"Peers that cannot merge pay at inference: {ratios} the base model's latency.")
     return lines
 

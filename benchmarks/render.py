@@ -127,8 +127,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     out += ["### Costs", "",
             f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
             f"{METHODS[REFERENCE].label} measured in this suite. Times, memory and latency come only from solo "
-            "runs, those that had the machine to themselves (`harness --jobs 1`): "
-            f"{_solo_share(summary)}. Latency: median of interleaved forward passes of the exported model (merged "
+            f"runs, those that had the machine to themselves (`harness --jobs 1`; {_solo_share(summary)}), and "
+            "are averaged over the tasks on which every method has one: "
+            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}. Latency: median of interleaved forward passes of the exported model (merged "
             "where its library can merge) and of the plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     slaft = slaft_table(summary)

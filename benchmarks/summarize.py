@@ -6,7 +6,8 @@ per seed; the first seed's run is the search run at that rate (it is not trained
 
 Scores and sizes come from every final run. Costs (times, memory, latency) come from solo runs only, those that had
 the machine to themselves (`parallel_jobs` 1 or absent): runs that shared the cores with other runs
-(`harness --jobs N`) ran at other thread counts and speeds.
+(`harness --jobs N`) ran at other thread counts and speeds. Costs are averaged over the same tasks for every method:
+the tasks on which every method has a solo run (`SuiteSummary.cost_tasks`).
 """
 
 from __future__ import annotations
@@ -80,14 +81,24 @@ class SuiteSummary:
         means = [c.mean(key) if (c := self.cell(method, t)) else None for t in self.tasks]
         return statistics.fmean(means) if means and all(m is not None for m in means) else None
 
+    @property
+    def cost_tasks(self) -> list[str]:
+        """The tasks on which every method with runs has a solo run: costs are compared over these alone."""
+        with_runs = [m for m in self.methods if any(self.cell(m, t) for t in self.tasks)]
+        return [t for t in self.tasks
+                if all((c := self.cell(m, t)) and c.solo_runs for m in with_runs)]
+
+    def _tasks_for(self, key: str) -> list[str]:
+        return self.cost_tasks if key in COST_KEYS else self.tasks
+
     def across_tasks(self, method: str, key: str, how=statistics.fmean) -> float | None:
-        values = [v for t in self.tasks if (c := self.cell(method, t)) and (v := c.mean(key)) is not None]
+        values = [v for t in self._tasks_for(key) if (c := self.cell(method, t)) and (v := c.mean(key)) is not None]
         return how(values) if values else None
 
     def ratio_vs_reference(self, method: str, key: str) -> float | None:
         """Geometric mean over tasks of method/reference, each task's means measured in this suite."""
         ratios = []
-        for task in self.tasks:
+        for task in self._tasks_for(key):
             mine, ref = self.cell(method, task), self.cell(REFERENCE, task)
             if mine and ref and (a := mine.mean(key)) and (b := ref.mean(key)):
                 ratios.append(a / b)

@@ -111,7 +111,7 @@ def cost_table(summary: SuiteSummary) -> str:
             _count(summary.across_tasks(m, "stored_params")), _bytes(summary.across_tasks(m, "adapter_file_bytes")),
             f"{train:.0f} s" if train else "—", f"{1000 * step:.0f}" if step else "—",
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "step_seconds")),
-            f"{summary.across_tasks(m, 'peak_memory_mb'):.0f}",
+            f"{v:.0f}" if (v := summary.across_tasks(m, "peak_memory_mb")) is not None else "—",
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "peak_memory_mb")),
             f"{v:.0f}" if (v := summary.across_tasks(m, "train_memory_mb")) is not None else "—",
             _ratio(summary.across_tasks(m, "latency_ratio_vs_base")),

@@ -85,10 +85,18 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
                 "stored_params": 10, "parallel_jobs": jobs}
 
     records = [run(0, 0.6, 1.0, 1), run(1, 0.8, 9.0, 2)]
-    cell = summarize("quick", records).cell("bitfit", "rte")
+    summary = summarize("quick", records)
+    cell = summary.cell("bitfit", "rte")
     assert cell.mean("score") == pytest.approx(0.7)  # both seeds count for the score
     assert cell.mean("step_seconds") == 1.0  # only the run that had the machine to itself counts for time
     assert cell.mean("stored_params") == 10
+
+    # A task where some method has no solo run drops out of every method's costs, so all compare like for like.
+    records += [{**run(0, 0.5, 5.0, 2), "task": "stsb"}]
+    summary = summarize("quick", records)
+    assert summary.cost_tasks == ["rte"]
+    assert summary.across_tasks("bitfit", "step_seconds") == 1.0
+    assert summary.across_tasks("bitfit", "stored_params") == 10  # sizes still average over both tasks
 
 
 @pytest.mark.slow
