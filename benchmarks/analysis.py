@@ -159,6 +159,24 @@ def _latency(summary: SuiteSummary) -> list[str]:
     return lines
 
 
+def _at_the_floor(summary: SuiteSummary, margin: float = 0.01) -> list[str]:
+    """Per task, the methods whose mean is no more than ``margin`` above the best constant predictor's score."""
+    parts = []
+    for task in summary.tasks:
+        floor = summary.floors.get(task, {}).get("score")
+        means = [c.mean("score") for m in summary.methods if (c := summary.cell(m, task))]
+        if floor is None or not means:
+            continue
+        low = sum(mean <= floor + margin for mean in means)
+        parts.append(f"{task} {low} of {len(means)} (constant: {100 * floor:.1f})")
+    if not parts:
+        return []
+    return [f"Methods whose mean is at most {100 * margin:.0f} point above the best constant predictor (one class "
+            f"for every input; 0 for correlations), i.e. that learned next to nothing the metric can see: "
+            f"{', '.join(parts)}. "
+            "Differences between methods on a task where most of them sit there are noise, not ranking."]
+
+
 def _baselines(summary: SuiteSummary) -> list[str]:
     out = []
     full, head = summary.average("full-ft"), summary.average("head-only")
@@ -199,5 +217,6 @@ def _grid_edges(summary: SuiteSummary) -> list[str]:
 
 def generated_analysis(summary: SuiteSummary) -> list[str]:
     """Bullet points, each a sentence or two computed from ``summary``."""
-    parts = [_ranking, _matched_budget, _per_task_leaders, _pareto, _costs, _latency, _baselines, _grid_edges]
+    parts = [_ranking, _matched_budget, _per_task_leaders, _at_the_floor, _pareto, _costs, _latency, _baselines,
+             _grid_edges]
     return [line for part in parts for line in part(summary)]

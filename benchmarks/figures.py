@@ -60,6 +60,9 @@ def _scatter(ax, summary: SuiteSummary, task: str | None) -> None:
     if len(front) > 1:
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black", alpha=0.35, lw=1,
                 zorder=1)
+    floors = [summary.floors[t]["score"] for t in (summary.tasks if task is None else [task]) if t in summary.floors]
+    if floors and len(floors) == (len(summary.tasks) if task is None else 1):
+        ax.axhline(100 * sum(floors) / len(floors), color="black", ls="--", lw=0.8, alpha=0.6, zorder=0)
     ax.set_xscale("log")
     ax.grid(alpha=0.3, which="both")
 
@@ -78,7 +81,8 @@ def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str])
         ax.axis("off")
     handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=lib) for lib, (c, m) in FAMILY_STYLE.items()]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9, bbox_to_anchor=(0.5, 0.955))
-    fig.suptitle(f"Score against stored parameters ({summary.suite} suite; error bars: seed std; line: Pareto front)")
+    fig.suptitle(f"Score against stored parameters ({summary.suite} suite; error bars: seed std; line: Pareto front; "
+                 "dashed: best constant prediction)")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -16,8 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 from .analysis import generated_analysis
+from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
 from .methods import METHODS, REFERENCE
+from .harness import DEFAULT_DATA_DIR
 from .records import RESULTS_DIR, read_records
 from .suites import SUITES
 from .summarize import SuiteSummary, is_solo, summarize
@@ -119,7 +121,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
             "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
             "classifier), which every method trains and stores alike; trainable = parameters with gradients at the "
-            "start of training. All three are means over tasks.", "", glue_table(summary, seeds), ""]
+            "start of training. All three are means over tasks. The last row, in italics, is the best constant predictor: "
+            "always the same class, the best such class for the metric on that split (for a regression task a "
+            "constant, whose correlation is taken as 0); a method at that level has learned nothing the metric can see.", "", glue_table(summary, seeds), ""]
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
@@ -145,7 +149,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     return out
 
 
-def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES) -> str:
+def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES,
+           data_dir: Path | None = DEFAULT_DATA_DIR) -> str:
+    """Write the report; with the GLUE data at ``data_dir`` its tables also show each task's constant predictor."""
     records = read_records(sorted(results_dir.glob("*.jsonl")))
     present = _unique(r["suite"] for r in records)
     order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
@@ -176,7 +182,10 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         "",
     ]
     for suite in chosen:
-        lines += suite_section(summarize(suite, records), out, figures)
+        summary = summarize(suite, records)
+        if data_dir is not None and data_dir.is_dir():
+            summary.floors = constant_scores(summary.tasks, data_dir)
+        lines += suite_section(summary, out, figures)
     text = "\n".join(lines).rstrip() + "\n"
     out.write_text(text)
     return text
@@ -189,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--figures-dir", type=Path, default=FIGURES)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="GLUE jsonl folders, for each task's constant-predictor row (skipped when absent)")
     args = parser.parse_args(argv)
-    render(args.suites, args.results_dir, args.out, args.figures_dir)
+    render(args.suites, args.results_dir, args.out, args.figures_dir, args.data_dir)
     print(f"wrote {args.out}")
     return 0
 

@@ -71,6 +71,8 @@ class SuiteSummary:
     methods: list[str]
     cells: dict[tuple[str, str], Cell]
     records: list[dict]
+    # The constant predictor's {"score", "test_score"} per task (benchmarks/baselines.py), where the data was found.
+    floors: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def cell(self, method: str, task: str) -> Cell | None:
         cell = self.cells.get((method, task))

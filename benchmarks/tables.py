@@ -10,6 +10,7 @@ from .methods import METHODS, REFERENCE
 from .summarize import SuiteSummary
 
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
+FLOOR_LABEL = "Best constant prediction"
 METRIC_TITLES = {"matthews_correlation": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson",
                  "spearmanr": "Spearman"}
 
@@ -75,6 +76,10 @@ def glue_table(summary: SuiteSummary, seeds: int) -> str:
                            _count(summary.across_tasks(method, "adapter_params")),
                            _count(summary.across_tasks(method, "stored_params")),
                            _count(summary.across_tasks(method, "trainable_params"))]))
+    if summary.floors and all(t in summary.floors for t in summary.tasks):
+        scores = [summary.floors[t]["score"] for t in summary.tasks]
+        lines.append(_row([f"*{FLOOR_LABEL}*", "—", *[f"*{100 * v:.1f}*" for v in scores],
+                           f"*{100 * sum(scores) / len(scores):.1f}*", "0", "0", "0"]))
     return "\n".join(lines)
 
 
@@ -92,6 +97,8 @@ def test_table(summary: SuiteSummary, seeds: int) -> str | None:
             cells.append(_mean_std(cell.mean("test_score"), cell.std("test_score"), len(cell.values("test_score")),
                                    seeds) if cell else "—")
         lines.append(_row([_label(method), *cells]))
+    if all(summary.floors.get(t, {}).get("test_score") is not None for t in tasks):
+        lines.append(_row([f"*{FLOOR_LABEL}*", *[f"*{100 * summary.floors[t]['test_score']:.1f}*" for t in tasks]]))
     return "\n".join(lines)
 
 

@@ -99,6 +99,20 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     assert summary.across_tasks("bitfit", "stored_params") == 10  # sizes still average over both tasks
 
 
+def test_best_constant_prediction_is_the_floor_of_each_metric():
+    import numpy as np
+
+    from slaft.data import GLUE_TASKS
+
+    from benchmarks.baselines import best_constant_score
+
+    labels = np.array([1, 1, 1, 0])
+    assert best_constant_score(GLUE_TASKS["rte"], labels) == 0.75  # accuracy: the majority class
+    assert best_constant_score(GLUE_TASKS["mrpc"], labels) == pytest.approx(2 * 0.75 / 1.75)  # F1: all positive
+    assert best_constant_score(GLUE_TASKS["cola"], labels) == 0.0  # MCC of any constant
+    assert best_constant_score(GLUE_TASKS["stsb"], np.array([0.5, 4.0, 2.0])) == 0.0  # no correlation
+
+
 @pytest.mark.slow
 def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
