@@ -18,8 +18,8 @@ from pathlib import Path
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
-from .methods import METHODS, REFERENCE
 from .harness import DEFAULT_DATA_DIR
+from .methods import METHODS, REFERENCE
 from .records import RESULTS_DIR, read_records
 from .suites import SUITES
 from .summarize import SuiteSummary, is_solo, summarize
@@ -121,9 +121,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
             "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
             "classifier), which every method trains and stores alike; trainable = parameters with gradients at the "
-            "start of training. All three are means over tasks. The last row, in italics, is the best constant predictor: "
-            "always the same class, the best such class for the metric on that split (for a regression task a "
-            "constant, whose correlation is taken as 0); a method at that level has learned nothing the metric can see.", "", glue_table(summary, seeds), ""]
+            "start of training. All three are means over tasks. The last row, in italics, is the best constant "
+            "predictor: always the same class, the best such class for the metric on that split (for a regression "
+            "task a constant, whose correlation is taken as 0); a method at that level has learned nothing the "
+            "metric can see.", "", glue_table(summary, seeds), ""]
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
@@ -133,8 +134,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             f"{METHODS[REFERENCE].label} measured in this suite. Times, memory and latency come only from solo "
             f"runs, those that had the machine to themselves (`harness --jobs 1`; {_solo_share(summary)}), and "
             "are averaged over the tasks on which every method has one: "
-            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}. Latency: median of interleaved forward passes of the exported model (merged "
-            "where its library can merge) and of the plain base model on the same batch in the same process.", "", cost_table(summary), "",
+            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}. Latency: median of "
+            "interleaved forward passes of the exported model (merged where its library can merge) and of the "
+            "plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     slaft = slaft_table(summary)
     if slaft:
