@@ -64,14 +64,43 @@ def _ordered_methods(suite: Suite, names: list[str] | None) -> list[str]:
     return sorted(chosen, key=lambda n: n != REFERENCE)
 
 
-def search_specs(suite: Suite, method: str, task: str) -> list[RunSpec]:
-    grid = suite.grid(METHODS[method].family)
-    stage = "lr_search" if len(grid) > 1 else "final"
-    return [RunSpec(suite.name, method, task, suite.seeds[0], float(lr), stage) for lr in grid]
+def _extended(grid: tuple[float, ...], best: float) -> tuple[float, ...] | None:
+    """The grid with one more rate beyond the edge ``best`` sits at (same log step), or None if it is inside."""
+    rates = sorted(grid)
+    if len(rates) < 2 or rates[0] < best < rates[-1]:
+        return None
+    if best == rates[-1]:
+        return (*grid, rates[-1] * rates[-1] / rates[-2])
+    return (rates[0] * rates[0] / rates[1], *grid)
+
+
+def lr_grid(suite: Suite, method: str, task: str, records: list[dict]) -> tuple[tuple[float, ...], bool]:
+    """(the rates to search for this method and task, whether the search is complete). With ``extend_grids`` a
+    rate is added beyond an edge while the best rate of the completed grid sits at that edge."""
+    grid = tuple(float(lr) for lr in suite.grid(METHODS[method].family))
+    for _ in range(suite.max_extensions + 1):
+        best = chosen_lr(records, method, task, grid, suite.picking_seed)
+        if best is None:
+            return grid, False
+        if not suite.extend_grids or len(grid) < 2:
+            return grid, True
+        wider = _extended(grid, best)
+        if wider is None or len(grid) >= len(suite.grid(METHODS[method].family)) + suite.max_extensions:
+            return grid, True
+        grid = wider
+    return grid, True
+
+
+def search_specs(suite: Suite, method: str, task: str, records: list[dict] | None = None) -> list[RunSpec]:
+    grid, _ = lr_grid(suite, method, task, records or [])
+    stage = "lr_search" if len(grid) > 1 or suite.selection_seed is not None else "final"
+    return [RunSpec(suite.name, method, task, suite.picking_seed, float(lr), stage) for lr in grid]
 
 
 def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int]) -> list[RunSpec]:
-    return [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds if seed != suite.seeds[0]]
+    """The reported runs; with protocol 1 the picking seed's search run at the chosen rate is one of them."""
+    return [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
+            if not (seed == suite.picking_seed and suite.selection_seed is None)]
 
 
 def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1) -> dict:
@@ -174,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
 
     suite = SUITES[args.suite]
     tasks = args.tasks or list(suite.tasks)
-    seeds = args.seeds or list(suite.seeds)
     if not args.data_dir.is_dir():
         raise SystemExit(f"GLUE data not found at {args.data_dir}; pass --data-dir or set SLAFT_GLUE_DIR")
     results = results_path(suite.name, args.results_dir)
@@ -183,22 +211,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"suite {suite.name}: {suite.description}\nresults -> {results}", flush=True)
     methods = _ordered_methods(suite, args.methods)
     if args.stage != "final":
-        runner.run([spec for task in tasks for method in methods for spec in search_specs(suite, method, task)])
+        while True:  # grids grow while a best rate sits at an edge: search until every grid is complete
+            todo = [spec for task in tasks for method in methods
+                    for spec in search_specs(suite, method, task, runner.records) if not runner.skip(spec)]
+            runner.run(todo)
+            if not todo or args.plan:
+                break
     if args.stage != "lr_search":
         finals = []
         for task in tasks:
             for method in methods:
-                grid = tuple(s.lr for s in search_specs(suite, method, task))
-                lr = chosen_lr(runner.records, method, task, grid, suite.seeds[0])
+                grid, complete = lr_grid(suite, method, task, runner.records)
+                reported = [s for s in (args.seeds or suite.seeds_for(method))]
+                lr = chosen_lr(runner.records, method, task, grid, suite.picking_seed) if complete else None
                 if lr is not None:
-                    finals += final_specs(suite, method, task, lr, seeds)
+                    finals += final_specs(suite, method, task, lr, reported)
                     continue
-                later = len([s for s in seeds if s != suite.seeds[0]])
+                later = len(final_specs(suite, method, task, 0.0, reported))
                 if args.plan:
                     runner.waiting += later
                 else:
                     print(f"no learning rate chosen for {method} on {task} (search incomplete or failed); "
-                          f"its {later} other seed(s) wait", flush=True)
+                          f"its {later} seed(s) wait", flush=True)
         runner.run(finals)
     if args.plan:
         print(f"{runner.planned} run(s) to run now, then {runner.waiting} final run(s) once their learning-rate "

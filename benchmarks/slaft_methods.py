@@ -1,10 +1,9 @@
-"""slaft's own runs: the default sparsity-weighted search, and budget mode at LoRA r=8's size and at a quarter of it.
+"""slaft's runs: the λ-mode default, budget mode at LoRA r=8 (q,v)'s size and at a quarter of it, and the ablations.
 
-slaft trains in two phases, as ``slaft train`` does (src/slaft/pipeline.py): a structure search, then discretize
-(gates become decisions, modules shrink), then a fine-tune of what survived at half the learning rate. To give
-slaft the same epoch budget as every other method, the suite's epochs are split between the two phases
-(``search_fraction``). The export is the compact discrete adapter (``save_pretrained``); for inference the linear
-paths are merged into the base weights (``merge``) and only nonlinear survivors stay as modules.
+slaft trains in one Trainer run with the same epochs, learning rate and schedule as every other method: the
+structure search (dense start, pruning, decision) happens inside it (``slaft.SlaftTrainer``), and the decided
+structure trains on with its optimizer state. The export is the compact adapter directory (``save_pretrained``);
+for inference the linear paths are merged into the base weights and only nonlinear survivors stay as modules.
 """
 
 from __future__ import annotations
@@ -20,46 +19,26 @@ from transformers import Trainer
 from .protocol import Export, Method, RunContext, head_paths
 
 
-def _with_benchmark_head(model: nn.Module) -> str:
-    """Register (through slaft's public table API) a copy of the model's architecture entry whose heads are the
-    benchmark's shared head, pooler included, so slaft trains and saves exactly what the peers do."""
-    import dataclasses
-
-    from slaft import register_architecture
-    from slaft.architectures import resolve_architecture
-
-    spec = resolve_architecture(model)
-    heads = tuple(dict.fromkeys([*spec.heads, *head_paths(model)]))
-    name = f"{spec.name}+benchmark-head"
-    register_architecture(dataclasses.replace(spec, name=name, heads=heads))
-    return name
-
-
 @dataclass
 class SlaftMethod(Method):
     config_kwargs: Callable[[RunContext], dict[str, Any]] = field(default=lambda ctx: {})
-    search_fraction: float = 0.5
-    finetune_lr_factor: float = 0.5   # the pipeline's default fine-tune rate: lr / 2
 
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from slaft import SlaftConfig, get_slaft_model
 
-        config = SlaftConfig(**self.config_kwargs(ctx), architecture=_with_benchmark_head(model))
-        config.base_model_name_or_path = ctx.model_id
+        # The benchmark's shared head (pooler and classifier) trains and is saved like every peer's.
+        extra_heads = tuple(path for path in head_paths(model) if path.split(".")[-1] != "classifier")
+        config = SlaftConfig(**self.config_kwargs(ctx), modules_to_save=extra_heads or None,
+                             base_model_name_or_path=ctx.model_id)
         return get_slaft_model(model, config)
 
     def train(self, model: nn.Module, ctx: RunContext) -> Trainer:
-        from slaft.training import SlaftTrainer
+        from slaft import SlaftTrainer
 
-        search_epochs = ctx.epochs * self.search_fraction
-        search = ctx.make_trainer(model, search_epochs, ctx.lr, trainer_cls=SlaftTrainer, phase="search")
-        search.train()
-        model.discretize()
-        # Fine-tune even when every module closed: the head then still gets the rest of the epoch budget.
-        finetune = ctx.make_trainer(model, ctx.epochs - search_epochs, ctx.lr * self.finetune_lr_factor,
-                                    trainer_cls=SlaftTrainer, phase="finetune")
-        finetune.train()
-        return finetune
+        trainer = ctx.make_trainer(model, ctx.epochs, ctx.lr, trainer_cls=SlaftTrainer)
+        trainer.train()
+        model.discretize()  # a no-op when the search ended inside the run (search_end < 1)
+        return trainer
 
     def export(self, model: nn.Module, directory: Path) -> Export:
         model.eval()
@@ -71,7 +50,6 @@ class SlaftMethod(Method):
 
     def details(self, model: nn.Module) -> dict[str, Any]:
         structure = model.structure()
-        target = model.slaft_config.target_params
         return {
             "slaft_kept_params": structure.num_params,
             "slaft_candidate_params": model.candidate.num_params,
@@ -79,18 +57,31 @@ class SlaftMethod(Method):
             "slaft_linear_modules": sum(m.is_linear for m in structure.modules),
             "slaft_sites": sorted({m.site for m in structure.modules}),
             "slaft_structure": [f"{m.key} {m.describe()}" for m in structure.modules],
-            "slaft_target_params": int(target) if target else None,
+            "slaft_target_params": model.slaft_config.target_params,
+            "slaft_config": model.slaft_config.to_dict(),
         }
+
+
+def _budget(fraction: float, **extra):
+    return lambda ctx: {"target_params": int(ctx.lora_qv_params * fraction), **extra}
 
 
 def slaft_methods() -> list[Method]:
     return [
-        SlaftMethod("slaft-search", "slaft (search)", "slaft", "slaft",
-                    "default search: sparsity weight 2.0 per million expected params"),
+        SlaftMethod("slaft", "slaft (λ default)", "slaft", "slaft", "λ mode with the default sparsity weight"),
         SlaftMethod("slaft-budget-lora", "slaft (budget = LoRA q,v)", "slaft", "slaft",
-                    "budget mode at LoRA r=8 (q,v)'s parameter count",
-                    lambda ctx: {"target_params": ctx.lora_qv_params}),
+                    "budget mode at LoRA r=8 (q,v)'s parameter count", _budget(1.0)),
         SlaftMethod("slaft-budget-quarter", "slaft (budget = 1/4 LoRA)", "slaft", "slaft",
-                    "budget mode at a quarter of LoRA r=8 (q,v)'s parameter count",
-                    lambda ctx: {"target_params": ctx.lora_qv_params // 4}),
+                    "budget mode at a quarter of LoRA r=8 (q,v)'s parameter count", _budget(0.25)),
+        # Ablations: one change each against slaft-budget-lora.
+        SlaftMethod("slaft-gates-budget-lora", "slaft gates (budget = LoRA q,v)", "slaft", "slaft",
+                    "allocator 'gates': hard-concrete gates under a solved shift", _budget(1.0, allocator="gates")),
+        SlaftMethod("slaft-budget-lora-nowarmup", "slaft, no dense start (budget = LoRA q,v)", "slaft", "slaft",
+                    "pruning starts at step 0 (search_start 0)", _budget(1.0, search_start=0.0)),
+        SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
+                    "candidate space without the bottleneck adapter",
+                    _budget(1.0, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out"))),
+        SlaftMethod("slaft-fixed-lora-qv", "slaft code, fixed LoRA q,v r=8", "slaft", "slaft",
+                    "no search: LoRA r=8 on q,v through slaft's modules (parity check with peft)",
+                    lambda ctx: {"sites": ("lora_q", "lora_v"), "sparsity_weight": 0.0}),
     ]

@@ -1,7 +1,12 @@
-"""The three suites as data: which tasks, seeds and methods, and the one training recipe all methods share.
+"""The suites as data: which tasks, seeds and methods, and the one training recipe all methods share.
 
 Every method in a suite trains for the same epochs at the same sequence length, batch size, warm-up and schedule;
-only the learning rate differs, picked per method and task from the method family's grid on the first seed.
+only the learning rate differs, picked per method and task from the method family's grid on the selection seed.
+
+Protocol 1 (suite ``cpu``, kept as recorded): short runs on subsamples, the rate picked on the first reported seed.
+Protocol 2 (``pilot-*``, ``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs,
+a head chosen by the pilot, rates picked on a selection seed that is never reported, grids extended while the best
+rate sits at an edge, and five reported seeds for LoRA r=8 (q,v) and slaft.
 """
 
 from __future__ import annotations
@@ -47,14 +52,37 @@ class Suite:
     latency_batch: int = 32
     latency_repeats: int = 20
     run_timeout_s: int = 3600
+    protocol: int = 1
+    head: str = "cls"                            # benchmarks/heads.py: "cls" pooler or "mean" pooling
+    selection_seed: int | None = None            # None: the first reported seed also picks the rate (protocol 1)
+    extend_grids: bool = False                   # add the next rate while the best one sits at an edge of the grid
+    max_extensions: int = 3
+    more_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # method prefix -> its reported seeds
+    eval_each_epoch: bool = False                # record the validation score after every epoch
+    epochs_by_task: dict[str, float] = field(default_factory=dict)
 
     def grid(self, family: str) -> tuple[float, ...]:
         return self.lr_grids[family]
 
+    def seeds_for(self, method: str) -> tuple[int, ...]:
+        """The reported seeds of a method."""
+        for prefix, seeds in self.more_seeds.items():
+            if method == prefix or method.startswith(prefix):
+                return seeds
+        return self.seeds
+
+    @property
+    def picking_seed(self) -> int:
+        return self.seeds[0] if self.selection_seed is None else self.selection_seed
+
+    def epochs_for(self, task: str) -> float:
+        return self.epochs_by_task.get(task, self.epochs)
+
     def recipe(self) -> dict:
         """What every record of this suite was trained with (written into each record)."""
-        return {"model": self.model, "epochs": self.epochs, "max_length": self.max_length,
-                "batch_size": self.batch_size, "warmup_ratio": self.warmup_ratio, "weight_decay": self.weight_decay,
+        return {"model": self.model, "epochs": self.epochs, "epochs_by_task": dict(self.epochs_by_task),
+                "max_length": self.max_length, "head": self.head, "protocol": self.protocol,
+                "batch_size": self.batch_size, "selection_seed": self.selection_seed, "warmup_ratio": self.warmup_ratio, "weight_decay": self.weight_decay,
                 "bf16": self.bf16, "lr_schedule": "linear",
                 "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples)}
 
@@ -63,7 +91,22 @@ class Suite:
 PIPELINE_CHECK = dict(epochs=1, max_length=64, batch_size=16, max_eval_samples=64, latency_batch=8, latency_repeats=5,
                       run_timeout_s=600)
 
+# Protocol 2: MiniLM-L6 on full training sets (SST-2 capped at 10,000 of 67,349 to fit the CPU budget), 3 epochs.
+PROTOCOL2_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli", "bbcnews")
+PROTOCOL2 = dict(model="minilm", epochs=3, max_length=128, batch_size=32, max_train_samples={"sst2": 10000},
+                 latency_batch=16, latency_repeats=15, run_timeout_s=3600, protocol=2, eval_each_epoch=True)
+PILOT_RATES = {family: (rate,) for family, rate in (("lora", 1e-3), ("full", 5e-5))}
+
+
+def _pilot_heads(head: str) -> Suite:
+    return Suite(name=f"pilot-{head}", head=head, tasks=PROTOCOL2_TASKS, seeds=(0,), methods=("peft-lora-qv",),
+                 lr_grids=PILOT_RATES, description=f"Protocol 2 pilot, part 1: LoRA r=8 (q,v) with the {head} head "
+                 "on every candidate task (one seed): which head serves the strongest peer best.", **PROTOCOL2)
+
+
 SUITES: dict[str, Suite] = {
+    "pilot-cls": _pilot_heads("cls"),
+    "pilot-mean": _pilot_heads("mean"),
     "quick": Suite(
         name="quick",
         description="Checks the pipeline end to end in a few minutes: 2 tasks, 2 seeds, 4 methods, a few steps each.",

@@ -23,8 +23,9 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 from transformers.utils import logging as hf_logging
 
 from slaft.data import compute_metrics, load_task, tokenize_task
-from slaft.models import load_model_and_tokenizer
+from slaft.loading import load_model_and_tokenizer
 
+from .heads import use_head
 from .environment import code_revision, device_description, version, versions
 from .measure import MemoryMeter, StepTimer, compare_latency, logits_of, median_step_seconds, stored_size
 from .methods import get_method
@@ -58,6 +59,7 @@ def _evaluate(trainer: Trainer, spec, dataset) -> dict[str, float]:
 
 def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int) -> TrainingArguments:
     return TrainingArguments(
+        eval_strategy="epoch" if suite.eval_each_epoch else "no",
         output_dir=str(out), num_train_epochs=epochs, learning_rate=lr,
         per_device_train_batch_size=suite.batch_size, per_device_eval_batch_size=suite.eval_batch_size,
         weight_decay=suite.weight_decay, warmup_ratio=suite.warmup_ratio, lr_scheduler_type="linear",
@@ -81,6 +83,7 @@ def _load(suite: Suite, task: str, seed: int, data_dir: str):
         data.splits[split] = _cap(data.splits[split], suite.max_eval_samples)
     set_seed(seed)  # the head and the adapters are initialised from the run's seed
     model, tokenizer = load_model_and_tokenizer(suite.model, data.spec.num_labels)
+    use_head(model, suite.head)
     return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length)
 
 
@@ -91,7 +94,9 @@ def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: 
     stored_params, stored_bytes = stored_size(export.directory)
     exported = export.inference_model.to(device).eval()
     export_diff = float((logits_of(exported, batch) - trained_logits).abs().max())
-    base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0].to(device).eval()
+    base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0]
+    use_head(base, suite.head)
+    base = base.to(device).eval()
     latency_ms, base_latency_ms = compare_latency(exported, base, batch, repeats=suite.latency_repeats,
                                                   bf16=suite.bf16 and device == "cuda")
     return {
@@ -114,14 +119,21 @@ def run(spec: dict, scratch: Path) -> dict:
     collator = DataCollatorWithPadding(tokenizer)
     timers: list[StepTimer] = []
 
+    def scores(prediction) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return compute_metrics(data.spec, np.asarray(logits), np.asarray(prediction.label_ids))
+
     def make_trainer(m, epochs, rate, *, trainer_cls=Trainer, callbacks=None, phase="train"):
         timer = StepTimer(phase)
         timers.append(timer)
         return trainer_cls(model=m, args=_training_args(suite, scratch / phase, epochs, rate, seed),
                            train_dataset=tokenized["train"], data_collator=collator,
+                           eval_dataset=tokenized[data.eval_split] if suite.eval_each_epoch else None,
+                           compute_metrics=scores if suite.eval_each_epoch else None,
                            callbacks=[*(callbacks or []), timer])
 
-    ctx = RunContext(model_id=suite.model, num_labels=data.spec.num_labels, epochs=suite.epochs, lr=lr, seed=seed,
+    ctx = RunContext(model_id=suite.model, num_labels=data.spec.num_labels, epochs=suite.epochs_for(task), lr=lr,
+                     seed=seed,
                      steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
                      make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
                      hidden_size=model.config.hidden_size)
@@ -154,9 +166,11 @@ def run(spec: dict, scratch: Path) -> dict:
     steps = [d for t in timers for d in t.durations]
     metric = data.spec.main_metric
     summary = [h for h in trainer.state.log_history if "train_loss" in h]
+    curve = [[round(h["epoch"], 3), h[f"eval_{metric}"]] for h in trainer.state.log_history if f"eval_{metric}" in h]
     return {
         "status": "ok",
-        "suite": suite.name, "stage": spec["stage"], "method": method.name, "label": method.label,
+        "suite": suite.name, "protocol": suite.protocol, "head": suite.head, "stage": spec["stage"],
+        "method": method.name, "label": method.label,
         "family": method.family, "library": f"{method.library} {version(method.library)}",
         "task": data.spec.name, "seed": seed, "lr": lr, "metric": metric,
         "score": validation[metric], "test_score": test[metric] if test else None,
@@ -172,6 +186,7 @@ def run(spec: dict, scratch: Path) -> dict:
         "step_seconds": median_step_seconds(steps),
         "step_seconds_by_phase": {t.phase: median_step_seconds(t.durations) for t in timers},
         "train_loss": summary[-1]["train_loss"] if summary else None,  # mean loss of the (last) training phase
+        "validation_curve": curve,  # [epoch, validation score] after every epoch (suites with eval_each_epoch)
         "peak_memory_mb": round(peak_mb, 1),
         "train_memory_mb": round(train_increment_mb, 1) if train_increment_mb is not None else None,
         "memory_kind": "cuda_max_allocated" if device == "cuda" else "process_peak_rss",

@@ -134,7 +134,7 @@ def test_tokenizer_without_pad_or_eos_token(tmp_path):
     from tokenizers.pre_tokenizers import Whitespace
     from transformers import PreTrainedTokenizerFast
 
-    from slaft.models import ModelLoadError, load_model_and_tokenizer
+    from slaft.loading import ModelLoadError, load_model_and_tokenizer
 
     raw = Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
     raw.pre_tokenizer = Whitespace()

@@ -1,13 +1,14 @@
 """slaft: structure-learnable adapter fine-tuning for transformers models."""
 
-__version__ = "0.1.0"
-
-from .architectures import ARCHITECTURES, ArchitectureError, ArchitectureSpec, register_architecture  # noqa: E402
-from .config import ConfigError, SlaftConfig  # noqa: E402
-from .model import ParameterSummary, SlaftModel, get_slaft_model  # noqa: E402
-from .structure import ModuleSpec, Structure  # noqa: E402
+from .architectures import ARCHITECTURES, ArchitectureError, ArchitectureSpec, register_architecture
+from .config import ConfigError, SlaftConfig
+from .model import ParameterSummary, SlaftModel, get_slaft_model
+from .structure import ModuleSpec, Structure
+from .training import SlaftCallback, SlaftTrainer
+from .version import __version__
 
 __all__ = [
     "ARCHITECTURES", "ArchitectureError", "ArchitectureSpec", "ConfigError", "ModuleSpec", "ParameterSummary",
-    "SlaftConfig", "SlaftModel", "Structure", "__version__", "get_slaft_model", "register_architecture",
+    "SlaftCallback", "SlaftConfig", "SlaftModel", "SlaftTrainer", "Structure", "__version__", "get_slaft_model",
+    "register_architecture",
 ]

@@ -1,9 +1,10 @@
 """Where things live inside each supported transformer: a table of data, no code per architecture.
 
 An entry names, relative to the task model (``BertForSequenceClassification``, ``LlamaForSequenceClassification``
-...), the block list, and relative to one block: the attention output projection, the feed-forward sub-layer's
-input module and output projection, and the linear layers that low-rank updates may target. Adding an architecture
-is adding an entry (or passing one to ``register_architecture``).
+...), the block list, and relative to one block the linears that play each role of the site table (``sites.py``):
+``q``, ``k``, ``v``, ``o`` (attention output), ``ffn_gate``, ``ffn_in``, ``ffn_out``, and the module whose input is
+the feed-forward block's input (``ffn_input``). Adding an architecture is adding an entry (or passing one to
+``register_architecture``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,29 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from .config import ConfigError, closest
+from .sites import PARALLEL, SITES
+
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
+    """Paths of one architecture family's blocks, role linears and task heads."""
+
     name: str
     model_types: tuple[str, ...]          # transformers ``config.model_type`` values this entry serves
     layers: tuple[str, ...]               # candidate paths of the block list (first that exists wins)
-    attn_output: str                      # linear whose output the attention adapter follows (before the residual)
-    ffn_input: str                        # module whose *input* feeds the parallel adapter
-    ffn_output: str                       # linear whose output the FFN adapter follows and the parallel one joins
-    lora_targets: dict[str, str]          # LoRA site -> linear inside a block
+    linears: dict[str, str]               # site-table role -> path of the nn.Linear inside a block
+    ffn_input: str                        # module whose *input* is the feed-forward block's input
     heads: tuple[str, ...]                # task-head modules that train with the adapters
-    bias_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # config flag -> linears it gives bias
+    bias_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # config flag -> roles it gives a bias
+
+    def sites(self) -> tuple[str, ...]:
+        """The site-table entries this architecture can host, in table order."""
+        return tuple(name for name, site in SITES.items()
+                     if site.host in self.linears and (site.kind != PARALLEL or self.ffn_input))
+
+    def host_path(self, site: str) -> str:
+        return self.linears[SITES[site].host]
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -31,46 +43,26 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         name="bert",
         model_types=("bert", "roberta", "xlm-roberta", "electra", "camembert"),
         layers=("bert.encoder.layer", "roberta.encoder.layer", "electra.encoder.layer", "encoder.layer"),
-        attn_output="attention.output.dense",
+        linears={"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                 "o": "attention.output.dense", "ffn_in": "intermediate.dense", "ffn_out": "output.dense"},
         ffn_input="intermediate",
-        ffn_output="output.dense",
-        lora_targets={
-            "lora_q": "attention.self.query",
-            "lora_k": "attention.self.key",
-            "lora_v": "attention.self.value",
-            "lora_o": "attention.output.dense",
-            "lora_ffn_in": "intermediate.dense",
-            "lora_ffn_out": "output.dense",
-        },
         heads=("classifier",),
     ),
     "llama": ArchitectureSpec(
         name="llama",
         model_types=("llama", "mistral", "qwen2"),
         layers=("model.layers", "layers"),
-        attn_output="self_attn.o_proj",
+        linears={"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+                 "ffn_gate": "mlp.gate_proj", "ffn_in": "mlp.up_proj", "ffn_out": "mlp.down_proj"},
         ffn_input="mlp",
-        ffn_output="mlp.down_proj",
-        lora_targets={
-            "lora_q": "self_attn.q_proj",
-            "lora_k": "self_attn.k_proj",
-            "lora_v": "self_attn.v_proj",
-            "lora_o": "self_attn.o_proj",
-            "lora_ffn_gate": "mlp.gate_proj",
-            "lora_ffn_in": "mlp.up_proj",
-            "lora_ffn_out": "mlp.down_proj",
-        },
         heads=("score",),
-        bias_groups={
-            "attention_bias": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
-            "mlp_bias": ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
-        },
+        bias_groups={"attention_bias": ("q", "k", "v", "o"), "mlp_bias": ("ffn_gate", "ffn_in", "ffn_out")},
     ),
 }
 
 
 class ArchitectureError(ValueError):
-    """The model's architecture is not in the table."""
+    """The model's architecture is not in the table, or the table entry does not fit the model."""
 
 
 def register_architecture(spec: ArchitectureSpec) -> None:
@@ -94,8 +86,8 @@ def architecture_for_model_type(model_type: str | None) -> ArchitectureSpec:
     supported = sorted(t for spec in ARCHITECTURES.values() for t in spec.model_types)
     raise ArchitectureError(
         f"slaft has no architecture entry for model_type {model_type!r}. Supported model types: {supported}. "
-        "To add one, describe where its blocks, attention output, feed-forward input/output and projections live "
-        "in a slaft.architectures.ArchitectureSpec and call slaft.register_architecture(spec) (or add it to "
+        "To add one, describe where its blocks, attention and feed-forward linears live in a "
+        "slaft.architectures.ArchitectureSpec and call slaft.register_architecture(spec) (or add it to "
         "ARCHITECTURES in slaft/architectures.py)."
     )
 
@@ -114,7 +106,26 @@ def find_layers(model: nn.Module, spec: ArchitectureSpec) -> nn.ModuleList:
     )
 
 
-def find_heads(model: nn.Module, spec: ArchitectureSpec) -> list[str]:
-    """Names of the task-head modules present in ``model`` (they train, and are saved with the adapters)."""
+def find_linear(block: nn.Module, spec: ArchitectureSpec, role: str) -> nn.Linear:
+    """The block's linear for ``role``, checked to be an ``nn.Linear``."""
+    path = spec.linears[role]
+    try:
+        module = block.get_submodule(path)
+    except AttributeError:
+        module = None
+    if not isinstance(module, nn.Linear):
+        found = "nothing" if module is None else type(module).__name__
+        raise ArchitectureError(f"Architecture entry {spec.name!r} expects an nn.Linear at {path!r} ({role}) in every "
+                                f"block, found {found}. Check the entry's `linears` against print(model).")
+    return module
+
+
+def find_heads(model: nn.Module, spec: ArchitectureSpec, extra: tuple[str, ...] = ()) -> list[str]:
+    """Names of the task-head modules present in ``model`` (they train, and are saved with the adapters): the
+    entry's heads, and the ``extra`` modules a config names (which must exist)."""
     names = {name for name, _ in model.named_modules()}
-    return [head for head in spec.heads if head in names]
+    missing = [name for name in extra if name not in names]
+    if missing:
+        raise ConfigError(f"modules_to_save names {missing}, which the model does not have."
+                          f"{closest(missing[0], sorted(n for n in names if n))} Use paths as print(model) shows them.")
+    return list(dict.fromkeys([head for head in spec.heads if head in names] + list(extra)))

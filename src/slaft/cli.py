@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .io import AdapterLoadError
     from .model import NonFiniteError
-    from .models import ModelLoadError
+    from .loading import ModelLoadError
     from .runs import OutputDirError
 
     try:

@@ -1,144 +1,183 @@
-"""SlaftConfig: the candidate search space, the sparsity objective and the schedules.
+"""SlaftConfig: the candidate search space, what decides how much of it survives, and the search schedule.
 
-The config is read at the edges (injection, training, the CLI); modules and gates take explicit arguments.
-It round-trips through JSON (``slaft_config.json``), like peft's configs.
+The config is read at the edges (injection, the search, the CLI); modules and gates take explicit arguments.
+It round-trips through JSON (inside ``slaft_config.json``), like peft's configs, and every field is a command-line
+flag of ``slaft train`` (built from this dataclass by ``cli.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-SERIAL_SITES = ("attn_adapter", "ffn_adapter")
-PARALLEL_SITES = ("parallel_adapter",)
-BOTTLENECK_SITES = SERIAL_SITES + PARALLEL_SITES
-LORA_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_gate", "lora_ffn_in", "lora_ffn_out")
-ALL_SITES = BOTTLENECK_SITES + LORA_SITES
+from .sites import SITE_NAMES
+
 ACTIVATIONS = ("identity", "relu", "gelu", "silu", "tanh")
+ALLOCATORS = ("importance", "gates")
+DEFAULT_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_gate", "lora_ffn_in", "lora_ffn_out",
+                 "ffn_adapter")
 
 
 class ConfigError(ValueError):
     """A configuration value a user can fix; the message says how."""
 
 
-def _closest(name: str, choices: tuple[str, ...] | list[str]) -> str:
-    match = difflib.get_close_matches(name, list(choices), n=1)
+def closest(name: str, choices) -> str:
+    """' Did you mean X?' for the closest of ``choices``, or ''."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
-# Fields older configs may carry that no longer mean anything; they are dropped when loading.
-RETIRED_FIELDS = ("budget_tolerance",)  # never read: discretizing fills the budget from below
+# Fields of older configs (slaft 0.1) that no longer mean anything; they are dropped when loading.
+RETIRED_FIELDS = ("budget_tolerance", "gate_init_keep", "penalty_warmup_ratio", "search_steps", "adapter_dropout")
 
 
 @dataclass
 class SlaftConfig:
-    """What slaft searches over and how it prunes. Every field has a default that works for the bundled MiniLM run."""
+    """What slaft searches over and how it decides what survives. The defaults are the method as benchmarked."""
 
-    sites: tuple[str, ...] | None = field(
+    # The candidate space
+    sites: Optional[tuple[str, ...]] = field(
         default=None,
-        metadata={"help": f"Candidate sites per block, among {ALL_SITES}. None = every site the architecture has."},
+        metadata={"help": f"Candidate sites in every block, among {SITE_NAMES}. Default: LoRA on every linear and "
+                          "a serial adapter after the feed-forward block (those the architecture has)."},
     )
-    layers: tuple[int, ...] | None = field(
-        default=None, metadata={"help": "Blocks that get candidates (0-based). None = all blocks."}
+    layers: Optional[tuple[int, ...]] = field(
+        default=None, metadata={"help": "Blocks that get candidates (0-based). Default: every block."}
     )
-    adapter_width: int = field(default=64, metadata={"help": "Candidate hidden width of every bottleneck adapter."})
     lora_rank: int = field(default=8, metadata={"help": "Candidate rank of every low-rank update."})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scale numerator: the update is (alpha/rank)·B·A."})
+    lora_alpha: float = field(
+        default=16.0, metadata={"help": "LoRA scale numerator: the update is (alpha / lora_rank) * B A, kept after "
+                                        "pruning, as peft's LoRA keeps it."}
+    )
+    rank_block: int = field(
+        default=2, metadata={"help": "Rank components pruned together: the smallest rank a kept update can have."}
+    )
+    adapter_width: int = field(default=32, metadata={"help": "Candidate hidden width of every bottleneck adapter."})
+    width_block: int = field(
+        default=8, metadata={"help": "Hidden units pruned together: the smallest width a kept adapter can have."}
+    )
     activations: tuple[str, ...] = field(
-        default=("identity", "relu", "gelu", "silu"),
-        metadata={"help": f"Activation paths each bottleneck chooses among, from {ACTIVATIONS}."},
+        default=("relu", "gelu"),
+        metadata={"help": f"Activation paths each bottleneck adapter chooses among (Gumbel-softmax), from "
+                          f"{ACTIVATIONS}. 'identity' makes a serial adapter the same function class as LoRA on "
+                          "its host, so it is left out by default."},
     )
-    adapter_dropout: float = field(default=0.0, metadata={"help": "Dropout on adapter inputs during training."})
-
-    # Objective
-    sparsity_weight: float = field(
-        default=2.0,
-        metadata={"help": "λ: loss added per million expected kept parameters. Larger = smaller structure."},
-    )
-    target_params: float | None = field(
+    dropout: float = field(default=0.0, metadata={"help": "Dropout on every candidate module's input in training."})
+    modules_to_save: Optional[tuple[str, ...]] = field(
         default=None,
-        metadata={
-            "help": "Budget mode: kept adapter parameters to land on, as a count (>= 1) or as a fraction of the "
-            "backbone (< 1). Replaces sparsity_weight with a Lagrangian term (CoFi)."
-        },
+        metadata={"help": "Modules of the base model (dotted paths, e.g. bert.pooler) that train fully and are saved "
+                          "with the adapters, besides the architecture's task head (as peft's modules_to_save)."},
     )
 
-    # Gates (Louizos et al. 2018) and choices (Jang et al. 2017)
-    gate_init_keep: float = field(default=0.9, metadata={"help": "Initial probability that a gate is open."})
-    gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β."})
+    # How much survives
+    sparsity_weight: float = field(
+        default=1.0,
+        metadata={"help": "λ: a unit survives when its importance per parameter is at least λ times the candidate "
+                          "space's average, measured when the search starts. Larger = smaller structure; 0 keeps "
+                          "everything. Ignored when target_params is set."},
+    )
+    target_params: Optional[float] = field(
+        default=None,
+        metadata={"help": "Budget mode: adapter parameters to keep, as a count (>= 1) or as a fraction of the "
+                          "backbone (< 1). The learned structure lands at most 2% under it."},
+    )
+
+    # How the search decides what survives
+    allocator: str = field(
+        default="importance",
+        metadata={"help": "What ranks the units: 'importance' (Fisher importance of each unit's gate, measured "
+                          "while training) or 'gates' (hard-concrete gates trained by the task loss, the budget "
+                          "held by a solved shift)."},
+    )
+    search_start: float = field(
+        default=0.2, metadata={"help": "Fraction of training steps every candidate trains, before pruning starts."}
+    )
+    search_end: float = field(
+        default=0.5, metadata={"help": "Fraction of training steps after which the structure is final: pruned "
+                                       "modules are removed and the rest trains on (same optimizer state)."}
+    )
+    importance_beta: float = field(
+        default=0.9, metadata={"help": "Smoothing of the importance estimates (exponential moving average)."}
+    )
+    structure_lr: float = field(
+        default=0.05, metadata={"help": "Learning rate of gate logits and activation-choice logits."}
+    )
+    gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β (allocator 'gates')."})
     gate_limits: tuple[float, float] = field(
         default=(-0.1, 1.1), metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."}
     )
-    tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature at the start of search."})
-    tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature at the end of search."})
+    tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature when training starts."})
+    tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature when the structure is final."})
     hard_choice: bool = field(default=False, metadata={"help": "Straight-through hard Gumbel-softmax in training."})
-
-    # Schedules
-    penalty_warmup_ratio: float = field(
-        default=0.1, metadata={"help": "Fraction of search steps before the sparsity term switches on (linear ramp)."}
-    )
-    structure_lr: float = field(
-        default=0.1, metadata={"help": "Learning rate of gate, choice and Lagrange-multiplier parameters."}
-    )
-    search_steps: int | None = field(
+    total_steps: Optional[int] = field(
         default=None,
-        metadata={"help": "Length of the schedules in optimizer steps. None = set by the Trainer (max_steps)."},
+        metadata={"help": "Training length in optimizer steps, for the schedules. Default: the Trainer's max_steps."},
     )
 
     # Bookkeeping written by slaft itself
-    base_model_name_or_path: str | None = field(default=None, metadata={"help": "Base model id or path."})
-    architecture: str | None = field(default=None, metadata={"help": "Entry of the architecture table used."})
+    base_model_name_or_path: Optional[str] = field(default=None, metadata={"help": "Base model id or path."})
+    architecture: Optional[str] = field(default=None, metadata={"help": "Architecture table entry to use."})
 
     def __post_init__(self) -> None:
         if self.sites is not None:
             self.sites = tuple(self.sites)
             if not self.sites:
-                raise ConfigError(f"sites is empty: name at least one of {ALL_SITES}, or pass None for all of them.")
+                raise ConfigError(f"sites is empty: name at least one of {SITE_NAMES}, or leave it unset.")
             for site in self.sites:
-                if site not in ALL_SITES:
-                    raise ConfigError(f"Unknown site {site!r}.{_closest(site, ALL_SITES)} Known sites: {ALL_SITES}.")
+                if site not in SITE_NAMES:
+                    raise ConfigError(f"Unknown site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_NAMES}.")
         if self.layers is not None:
             self.layers = tuple(int(i) for i in self.layers)
             if not self.layers or min(self.layers) < 0:
-                raise ConfigError("layers must be a non-empty list of block indices >= 0, or None for all blocks.")
+                raise ConfigError("layers must be a non-empty list of block indices >= 0, or unset for all blocks.")
+        if self.modules_to_save is not None:
+            self.modules_to_save = tuple(self.modules_to_save)
         self.activations = tuple(self.activations)
         if not self.activations:
             raise ConfigError(f"activations is empty: name at least one of {ACTIVATIONS}.")
         for act in self.activations:
             if act not in ACTIVATIONS:
-                raise ConfigError(f"Unknown activation {act!r}.{_closest(act, ACTIVATIONS)} Known: {ACTIVATIONS}.")
-        for name in ("adapter_width", "lora_rank"):
+                raise ConfigError(f"Unknown activation {act!r}.{closest(act, ACTIVATIONS)} Known: {ACTIVATIONS}.")
+        for name in ("lora_rank", "rank_block", "adapter_width", "width_block"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.adapter_dropout < 1.0:
-            raise ConfigError(f"adapter_dropout must be in [0, 1), got {self.adapter_dropout}.")
-        if self.sparsity_weight < 0:
-            raise ConfigError(f"sparsity_weight must be >= 0 (0 turns pruning off), got {self.sparsity_weight}.")
-        if self.target_params is not None and self.target_params <= 0:
-            raise ConfigError(
-                f"target_params must be > 0: a parameter count (e.g. 50000) or a fraction of the backbone "
-                f"(e.g. 0.01), got {self.target_params}."
-            )
-        if not 0.0 < self.gate_init_keep < 1.0:
-            raise ConfigError(f"gate_init_keep is a probability in (0, 1), got {self.gate_init_keep}.")
-        if self.gate_beta <= 0:
+        if self.lora_rank % self.rank_block:
+            raise ConfigError(f"lora_rank ({self.lora_rank}) must be a multiple of rank_block ({self.rank_block}).")
+        if self.adapter_width % self.width_block:
+            raise ConfigError(f"adapter_width ({self.adapter_width}) must be a multiple of width_block "
+                              f"({self.width_block}).")
+        if not self.lora_alpha > 0:
+            raise ConfigError(f"lora_alpha must be > 0, got {self.lora_alpha}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if not self.sparsity_weight >= 0:
+            raise ConfigError(f"sparsity_weight must be >= 0 (0 keeps everything), got {self.sparsity_weight}.")
+        if self.target_params is not None and not self.target_params > 0:
+            raise ConfigError(f"target_params must be > 0: a parameter count (e.g. 50000) or a fraction of the "
+                              f"backbone (e.g. 0.01), got {self.target_params}.")
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError(f"Unknown allocator {self.allocator!r}.{closest(self.allocator, ALLOCATORS)} "
+                              f"Known: {ALLOCATORS}.")
+        if not 0.0 <= self.search_start < self.search_end <= 1.0:
+            raise ConfigError(f"Need 0 <= search_start < search_end <= 1 (fractions of the training steps), got "
+                              f"search_start={self.search_start}, search_end={self.search_end}.")
+        if not 0.0 <= self.importance_beta < 1.0:
+            raise ConfigError(f"importance_beta must be in [0, 1), got {self.importance_beta}.")
+        if not self.structure_lr > 0:
+            raise ConfigError(f"structure_lr must be > 0, got {self.structure_lr}.")
+        if not self.gate_beta > 0:
             raise ConfigError(f"gate_beta (hard-concrete temperature) must be > 0, got {self.gate_beta}.")
         self.gate_limits = tuple(float(x) for x in self.gate_limits)  # type: ignore[assignment]
-        low, high = self.gate_limits
-        if not (low < 0.0 and high > 1.0):
-            raise ConfigError(f"gate_limits (γ, ζ) need γ < 0 and ζ > 1 so gates can be exactly 0 or 1, got {self.gate_limits}.")
-        if self.tau_start <= 0 or self.tau_end <= 0:
+        if len(self.gate_limits) != 2 or not (self.gate_limits[0] < 0.0 and self.gate_limits[1] > 1.0):
+            raise ConfigError(f"gate_limits (γ, ζ) need γ < 0 and ζ > 1 so gates can be exactly 0 or 1, got "
+                              f"{self.gate_limits}.")
+        if not (self.tau_start > 0 and self.tau_end > 0):
             raise ConfigError(f"Temperatures must be > 0, got tau_start={self.tau_start}, tau_end={self.tau_end}.")
-        if not 0.0 <= self.penalty_warmup_ratio < 1.0:
-            raise ConfigError(f"penalty_warmup_ratio must be in [0, 1), got {self.penalty_warmup_ratio}.")
-        if self.structure_lr <= 0:
-            raise ConfigError(f"structure_lr must be > 0, got {self.structure_lr}.")
-        if self.search_steps is not None and self.search_steps < 1:
-            raise ConfigError(f"search_steps must be >= 1 or None, got {self.search_steps}.")
+        if self.total_steps is not None and self.total_steps < 1:
+            raise ConfigError(f"total_steps must be >= 1 or unset, got {self.total_steps}.")
 
     @property
     def budget_mode(self) -> bool:
@@ -152,17 +191,18 @@ class SlaftConfig:
         target = int(round(target))
         if target >= candidate_params:
             raise ConfigError(
-                f"target_params={self.target_params} means {target:,} parameters, but the candidate space holds only "
-                f"{candidate_params:,}: nothing would be pruned. Ask for fewer, or widen the space "
-                f"(adapter_width, lora_rank, sites)."
+                f"target_params={self.target_params:g} means {target:,} parameters, but the candidate space holds "
+                f"only {candidate_params:,}: nothing would be pruned. Ask for fewer, or widen the space "
+                "(lora_rank, adapter_width, sites)."
             )
         if target < 1:
-            raise ConfigError(f"target_params={self.target_params} rounds to no parameters at all; ask for more.")
+            raise ConfigError(f"target_params={self.target_params:g} rounds to no parameters at all; ask for more.")
         return target
 
     # JSON round trip ---------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SlaftConfig":
@@ -170,13 +210,6 @@ class SlaftConfig:
         data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = sorted(set(data) - known)
         if unknown:
-            hint = "".join(_closest(k, sorted(known)) for k in unknown)
+            hint = "".join(closest(k, sorted(known)) for k in unknown)
             raise ConfigError(f"Unknown SlaftConfig field(s) {unknown}.{hint}")
         return cls(**data)
-
-    def to_json_file(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> "SlaftConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))

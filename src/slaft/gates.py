@@ -1,15 +1,22 @@
-"""Differentiable structure gates and their schedules.
+"""Structure gates and their schedules.
 
-* ``HardConcreteGate``: keep/drop gates with an exact zero, from Louizos, Welling & Kingma (2018),
-  "Learning Sparse Neural Networks through L0 Regularization". With u ~ U(0, 1),
+* ``UnitGate``: keep/drop gates for the units of one module (blocks of LoRA rank components or of bottleneck hidden
+  units). Its value in the forward pass is always exactly 0 or 1 per unit, so a pruned model computes what the gated
+  one did. Gradients reach it two ways:
 
-      s = sigmoid((log u - log(1 - u) + log_alpha) / beta)
-      z = min(1, max(0, s * (zeta - gamma) + gamma))
+  - a *probe*: the value carries ``probe - probe.detach()``, so ``probe.grad`` is dL/dz for every unit, open or
+    shut. Its square, smoothed over steps, is the unit's Fisher importance: the loss a unit's removal costs is about
+    ½·E[(dL/dz)²] (Theis et al. 2018, "Faster gaze prediction with dense networks and Fisher pruning"). The probe is
+    a plain tensor, not a parameter: no optimizer, gradient clipping or DDP bucket ever sees it.
+  - *hard-concrete logits* (allocator "gates"): z ~ HardConcrete(log α + shift) (Louizos, Welling & Kingma 2018),
+    with u ~ U(0, 1),
 
-  the probability of a non-zero gate is closed-form, P(z != 0) = sigmoid(log_alpha - beta * log(-gamma / zeta)),
-  and at evaluation the gate is deterministic: z = min(1, max(0, sigmoid(log_alpha) * (zeta - gamma) + gamma)).
-* ``GumbelChoice``: a one-of-k choice relaxed with Gumbel-softmax (Jang, Gu & Poole 2017), with an optional
-  straight-through hard sample; at evaluation it is the arg-max, one-hot.
+        s = sigmoid((log u - log(1 - u) + log α) / β),   z = min(1, max(0, s (ζ - γ) + γ)),
+
+    P(z != 0) = sigmoid(log α - β log(-γ / ζ)) in closed form (the expected L0). The forward pass uses the hard value
+    1[z > ½] and the gradient of z (straight-through), so training never scales a module's output by a random factor.
+
+* ``GumbelChoice``: a one-of-k choice relaxed with Gumbel-softmax (Jang, Gu & Poole 2017); arg-max at evaluation.
 * Schedules are pure functions of the step.
 """
 
@@ -24,45 +31,83 @@ from torch import nn
 _EPS = 1e-6
 
 
-class HardConcreteGate(nn.Module):
-    """``size`` independent hard-concrete gates (Louizos et al. 2018)."""
+def hard_concrete_sample(log_alpha: torch.Tensor, beta: float, limits: tuple[float, float]) -> torch.Tensor:
+    gamma, zeta = limits
+    u = torch.rand_like(log_alpha).clamp(_EPS, 1 - _EPS)
+    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
+    return (s * (zeta - gamma) + gamma).clamp(0.0, 1.0)
 
-    def __init__(
-        self, size: int, *, init_keep: float = 0.9, beta: float = 2 / 3, limits: tuple[float, float] = (-0.1, 1.1)
-    ) -> None:
+
+def hard_concrete_keep_probability(log_alpha: torch.Tensor, beta: float, limits: tuple[float, float]) -> torch.Tensor:
+    """P(z != 0): the expected-L0 contribution of each gate."""
+    gamma, zeta = limits
+    return torch.sigmoid(log_alpha - beta * math.log(-gamma / zeta))
+
+
+class UnitGate(nn.Module):
+    """Gates for ``num_units`` units of ``block`` components each; see the module docstring."""
+
+    def __init__(self, num_units: int, block: int, *, hard_concrete: bool = False, beta: float = 2 / 3,
+                 limits: tuple[float, float] = (-0.1, 1.1)) -> None:
         super().__init__()
-        self.beta = float(beta)
-        self.gamma, self.zeta = float(limits[0]), float(limits[1])
-        init = math.log(init_keep) - math.log1p(-init_keep)
-        self.log_alpha = nn.Parameter(torch.full((size,), init))
+        self.block, self.beta, self.limits = int(block), float(beta), (float(limits[0]), float(limits[1]))
+        self.probe: torch.Tensor | None = None  # created on the forward pass's device; holds dL/dz in .grad
+        self.log_alpha = nn.Parameter(torch.zeros(num_units)) if hard_concrete else None
+        self.register_buffer("mask", torch.ones(num_units, dtype=torch.bool))      # the decision as it stands
+        self.register_buffer("importance", torch.zeros(num_units))                 # smoothed (dL/dz)^2
+        self.register_buffer("shift", torch.zeros(num_units))                      # budget shift of log α
+        self.sampling = False  # hard-concrete samples in training: set by the search while it prunes
 
-    def prob_nonzero(self) -> torch.Tensor:
-        """Closed-form P(z != 0) per gate: the expected L0 contribution."""
-        return torch.sigmoid(self.log_alpha - self.beta * math.log(-self.gamma / self.zeta))
+    @property
+    def num_units(self) -> int:
+        return self.mask.numel()
 
-    def deterministic(self) -> torch.Tensor:
-        """The evaluation-time gate value, in [0, 1], exactly 0 for a closed gate."""
-        return (torch.sigmoid(self.log_alpha) * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
+    def keep_probability(self) -> torch.Tensor:
+        """P(keep) per unit: the hard-concrete closed form, or the mask itself without logits."""
+        if self.log_alpha is None:
+            return self.mask.float()
+        return hard_concrete_keep_probability(self.log_alpha + self.shift, self.beta, self.limits)
 
-    def sample(self) -> torch.Tensor:
-        u = torch.rand_like(self.log_alpha).clamp(_EPS, 1 - _EPS)
-        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.beta)
-        return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Gate values for hidden activations ``h`` of shape (batch, ..., num_units * block): exactly 0 or 1 per
+        unit, with one probe per example and unit while gradients are on."""
+        value = self.mask.float()
+        if self.training and self.sampling and self.log_alpha is not None:
+            z = hard_concrete_sample(self.log_alpha + self.shift, self.beta, self.limits)
+            value = (z > 0.5).to(z.dtype) + z - z.detach()
+        if torch.is_grad_enabled() and h.ndim >= 2:
+            shape = (h.shape[0], self.num_units)
+            if self.probe is None or self.probe.shape != shape or self.probe.device != h.device:
+                self.probe = torch.ones(shape, device=h.device, requires_grad=True)
+            value = value + (self.probe - self.probe.detach())  # (batch, num_units)
+            value = value.view(h.shape[0], *([1] * (h.ndim - 2)), self.num_units)
+        return value.repeat_interleave(self.block, dim=-1).to(h.dtype)
 
-    def forward(self) -> torch.Tensor:  # (size,)
-        return self.sample() if self.training else self.deterministic()
+    @torch.no_grad()
+    def take_probe_gradient(self) -> torch.Tensor | None:
+        """Per-unit sums over examples of (dL/dz_example)^2 since the last call, then reset."""
+        if self.probe is None or self.probe.grad is None:
+            return None
+        grad = self.probe.grad.detach().float()
+        self.probe.grad = None
+        import os
+        if os.environ.get("SLAFT_IMPORTANCE_EXP", "g2") == "pef":
+            return (grad ** 2).sum(0).sqrt()
+        return grad.sum(0)
 
-    def close(self, mask: torch.Tensor) -> None:
-        """Force the gates where ``mask`` is True shut for good (used when projecting onto a budget)."""
-        with torch.no_grad():
-            self.log_alpha.masked_fill_(mask.to(self.log_alpha.device), -1e4)
+    @torch.no_grad()
+    def update_importance(self, grad: torch.Tensor, beta: float, first: bool) -> None:
+        """Fold one step's dL/dz into the smoothed Fisher importance."""
+        square = grad.to(self.importance) ** 2
+        self.importance.copy_(square if first else beta * self.importance + (1 - beta) * square)
 
     def extra_repr(self) -> str:
-        return f"size={self.log_alpha.numel()}, beta={self.beta:.3g}, limits=({self.gamma}, {self.zeta})"
+        kind = "hard-concrete" if self.log_alpha is not None else "importance"
+        return f"units={self.num_units}, block={self.block}, {kind}"
 
 
 class GumbelChoice(nn.Module):
-    """A learned choice among ``num_choices`` paths (Jang et al. 2017). ``tau`` is set by the schedule."""
+    """A learned choice among ``num_choices`` paths (Jang et al. 2017). ``tau`` is set by the search schedule."""
 
     def __init__(self, num_choices: int, *, hard: bool = False) -> None:
         super().__init__()
@@ -85,9 +130,6 @@ class GumbelChoice(nn.Module):
         return f"num_choices={self.logits.numel()}, hard={self.hard}"
 
 
-STRUCTURE_MODULE_TYPES = (HardConcreteGate, GumbelChoice)
-
-
 # Schedules: pure functions of the optimizer step --------------------------------------------------------------------
 def annealed_temperature(step: int, total_steps: int, start: float, end: float) -> float:
     """Exponential annealing tau(t) = start * (end / start) ** (t / T), held at ``end`` after T."""
@@ -95,9 +137,12 @@ def annealed_temperature(step: int, total_steps: int, start: float, end: float) 
     return start * (end / start) ** progress
 
 
-def warmup_ramp(step: int, total_steps: int, warmup_ratio: float) -> float:
-    """0 -> 1 linearly over the first ``warmup_ratio`` of the steps: how much of the sparsity term is on."""
-    warmup = warmup_ratio * total_steps
-    if warmup <= 0:
+def pruned_fraction(step: int, start_step: int, end_step: int) -> float:
+    """How far the kept size has moved from the whole candidate space to its final size: 0 before ``start_step``,
+    1 from ``end_step`` on, cubic in between (AdaLoRA's budget schedule: fast pruning first, gentle at the end)."""
+    if step <= start_step:
+        return 0.0
+    if step >= end_step:
         return 1.0
-    return min(max(step / warmup, 0.0), 1.0)
+    progress = (step - start_step) / (end_step - start_step)
+    return 1.0 - (1.0 - progress) ** 3

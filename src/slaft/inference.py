@@ -15,7 +15,7 @@ from .data import compute_metrics, load_task, tokenize_task
 from .inject import CONTAINER
 from .io import CONFIG_NAME, AdapterLoadError, atomic_write_text, read_adapter_config
 from .model import SlaftModel
-from .models import load_model_and_tokenizer
+from .loading import load_model_and_tokenizer
 
 EXPORT_NAME = "slaft_export.json"  # what a fully merged export remembers of its run (task, data, length)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",

@@ -1,12 +1,9 @@
 """Build a structure into a frozen model: one ``slaft_modules`` dict per block, and forward hooks at the sites.
 
-Every site uses the same mechanism, a forward hook on an existing module that adds the slaft module's delta to
-the host's output, so the backbone's parameter names never change (its state dict stays a plain transformers
-one) and removing a module is deleting its entry: the hook then passes the output through untouched.
-
-* low-rank sites: hook on the target linear, ``out + lora(x)``
-* serial adapters: hook on the attention / FFN output linear, ``out + adapter(out)`` (before the residual add)
-* parallel adapter: ``ffn_out + adapter(ffn_in)``, the FFN input taken by a pre-hook when it is another module
+Every site uses the same mechanism, a forward hook on an existing module that adds the slaft module's delta to the
+host's output, so the backbone's parameter names never change (its state dict stays a plain transformers one) and
+removing a module is deleting its entry: the hook then passes the output through untouched. Which module hosts a
+site, and what the site reads, comes from the site table (``sites.py``).
 """
 
 from __future__ import annotations
@@ -14,69 +11,61 @@ from __future__ import annotations
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .architectures import ArchitectureSpec, find_layers
-from .config import BOTTLENECK_SITES, PARALLEL_SITES, SlaftConfig
+from .architectures import ArchitectureSpec, find_layers, find_linear
+from .config import DEFAULT_SITES, ConfigError, SlaftConfig
+from .gates import UnitGate
 from .modules import BottleneckAdapter, LowRankUpdate
+from .sites import LORA, PARALLEL, SITES
 from .structure import ModuleSpec, Structure
 
 CONTAINER = "slaft_modules"
 
 
-def _linear(block: nn.Module, path: str) -> nn.Linear:
-    module = block.get_submodule(path)
-    if not isinstance(module, nn.Linear):
-        raise TypeError(f"slaft expects an nn.Linear at {path!r}, found {type(module).__name__}.")
-    return module
-
-
-def available_sites(arch: ArchitectureSpec) -> tuple[str, ...]:
-    return BOTTLENECK_SITES + tuple(arch.lora_targets)
-
-
 def candidate_structure(model: nn.Module, arch: ArchitectureSpec, config: SlaftConfig) -> Structure:
     """The full candidate space the config asks for, as data."""
     layers = find_layers(model, arch)
-    possible = available_sites(arch)
-    sites = config.sites if config.sites is not None else possible
-    missing = [s for s in sites if s not in possible]
-    if missing:
-        raise ValueError(
-            f"Site(s) {missing} do not exist in architecture {arch.name!r}, which offers {possible}. "
-            "Remove them from `sites`."
-        )
-    chosen_layers = config.layers if config.layers is not None else tuple(range(len(layers)))
-    bad = [i for i in chosen_layers if i >= len(layers)]
+    possible = arch.sites()
+    if config.sites is None:
+        sites = tuple(s for s in DEFAULT_SITES if s in possible)
+    else:
+        sites = config.sites
+        missing = [s for s in sites if s not in possible]
+        if missing:
+            raise ConfigError(f"Site(s) {missing} do not exist in {arch.name!r} models, which offer {possible}. "
+                              "Remove them from --sites.")
+    chosen = config.layers if config.layers is not None else tuple(range(len(layers)))
+    bad = sorted(i for i in chosen if i >= len(layers))
     if bad:
-        raise ValueError(f"Layer(s) {bad} out of range: the model has {len(layers)} blocks (0..{len(layers) - 1}).")
+        raise ConfigError(f"Layer(s) {bad} out of range: the model has {len(layers)} blocks, numbered 0 to "
+                          f"{len(layers) - 1}. Fix --layers.")
     modules = []
-    for i in chosen_layers:
-        block = layers[i]
+    for i in sorted(set(chosen)):
         for site in sites:
-            if site in BOTTLENECK_SITES:
-                dim = _linear(block, arch.ffn_output).out_features
-                modules.append(ModuleSpec(i, site, config.adapter_width, dim, dim, tuple(config.activations)))
+            host = find_linear(layers[i], arch, SITES[site].host)
+            if SITES[site].kind == LORA:
+                modules.append(ModuleSpec(i, site, config.lora_rank, host.in_features, host.out_features))
             else:
-                target = _linear(block, arch.lora_targets[site])
-                rank = min(config.lora_rank, target.in_features, target.out_features)
-                modules.append(ModuleSpec(i, site, rank, target.in_features, target.out_features))
+                dim = host.out_features
+                modules.append(ModuleSpec(i, site, config.adapter_width, dim, dim, tuple(config.activations)))
     return Structure(modules=modules, discrete=False, num_layers=len(layers))
 
 
 def build_module(spec: ModuleSpec, config: SlaftConfig, *, gated: bool) -> nn.Module:
-    gate_kwargs = {"init_keep": config.gate_init_keep, "beta": config.gate_beta, "limits": config.gate_limits}
-    if spec.kind == "bottleneck":
-        return BottleneckAdapter(
-            spec.in_features, spec.width, spec.activations, gated=gated, dropout=config.adapter_dropout,
-            hard_choice=config.hard_choice, gate_kwargs=gate_kwargs,
-        )
-    scaling = config.lora_alpha / config.lora_rank if gated else 1.0  # discrete modules carry the scale in B
-    return LowRankUpdate(
-        spec.in_features, spec.out_features, spec.width, scaling=scaling, gated=gated,
-        dropout=config.adapter_dropout, gate_kwargs=gate_kwargs,
-    )
+    """A module for ``spec``: gated over its units while searching, plain once the structure is decided."""
+    lora = spec.kind == LORA
+    gate = None
+    if gated:
+        block = config.rank_block if lora else config.width_block
+        gate = UnitGate(spec.width // block, block, hard_concrete=config.allocator == "gates",
+                        beta=config.gate_beta, limits=config.gate_limits)
+    if lora:
+        return LowRankUpdate(spec.in_features, spec.out_features, spec.width,
+                             scaling=config.lora_alpha / config.lora_rank, dropout=config.dropout, gate=gate)
+    return BottleneckAdapter(spec.in_features, spec.width, spec.activations, dropout=config.dropout,
+                             hard_choice=config.hard_choice, gate=gate)
 
 
-def _delta(container: nn.ModuleDict, site: str, x, out):
+def _add_delta(container: nn.ModuleDict, site: str, x, out):
     if site not in container:
         return out
     module = container[site]
@@ -84,11 +73,27 @@ def _delta(container: nn.ModuleDict, site: str, x, out):
     return out + module(x.to(weight.dtype)).to(out.dtype)
 
 
-def _hook_add(container: nn.ModuleDict, site: str, use_output: bool):
+def _hook(container: nn.ModuleDict, site: str, reads_output: bool):
     def hook(_module, args, output):
-        return _delta(container, site, output if use_output else args[0], output)
+        return _add_delta(container, site, output if reads_output else args[0], output)
 
     return hook
+
+
+def _attach_parallel(block: nn.Module, arch: ArchitectureSpec, container: nn.ModuleDict, site: str):
+    source, sink = block.get_submodule(arch.ffn_input), find_linear(block, arch, SITES[site].host)
+    if source is sink:
+        return [sink.register_forward_hook(_hook(container, site, reads_output=False))]
+    cache: dict[str, object] = {}
+
+    def remember_input(_module, args):
+        cache["x"] = args[0]
+
+    def add_parallel(_module, _args, output):
+        x = cache.pop("x", None)
+        return output if x is None else _add_delta(container, site, x, output)
+
+    return [source.register_forward_pre_hook(remember_input), sink.register_forward_hook(add_parallel)]
 
 
 def attach(model: nn.Module, arch: ArchitectureSpec, structure: Structure, config: SlaftConfig,
@@ -107,36 +112,14 @@ def attach(model: nn.Module, arch: ArchitectureSpec, structure: Structure, confi
         for spec in specs:
             container[spec.site] = build_module(spec, config, gated=gated).to(device=ref.device)
         # Low-rank hooks first: a serial adapter on the same linear must see the updated output.
-        for spec in specs:
-            if spec.kind == "lora":
-                host = _linear(block, arch.lora_targets[spec.site])
-                handles.append(host.register_forward_hook(_hook_add(container, spec.site, use_output=False)))
-        for spec in specs:
-            if spec.site == "attn_adapter":
-                host = block.get_submodule(arch.attn_output)
-                handles.append(host.register_forward_hook(_hook_add(container, spec.site, use_output=True)))
-            elif spec.site == "ffn_adapter":
-                host = block.get_submodule(arch.ffn_output)
-                handles.append(host.register_forward_hook(_hook_add(container, spec.site, use_output=True)))
-            elif spec.site in PARALLEL_SITES:
+        for spec in sorted(specs, key=lambda s: s.kind != LORA):
+            site = SITES[spec.site]
+            if site.kind == PARALLEL:
                 handles.extend(_attach_parallel(block, arch, container, spec.site))
+            else:
+                host = find_linear(block, arch, site.host)
+                handles.append(host.register_forward_hook(_hook(container, spec.site, site.reads == "output")))
     return handles
-
-
-def _attach_parallel(block: nn.Module, arch: ArchitectureSpec, container: nn.ModuleDict, site: str):
-    source, sink = block.get_submodule(arch.ffn_input), block.get_submodule(arch.ffn_output)
-    if source is sink:
-        return [sink.register_forward_hook(_hook_add(container, site, use_output=False))]
-    cache: dict[str, object] = {}
-
-    def remember_input(_module, args):
-        cache["x"] = args[0]
-
-    def add_parallel(_module, _args, output):
-        x = cache.pop("x", None)
-        return output if x is None else _delta(container, site, x, output)
-
-    return [source.register_forward_pre_hook(remember_input), sink.register_forward_hook(add_parallel)]
 
 
 def iter_modules(model: nn.Module, arch: ArchitectureSpec):
@@ -147,6 +130,11 @@ def iter_modules(model: nn.Module, arch: ArchitectureSpec):
             continue
         for site, module in container.items():
             yield index, site, module
+
+
+def remove_module(model: nn.Module, arch: ArchitectureSpec, layer: int, site: str) -> None:
+    """Delete one module; its hook then passes the host's output through."""
+    del getattr(find_layers(model, arch)[layer], CONTAINER)[site]
 
 
 def detach(model: nn.Module, arch: ArchitectureSpec, handles: list[RemovableHandle]) -> None:

@@ -1,12 +1,12 @@
-"""save_pretrained / from_pretrained: a compact adapter directory, laid out as peft lays out its own.
+"""The adapter directory format, and nothing else: what is written where, atomically, and checked on reading.
+
+    slaft_config.json          a JSON payload (built by SlaftModel): config, structure, phase, labels, checksums
+    slaft_model.safetensors    the tensors (built by SlaftModel): slaft modules and the task head
 
 The files carry slaft's names, not peft's ``adapter_config.json``: transformers treats a directory holding that
 file as a peft adapter, which would break loading a merged export that keeps some modules beside its weights.
-
-    slaft_config.json          SlaftConfig, the structure, phase, heads, base-model fingerprint, file checksum
-    slaft_model.safetensors    only slaft tensors and the task head (names relative to the base model)
-
-Files are written to a temporary name and renamed into place, so a crash never leaves a half-written checkpoint.
+Files are written to a temporary name and renamed into place, so a crash never leaves a half-written checkpoint;
+tensors are read through safetensors only (no pickle), and only after their SHA-256 matches the payload's.
 """
 
 from __future__ import annotations
@@ -15,27 +15,23 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
-
-from . import __version__
-from .config import SlaftConfig
-from .inject import CONTAINER
-from .structure import Structure
 
 CONFIG_NAME = "slaft_config.json"
 WEIGHTS_NAME = "slaft_model.safetensors"
 
 
 class AdapterLoadError(ValueError):
-    """An adapter directory that cannot be loaded onto this model; the message says why and what to do."""
+    """An adapter directory that cannot be loaded; the message says why and what to do."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -61,122 +57,70 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def base_fingerprint(model: nn.Module, skip=lambda name: False) -> str:
-    """A hash of the base model's parameter names, shapes and a sample of its values: adapters remember it."""
+def fingerprint(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """A hash of tensor names, shapes and a sample of values: adapters remember the base model they were built on."""
     digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        if CONTAINER in name or skip(name):
-            continue
-        digest.update(f"{name}:{tuple(param.shape)};".encode())
-        sample = param.detach().flatten()[:64].to(torch.float32).cpu()
+    for name, tensor in named_tensors:
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+        sample = tensor.detach().flatten()[:64].to(torch.float32).cpu()
         digest.update(sample.numpy().round(4).tobytes())
     return digest.hexdigest()[:32]
 
 
-def adapter_state_dict(model) -> dict[str, torch.Tensor]:
-    """The tensors that make a SlaftModel what it is beyond its base: slaft modules and the task head."""
-    state = {
-        name: tensor.detach().contiguous().cpu()
-        for name, tensor in model.base_model.state_dict().items()
-        if CONTAINER in name.split(".") or model._is_head(name)
-    }
-    if model.target is not None:
-        state["slaft_lagrangian"] = model.slaft_lagrangian.detach().cpu()
-    return state
-
-
-def save_slaft(model, save_directory: str | os.PathLike, *, extra: dict | None = None) -> None:
-    directory = Path(save_directory)
+def write_adapter(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], payload: dict) -> None:
+    """Write the tensors, then the payload with their checksum; each file atomically."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights_path = directory / WEIGHTS_NAME
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(adapter_state_dict(model), tmp, metadata={"format": "pt", "library": "slaft"})
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp,
+                  metadata={"format": "pt", "library": "slaft"})
         checksum = sha256_file(Path(tmp))
-        os.replace(tmp, weights_path)
+        os.replace(tmp, directory / WEIGHTS_NAME)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    payload = {
-        "slaft_version": __version__,
-        "config": model.slaft_config.to_dict(),
-        "structure": model.structure_data.to_dict(),
-        "candidate": model.candidate.to_dict(),
-        "phase": "discrete" if model.discrete else "search",
-        "merged": bool(model.merged),
-        "heads": model.head_names,
-        "num_labels": getattr(model.config, "num_labels", None),
-        "base_fingerprint": base_fingerprint(model.base_model, model._is_head),
-        "weights_sha256": checksum,
-        "schedule_step": model.schedule_step,
-        **(extra or {}),
-    }
-    atomic_write_text(directory / CONFIG_NAME, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(directory / CONFIG_NAME, json.dumps({**payload, "weights_sha256": checksum}, indent=2) + "\n")
 
 
-def read_adapter_config(directory: str | os.PathLike) -> dict:
+def read_payload(directory: str | os.PathLike) -> dict:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise AdapterLoadError(f"No {CONFIG_NAME} in {directory}: not a slaft adapter directory (save one with "
                                "SlaftModel.save_pretrained or `slaft train`).")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise AdapterLoadError(f"{path} is not valid JSON ({err}); the file is corrupted. Re-export the adapter.")
+    if not isinstance(payload, dict):
+        raise AdapterLoadError(f"{path} does not hold a JSON object; the file is corrupted. Re-export the adapter.")
+    return payload
 
 
-def _verified_weights(directory: Path, meta: dict) -> Path:
-    weights_path = directory / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise AdapterLoadError(f"{weights_path} is missing; the adapter directory is incomplete.")
-    if meta.get("weights_sha256") and sha256_file(weights_path) != meta["weights_sha256"]:
-        raise AdapterLoadError(f"{weights_path} does not match the checksum in {CONFIG_NAME}: the file is corrupted "
-                               "or truncated. Re-export or re-download the adapter.")
-    return weights_path
+def verified_weights_path(directory: str | os.PathLike, payload: dict) -> Path:
+    path = Path(directory) / WEIGHTS_NAME
+    if not path.is_file():
+        raise AdapterLoadError(f"{path} is missing; the adapter directory is incomplete.")
+    if payload.get("weights_sha256") and sha256_file(path) != payload["weights_sha256"]:
+        raise AdapterLoadError(f"{path} does not match the checksum in {CONFIG_NAME}: the file is corrupted or "
+                               "truncated. Re-export or re-download the adapter.")
+    return path
 
 
-def load_adapter_weights(model, directory: str | os.PathLike, meta: dict | None = None) -> None:
-    """Load saved slaft tensors (and head) into a SlaftModel of the same structure, checking checksum and fit."""
-    directory = Path(directory)
-    meta = meta or read_adapter_config(directory)
-    weights_path = _verified_weights(directory, meta)
+def read_tensors(directory: str | os.PathLike, payload: dict) -> dict[str, torch.Tensor]:
+    path = verified_weights_path(directory, payload)
     try:
-        state = load_file(str(weights_path))
+        return load_file(str(path))
     except (SafetensorError, OSError) as err:
-        raise AdapterLoadError(f"{weights_path} cannot be read as safetensors ({err}); the file is corrupted.")
-    lagrangian = state.pop("slaft_lagrangian", None)
-    if lagrangian is not None and model.target is not None:
-        model.slaft_lagrangian.data.copy_(lagrangian)
-    expected = set(adapter_state_dict(model)) - {"slaft_lagrangian"}
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise AdapterLoadError(f"{weights_path} does not fit its structure: missing {sorted(missing)[:5]}, "
-                               f"unexpected {sorted(unexpected)[:5]}.")
-    model.base_model.load_state_dict(state, strict=False)
-    model.schedule_step = int(meta.get("schedule_step", 0))
+        raise AdapterLoadError(f"{path} cannot be read as safetensors ({err}); the file is corrupted.") from err
 
 
-def load_slaft(base_model: nn.Module, directory: str | os.PathLike, *, check_base: bool = True):
-    """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
-    from .model import SlaftModel
-
-    directory = Path(directory)
-    meta = read_adapter_config(directory)
-    _verified_weights(directory, meta)
+def is_complete_adapter(directory: str | os.PathLike) -> bool:
+    """True when ``directory`` holds a saved adapter whose weights match their checksum."""
     try:
-        config = SlaftConfig.from_dict(meta["config"])
-        structure = Structure.from_dict(meta["structure"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise AdapterLoadError(f"{directory / CONFIG_NAME} is not a valid slaft adapter config ({err}).") from err
-    model = SlaftModel(base_model, config, structure if meta.get("phase") == "discrete" else None)
-    if check_base:
-        found = base_fingerprint(base_model, model._is_head)
-        if meta.get("base_fingerprint") and found != meta["base_fingerprint"]:
-            raise AdapterLoadError(
-                f"The adapters in {directory} were trained on a different base model (fingerprint "
-                f"{meta['base_fingerprint']}, this model {found}; base recorded: "
-                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
-            )
-    load_adapter_weights(model, directory, meta)
-    return model
+        payload = read_payload(directory)
+        verified_weights_path(directory, payload)
+    except AdapterLoadError:
+        return False
+    return bool(payload.get("weights_sha256"))

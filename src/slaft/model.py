@@ -1,27 +1,27 @@
-"""SlaftModel: a frozen transformers model with a learnable structure of adapters built into it.
-
-The sparsity objective is added to ``outputs.loss`` inside ``forward`` (as AdaLoRA does), and the schedules advance
-by themselves, so the stock ``transformers.Trainer`` trains it; ``SlaftTrainer`` adds parameter groups, exact step
-counts and logging on top.
-"""
+"""SlaftModel: a frozen transformers model with a learnable structure of adapters built into it."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .architectures import find_heads, find_layers, resolve_architecture
-from .config import SlaftConfig
-from .gates import STRUCTURE_MODULE_TYPES, GumbelChoice, annealed_temperature, warmup_ramp
-from .inject import CONTAINER, attach, candidate_structure, detach, iter_modules
-from .modules import BottleneckAdapter
+from .version import __version__
+from .architectures import find_heads, find_layers, find_linear, resolve_architecture
+from .config import ConfigError, SlaftConfig
+from .inject import CONTAINER, attach, candidate_structure, detach, iter_modules, remove_module
+from .io import AdapterLoadError, fingerprint, read_payload, read_tensors, write_adapter
+from .merge import MergeReport, fold_low_rank, fold_serial, zero_bias
+from .modules import BottleneckAdapter, LowRankUpdate
+from .search import StructureSearch
+from .sites import LORA, SITES
 from .structure import ModuleSpec, Structure
 
-DEFAULT_SEARCH_STEPS = 1000
-PARAMS_UNIT = 1e6  # the sparsity weight is loss per million expected parameters
+SEARCH_STATE = ("slaft_budget", "slaft_importance_updates")  # buffers a search-phase checkpoint must carry
 
 
 @dataclass
@@ -29,14 +29,12 @@ class ParameterSummary:
     backbone: int     # pretrained parameters, frozen
     head: int         # task head, trained
     candidate: int    # the whole candidate space
-    expected: float   # E[kept] under the current gates
-    kept: int         # kept if discretized now (or kept, once discrete)
+    kept: int         # kept if the structure were decided now (or kept, once decided)
 
     def __str__(self) -> str:
         return (
             f"backbone {self.backbone:,} (frozen) | head {self.head:,} | candidate adapters {self.candidate:,} | "
-            f"expected now {self.expected:,.0f} | kept {self.kept:,} "
-            f"({100 * self.kept / max(self.candidate, 1):.1f}% of candidate, "
+            f"kept {self.kept:,} ({100 * self.kept / max(self.candidate, 1):.1f}% of candidate, "
             f"{100 * self.kept / max(self.backbone, 1):.2f}% of backbone)"
         )
 
@@ -45,12 +43,28 @@ class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the message says where and what to do."""
 
 
-def _reversed_gradient(x: torch.Tensor) -> torch.Tensor:
-    """Value x, gradient -dL/dx: the optimizer then does gradient *ascent* on Lagrange multipliers."""
-    return 2 * x.detach() - x
+def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
+    """Drop ``params`` (and their state) from an optimizer, also one wrapped by accelerate."""
+    if optimizer is None or not params:
+        return
+    inner = getattr(optimizer, "optimizer", optimizer)
+    gone = {id(p) for p in params}
+    for group in inner.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in gone]
+    for param in params:
+        inner.state.pop(param, None)
 
 
 class SlaftModel(nn.Module):
+    """A frozen base model plus slaft modules at the sites of a ``Structure``, hooked into its forward pass.
+
+    While searching (``discrete`` False) the modules carry unit gates over the whole candidate space, and
+    ``search`` (a ``StructureSearch``) drives them, one call per optimizer step from ``SlaftCallback``; once the
+    structure is decided (``discretize``) only the kept units remain, as plain modules. Outputs are the base
+    model's outputs: the stock ``transformers.Trainer`` trains it (with ``SlaftCallback``), and ``merge`` folds
+    what is linear into the base weights.
+    """
+
     def __init__(self, base_model: nn.Module, config: SlaftConfig, structure: Structure | None = None) -> None:
         super().__init__()
         self.base_model = base_model
@@ -59,26 +73,23 @@ class SlaftModel(nn.Module):
         config.architecture = self.arch.name
         if config.base_model_name_or_path is None:
             config.base_model_name_or_path = getattr(getattr(base_model, "config", None), "_name_or_path", None)
-        for param in base_model.parameters():
-            param.requires_grad_(False)
-        self.head_names = find_heads(base_model, self.arch)
+        base_model.requires_grad_(False)
+        self.head_names = find_heads(base_model, self.arch, config.modules_to_save or ())
         for name in self.head_names:
             base_model.get_submodule(name).requires_grad_(True)
         self.candidate = candidate_structure(base_model, self.arch, config)
-        self.structure_data = structure or self.candidate
-        self.discrete = self.structure_data.discrete
+        self.discrete = structure is not None and structure.discrete
+        self.structure_data = structure if structure is not None else self.candidate
         self._handles = attach(base_model, self.arch, self.structure_data, config, gated=not self.discrete)
-        self.backbone_params = sum(
-            p.numel() for n, p in base_model.named_parameters() if CONTAINER not in n and not self._is_head(n)
-        )
-        self.target = config.resolve_target(self.backbone_params, self.candidate.num_params)
-        if self.target is not None:
-            self.slaft_lagrangian = nn.Parameter(torch.zeros(2))
-        self.schedule_step = 0
-        self.schedule_driven = False  # True once a Trainer callback sets steps itself
-        self.total_steps = config.search_steps
-        self.last_stats: dict[str, float] = {}
+        self.backbone_params = sum(p.numel() for n, p in base_model.named_parameters()
+                                   if CONTAINER not in n and not self.is_head(n))
+        self.target = None if self.discrete else config.resolve_target(self.backbone_params,
+                                                                        self.candidate.num_params)
+        self.register_buffer("slaft_budget", torch.tensor(-1, dtype=torch.long))
+        self.register_buffer("slaft_importance_updates", torch.tensor(0, dtype=torch.long))
+        self.search = None if self.discrete else StructureSearch(self, config)
         self.merged = False  # True once linear paths were folded into the base weights
+        self._warned_undriven = False
 
     # Plumbing ----------------------------------------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -87,7 +98,8 @@ class SlaftModel(nn.Module):
         except AttributeError:
             return getattr(self.base_model, name)
 
-    def _is_head(self, name: str) -> bool:
+    def is_head(self, name: str) -> bool:
+        """True for a parameter name (relative to the base model) inside a task head."""
         return any(name == h or name.startswith(h + ".") for h in self.head_names)
 
     @property
@@ -99,165 +111,110 @@ class SlaftModel(nn.Module):
         return iter_modules(self.base_model, self.arch)
 
     def structure_parameters(self) -> list[nn.Parameter]:
-        params = [p for m in self.modules() if isinstance(m, STRUCTURE_MODULE_TYPES) for p in m.parameters()]
-        return params + ([self.slaft_lagrangian] if self.target is not None else [])
+        """Gate and activation-choice logits (empty once the structure is decided)."""
+        return self.search.structure_parameters() if self.search is not None else []
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        structure = {id(p) for p in self.structure_parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in structure]
+        """Adapter weights and the task head: what the optimizer trains at the main learning rate."""
+        skip = {id(p) for p in self.structure_parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
 
-    # Schedules ---------------------------------------------------------------------------------------------------
-    def set_schedule(self, step: int, total_steps: int | None = None) -> None:
-        """Called by SlaftCallback at each optimizer step; without it, forward passes count the steps."""
-        self.schedule_driven = True
-        self.schedule_step = int(step)
-        if total_steps and self.slaft_config.search_steps is None:
-            self.total_steps = int(total_steps)
-
-    def _total(self) -> int:
-        if self.total_steps is None:
-            warnings.warn(
-                f"slaft: schedule length unknown; using {DEFAULT_SEARCH_STEPS} steps. Set SlaftConfig.search_steps "
-                "or train with SlaftTrainer/SlaftCallback.", stacklevel=3,
-            )
-            self.total_steps = DEFAULT_SEARCH_STEPS
-        return self.total_steps
-
-    def temperature(self) -> float:
-        c = self.slaft_config
-        return annealed_temperature(self.schedule_step, self._total(), c.tau_start, c.tau_end)
-
-    # Objective ---------------------------------------------------------------------------------------------------
-    def expected_params(self) -> torch.Tensor:
-        values = [m.expected_params() for _, _, m in self.slaft_modules()]
-        return torch.stack(values).sum() if values else torch.zeros(())
-
-    def sparsity_loss(self) -> torch.Tensor:
-        """λ·E[params]/1e6, or in budget mode the Lagrangian λ1·d + λ2·d², d = (E - T_t) / T (Xia et al. 2022)."""
-        c = self.slaft_config
-        ramp = warmup_ramp(self.schedule_step, self._total(), c.penalty_warmup_ratio)
-        expected = self.expected_params()
-        stats = {"expected_params": float(expected.detach()), "tau": self.temperature(), "penalty_ramp": ramp}
-        if self.target is None:
-            loss = c.sparsity_weight * ramp * expected / PARAMS_UNIT
-        else:
-            # The target itself ramps from the full candidate space down to the budget.
-            current_target = self.candidate.num_params - ramp * (self.candidate.num_params - self.target)
-            gap = (expected - current_target) / self.target
-            lam = _reversed_gradient(self.slaft_lagrangian)
-            loss = lam[0] * gap + lam[1] * gap**2
-            stats.update(target_now=current_target, lambda_1=float(lam[0].detach()), lambda_2=float(lam[1].detach()))
-        stats["sparsity_loss"] = float(loss.detach())
-        self.last_stats = stats
-        return loss
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
-        kwargs.pop("num_items_in_batch", None)  # Trainer's loss-normalisation hint; the base models' losses ignore it
-        searching = self.training and not self.discrete
-        if searching:
-            tau = self.temperature()
-            for module in self.modules():
-                if isinstance(module, GumbelChoice):
-                    module.tau = tau
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                  "labels": labels}
-        outputs = self.base_model(**{k: v for k, v in inputs.items() if v is not None}, **kwargs)
-        loss = getattr(outputs, "loss", None)
-        if loss is not None and self.training and not torch.isfinite(loss.detach()).all():
-            raise NonFiniteError(f"The task loss is {float(loss.detach())} at step {self.schedule_step}: the model or "
-                                 "the data produced NaN/inf. Lower the learning rate, check the labels, and resume.")
-        if searching and loss is not None:
-            outputs.loss = loss + self.sparsity_loss()
-        if searching and not self.schedule_driven:
-            self.schedule_step += 1
-        return outputs
+    def forward(self, **inputs):
+        inputs.pop("num_items_in_batch", None)  # the Trainer's loss-normalisation hint; base models ignore it
+        if self.training and self.search is not None and not self.search.driven and not self._warned_undriven:
+            self._warned_undriven = True
+            warnings.warn("slaft: training a searching model without SlaftCallback: the structure will not be "
+                          "searched. Use slaft.SlaftTrainer, or pass callbacks=[slaft.SlaftCallback()] to the "
+                          "Trainer.", stacklevel=2)
+        return self.base_model(**inputs)
 
     # Structure ---------------------------------------------------------------------------------------------------
-    def _decisions(self) -> dict[tuple[int, str], torch.Tensor]:
-        """Surviving-unit masks per module.
-
-        With a sparsity weight, the gates decide alone. In budget mode the budget decides how much survives and the
-        gates decide what: units are taken in order of P(keep) (module gate times unit gate) while they fit, so the
-        structure lands at the budget even when a short or noisy search closed more gates than it should have (or
-        fewer). A unit taken back from a closed gate has gate value 0 folded into its output weights, so the
-        discrete model computes what the gated one did, and the fine-tune trains the unit from zero, as LoRA starts.
-        """
-        if self.target is None or self.discrete:
-            return {(i, s): m.decided_units().cpu() for i, s, m in self.slaft_modules()}
-        modules = {(i, s): m for i, s, m in self.slaft_modules()}
-        masks = {key: torch.zeros(m.units, dtype=torch.bool) for key, m in modules.items()}
-        costs = {key: m.unit_and_fixed_cost() for key, m in modules.items()}
-        candidates = []
-        for order, (key, module) in enumerate(modules.items()):
-            with torch.no_grad():
-                score = (module.module_gate.prob_nonzero() * module.unit_gate.prob_nonzero()).cpu()
-            candidates += [(-float(score[u]), order, u, key) for u in range(module.units)]
-        total = 0
-        for _, _, unit, key in sorted(candidates):
-            unit_cost, fixed = costs[key]
-            cost = unit_cost + (0 if masks[key].any() else fixed)
-            if total + cost <= self.target:
-                masks[key][unit] = True
-                total += cost
-        return masks
-
     def structure(self) -> Structure:
-        """The structure the gates decide on now (the learned one once discrete), as data."""
-        return self.structure_data if self.discrete else self._structure_from(self._decisions())
+        """The learned structure once decided; while searching, the structure the gates would decide on now."""
+        return self.structure_data if self.discrete else self._structure_from(self.search.final_masks())
 
     def _structure_from(self, masks: dict[tuple[int, str], torch.Tensor]) -> Structure:
         modules = []
         for layer, site, module in self.slaft_modules():
-            spec = self.candidate.get(layer, site)
             width = int(masks[(layer, site)].sum())
-            if width == 0:
-                continue
-            acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
-            modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts))
+            if width:
+                spec = self.candidate.get(layer, site)
+                acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
+                modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts))
         return Structure(modules=modules, discrete=True, num_layers=self.candidate.num_layers)
 
     @torch.no_grad()
-    def discretize(self) -> Structure:
-        """Gates become decisions: closed modules are removed, the rest shrink to their surviving units."""
+    def discretize(self, optimizer=None) -> Structure:
+        """Gates become decisions: shut modules are removed, the rest keep their kept units and trained weights.
+
+        With the ``optimizer`` that trains the model, its state for kept entries is sliced along with them and
+        removed parameters leave it, so training continues where it was. Returns the learned structure.
+        """
         if self.discrete:
             return self.structure_data
-        masks = self._decisions()
+        masks = self.search.final_masks()
         learned = self._structure_from(masks)
-        blocks = find_layers(self.base_model, self.arch)
+        removed = list(self.structure_parameters())
         for layer, site, module in list(self.slaft_modules()):
-            container = getattr(blocks[layer], CONTAINER)
-            mask = masks[(layer, site)]
-            module.unit_gate.close(~mask)  # the gated model at evaluation now equals the discrete one
-            smaller = module.shrink(mask.to(module.unit_gate.log_alpha.device))
-            if smaller is None:
-                del container[site]
+            removed += list(module.gate.parameters())  # the hard-concrete logits, if any
+            keep = masks[(layer, site)]
+            if keep.any():
+                module.prune_(keep, optimizer)
             else:
-                container[site] = smaller
-        if self.target is not None:
-            del self.slaft_lagrangian
-            self.target = None
+                removed += list(module.parameters())
+                remove_module(self.base_model, self.arch, layer, site)
+        remove_from_optimizer(optimizer, removed)
+        self.search, self.target = None, None
         self.structure_data, self.discrete = learned, True
         return learned
 
     def parameter_summary(self) -> ParameterSummary:
-        head = sum(p.numel() for n, p in self.base_model.named_parameters() if self._is_head(n))
-        with torch.no_grad():
-            expected = float(self.expected_params())
-        return ParameterSummary(self.backbone_params, head, self.candidate.num_params, expected,
-                                self.structure().num_params)
+        head = sum(p.numel() for n, p in self.base_model.named_parameters() if self.is_head(n))
+        return ParameterSummary(self.backbone_params, head, self.candidate.num_params, self.structure().num_params)
 
     def print_trainable_parameters(self) -> None:
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in self.weight_parameters())
         total = sum(p.numel() for p in self.parameters())
         print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
-    # Merge / unload / save ---------------------------------------------------------------------------------------
-    def merge(self):
-        """Fold every linear path into the base weights (discretizes first). Returns a MergeReport."""
-        from .merge import merge_linear_paths
-
+    # Merge / unload ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def merge(self) -> MergeReport:
+        """Fold every linear path into the base weights (decides the structure first). Returns what was folded."""
         self.discretize()
-        return merge_linear_paths(self)
+        report = MergeReport()
+        blocks = find_layers(self.base_model, self.arch)
+        modules = list(self.slaft_modules())
+        # Low-rank updates first: a serial adapter on the same linear sees the updated output.
+        for layer, site, module in sorted(modules, key=lambda item: SITES[item[1]].kind != LORA):
+            host = find_linear(blocks[layer], self.arch, SITES[site].host)
+            key = f"{layer}.{site}"
+            if isinstance(module, LowRankUpdate):
+                fold_low_rank(host, module, key)
+            elif SITES[site].reads == "output" and module.activations == ("identity",):
+                fold_serial(host, module, key)
+            else:
+                report.kept.append(f"{key} ({module.chosen_activation()})")
+                continue
+            remove_module(self.base_model, self.arch, layer, site)
+            report.folded.append(key)
+        self._complete_bias_groups()
+        left = {(layer, site) for layer, site, _ in self.slaft_modules()}
+        self.structure_data = Structure([m for m in self.structure_data.modules if (m.layer, m.site) in left], True,
+                                        self.structure_data.num_layers)
+        self.merged = True
+        return report
+
+    def _complete_bias_groups(self) -> None:
+        """Where merging gave one linear of a config-controlled group a bias, give all of them one (zeros) and set
+        the config flag, so the merged model reloads as a plain checkpoint (e.g. Llama's attention_bias)."""
+        blocks = find_layers(self.base_model, self.arch)
+        for flag, roles in self.arch.bias_groups.items():
+            linears = [find_linear(block, self.arch, role) for block in blocks for role in roles]
+            if any(linear.bias is not None for linear in linears):
+                for linear in linears:
+                    zero_bias(linear)
+                setattr(self.base_model.config, flag, True)
 
     def merge_and_unload(self) -> nn.Module:
         """Merge, then return the plain transformers model; refuses if a nonlinear module survived."""
@@ -275,16 +232,75 @@ class SlaftModel(nn.Module):
         detach(self.base_model, self.arch, self._handles)
         return self.base_model
 
-    def save_pretrained(self, save_directory: str, **kwargs) -> None:
-        from .io import save_slaft
+    # Save / load -------------------------------------------------------------------------------------------------
+    def base_fingerprint(self) -> str:
+        return fingerprint((n, p) for n, p in self.base_model.named_parameters()
+                           if CONTAINER not in n and not self.is_head(n))
 
-        save_slaft(self, save_directory, **kwargs)
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors that make this model what it is beyond its base: slaft modules (with gate state while
+        searching) and the task head, named as in the base model; while searching also the search's buffers."""
+        state = {name: tensor for name, tensor in self.base_model.state_dict().items()
+                 if CONTAINER in name.split(".") or self.is_head(name)}
+        if not self.discrete:
+            state.update({name: getattr(self, name) for name in SEARCH_STATE})
+        return state
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, extra: dict | None = None) -> None:
+        """``slaft_config.json`` + ``slaft_model.safetensors`` (surviving tensors only), both written atomically."""
+        config = self.base_model.config
+        payload = {
+            "slaft_version": __version__,
+            "config": self.slaft_config.to_dict(),
+            "structure": self.structure_data.to_dict(),
+            "candidate": self.candidate.to_dict(),
+            "phase": "discrete" if self.discrete else "search",
+            "merged": self.merged,
+            "heads": self.head_names,
+            "num_labels": getattr(config, "num_labels", None),
+            "id2label": {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()},
+            "base_fingerprint": self.base_fingerprint(),
+            **(extra or {}),
+        }
+        write_adapter(save_directory, self.adapter_state_dict(), payload)
+
+    def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
+        """Load saved tensors into a model of the same structure (checksum and fit checked first)."""
+        payload = payload or read_payload(directory)
+        state = read_tensors(directory, payload)
+        expected = set(self.adapter_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise AdapterLoadError(f"The tensors in {directory} do not fit their structure: missing "
+                                   f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
+        for name in SEARCH_STATE:
+            if name in state:
+                getattr(self, name).copy_(state.pop(name))
+        self.base_model.load_state_dict(state, strict=False)
 
     @classmethod
-    def from_pretrained(cls, base_model: nn.Module, adapter_directory: str, **kwargs) -> "SlaftModel":
-        from .io import load_slaft
-
-        return load_slaft(base_model, adapter_directory, **kwargs)
+    def from_pretrained(cls, base_model: nn.Module, adapter_directory: str | os.PathLike, *,
+                        check_base: bool = True) -> "SlaftModel":
+        """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
+        directory = Path(adapter_directory)
+        payload = read_payload(directory)
+        try:
+            config = SlaftConfig.from_dict(payload["config"])
+            structure = Structure.from_dict(payload["structure"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise AdapterLoadError(f"{directory} holds no valid slaft adapter config ({err}).") from err
+        try:
+            model = cls(base_model, config, structure if payload.get("phase") == "discrete" else None)
+        except ConfigError as err:
+            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: {err}") from err
+        if check_base and payload.get("base_fingerprint") and model.base_fingerprint() != payload["base_fingerprint"]:
+            raise AdapterLoadError(
+                f"The adapters in {directory} were trained on a different base model (base recorded: "
+                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
+            )
+        model.load_adapter_weights(directory, payload)
+        model.merged = bool(payload.get("merged"))
+        return model
 
 
 def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None, structure: Structure | None = None
@@ -292,7 +308,7 @@ def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None, structu
     """Build the candidate space of ``config`` into ``model`` (frozen) and return the trainable SlaftModel.
 
     With a discrete ``structure`` (e.g. one learned on another run, or ``Structure.load(path)``), build exactly that
-    structure instead, freshly initialised and without gates: a found architecture, re-trained from scratch.
+    structure instead, freshly initialised and without gates: a found architecture, trained from scratch.
     """
     if structure is not None and not structure.discrete:
         raise ValueError("Pass a discrete (learned) structure, e.g. model.structure() or model.discretize().")

@@ -1,9 +1,9 @@
-"""Candidate modules: a bottleneck adapter with a learned activation path, and a low-rank update.
+"""Candidate modules: a low-rank update and a bottleneck adapter with a learned activation path.
 
-Each module computes a *delta* that a hook adds to the host's output. With ``gated=True`` it carries its structure:
-one hard-concrete gate for the whole module, one per hidden unit (bottleneck) or rank component (low-rank), and a
-Gumbel-softmax choice of activation (bottleneck with several activations). ``shrink()`` turns a gated module into
-its discrete, physically smaller counterpart that computes the same output as the gated module at evaluation.
+Each module computes a *delta* that a hook adds to its host's output (``inject.py``). While the structure is being
+searched, a module carries a ``UnitGate`` over its units (blocks of rank components or hidden units) and, for a
+bottleneck with several activations, a ``GumbelChoice``. ``prune_(keep, ...)`` removes the shut units in place —
+the kept ones keep their trained values, and the optimizer's state for them is kept too — and drops the gate.
 Leaf modules take explicit arguments; they never see a config.
 """
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gates import GumbelChoice, HardConcreteGate
+from .gates import GumbelChoice, UnitGate
 
 ACTIVATION_FUNCTIONS = {
     "identity": lambda x: x,
@@ -26,86 +26,95 @@ ACTIVATION_FUNCTIONS = {
 }
 
 
-class _Gated(nn.Module):
-    """Shared gate bookkeeping: a module gate and a per-unit gate, both optional."""
+def slice_parameter_(param: nn.Parameter, dim: int, index: torch.Tensor, optimizer=None) -> None:
+    """Keep ``index`` along ``dim`` of ``param`` in place, and the same slice of its optimizer state (Adam's moments),
+    so what the optimizer learned about the kept entries carries over."""
+    old_shape = param.shape
+    index = index.to(param.device)
+    param.data = param.data.index_select(dim, index)
+    param.grad = None
+    state = optimizer.state.get(param) if optimizer is not None else None
+    for key, value in (state or {}).items():
+        if torch.is_tensor(value) and value.shape == old_shape:
+            state[key] = value.index_select(dim, index.to(value.device))
 
-    module_gate: HardConcreteGate | None
-    unit_gate: HardConcreteGate | None
 
-    def _build_gates(self, units: int, gated: bool, gate_kwargs: dict | None) -> None:
-        kwargs = gate_kwargs or {}
-        self.module_gate = HardConcreteGate(1, **kwargs) if gated else None
-        self.unit_gate = HardConcreteGate(units, **kwargs) if gated else None
+class GatedModule(nn.Module):
+    """What both module kinds share: an optional unit gate, and in-place pruning."""
 
-    @property
-    def gated(self) -> bool:
-        return self.module_gate is not None
+    gate: UnitGate | None
 
-    def unit_and_fixed_cost(self) -> tuple[int, int]:
+    def sliced_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        """(parameter, dimension) pairs indexed by rank component / hidden unit."""
         raise NotImplementedError
 
-    def num_params(self) -> int:
-        """Parameters this module adds now (gates not counted: they are gone after discretizing)."""
-        unit_cost, fixed = self.unit_and_fixed_cost()
-        return self.units * unit_cost + fixed
+    @property
+    def width(self) -> int:
+        param, dim = self.sliced_parameters()[0]
+        return param.shape[dim]
 
-    def expected_params(self) -> torch.Tensor:
-        """E[kept parameters] = P(module) * (fixed + sum_i P(unit_i) * unit_cost)."""
-        unit_cost, fixed = self.unit_and_fixed_cost()
-        if not self.gated:
-            return torch.tensor(float(self.num_params()))
-        units = self.unit_gate.prob_nonzero().sum() * unit_cost
-        return self.module_gate.prob_nonzero()[0] * (units + fixed)
+    def _gated(self, h: torch.Tensor) -> torch.Tensor:  # (..., width)
+        return h * self.gate(h) if self.gate is not None else h
 
-    def decided_units(self) -> torch.Tensor:
-        """Boolean mask of units that survive discretization (all False if the module gate is shut)."""
-        if not self.gated:
-            return torch.ones(self.units, dtype=torch.bool)
-        if self.module_gate.deterministic()[0] <= 0:
-            return torch.zeros(self.units, dtype=torch.bool)
-        return self.unit_gate.deterministic() > 0
-
-    def _gate_units(self, h: torch.Tensor) -> torch.Tensor:  # (..., units)
-        return h * self.unit_gate().to(h.dtype) if self.gated else h
-
-    def _gate_module(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.module_gate().to(y.dtype) if self.gated else y
-
-    def _gate_values(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Deterministic (module, units) gate values folded into the weights when shrinking."""
-        return self.module_gate.deterministic()[0], self.unit_gate.deterministic()
+    @torch.no_grad()
+    def prune_(self, keep: torch.Tensor, optimizer=None) -> None:
+        """Keep the components in the bool mask ``keep`` (one entry per component, not per unit); drop the gate."""
+        index = torch.nonzero(keep.cpu(), as_tuple=False).flatten()
+        for param, dim in self.sliced_parameters():
+            slice_parameter_(param, dim, index, optimizer)
+        self.gate = None
 
 
-class BottleneckAdapter(_Gated):
-    """delta(x) = z_m * (W_up (f(W_down x + b_down) * z_u) + b_up), f a Gumbel-softmax mixture of activations.
+class LowRankUpdate(GatedModule):
+    """delta(x) = scaling · B diag(z) A x: a LoRA update (Hu et al. 2021), z the unit gates while searching.
 
-    The unit gates act after the activation, so they fold exactly into the columns of W_up for every f.
+    ``scaling`` is alpha / r of the candidate rank and never changes, so pruning keeps LoRA's parametrization and
+    a kept component trains as fast as in peft's LoRA at the same learning rate. B starts at zero.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, *, scaling: float, dropout: float = 0.0,
+                 gate: UnitGate | None = None) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.scaling = in_features, out_features, float(scaling)
+        self.lora_A = nn.Parameter(torch.empty(rank, in_features))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+        self.gate = gate
+
+    def sliced_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        return [(self.lora_A, 0), (self.lora_B, 1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+        h = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
+        return F.linear(h, self.lora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        """scaling · B A, shape (out, in): what merging adds to the host weight."""
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+
+class BottleneckAdapter(GatedModule):
+    """delta(x) = W_up (f(W_down x + b_down) ⊙ z) + b_up, f a Gumbel-softmax mixture of activations while searching.
+
+    The unit gates act after the activation, so a shut unit is exactly a removed column of W_up for every f.
     W_up starts at zero, so the model starts as the pretrained one (Houlsby et al. 2019).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        width: int,
-        activations: tuple[str, ...],
-        *,
-        gated: bool = True,
-        dropout: float = 0.0,
-        hard_choice: bool = False,
-        gate_kwargs: dict | None = None,
-    ) -> None:
+    def __init__(self, dim: int, width: int, activations: tuple[str, ...], *, dropout: float = 0.0,
+                 hard_choice: bool = False, gate: UnitGate | None = None) -> None:
         super().__init__()
-        self.dim, self.units, self.activations = dim, width, tuple(activations)
+        self.dim, self.activations = dim, tuple(activations)
         self.down = nn.Linear(dim, width)
         self.up = nn.Linear(width, dim)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
         self.dropout = nn.Dropout(dropout)
         self.choice = GumbelChoice(len(self.activations), hard=hard_choice) if len(self.activations) > 1 else None
-        self._build_gates(width, gated, gate_kwargs)
+        self.gate = gate
 
-    def unit_and_fixed_cost(self) -> tuple[int, int]:
-        return 2 * self.dim + 1, self.dim  # a row of W_down, its bias, a column of W_up; fixed: b_up
+    def sliced_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        return [(self.down.weight, 0), (self.down.bias, 0), (self.up.weight, 1)]
 
     def chosen_activation(self) -> str:
         return self.activations[self.choice.choice()] if self.choice is not None else self.activations[0]
@@ -117,81 +126,17 @@ class BottleneckAdapter(_Gated):
         else:
             weights = self.choice().to(h.dtype)  # (num_activations,)
             a = sum(w * ACTIVATION_FUNCTIONS[name](h) for w, name in zip(weights, self.activations))
-        return self._gate_module(self.up(self._gate_units(a)))
+        return self.up(self._gated(a))
 
     @torch.no_grad()
-    def shrink(self, keep: torch.Tensor | None = None) -> "BottleneckAdapter | None":
-        """The discrete module: surviving units only, the chosen activation, gate values folded into W_up."""
-        keep = self.decided_units() if keep is None else keep
-        if not self.gated:
-            return self
-        if not bool(keep.any()):
-            return None
-        z_module, z_units = self._gate_values()
-        out = BottleneckAdapter(self.dim, int(keep.sum()), (self.chosen_activation(),), gated=False,
-                                dropout=self.dropout.p)
-        out.to(device=self.down.weight.device, dtype=self.down.weight.dtype)
-        out.down.weight.copy_(self.down.weight[keep])
-        out.down.bias.copy_(self.down.bias[keep])
-        out.up.weight.copy_(self.up.weight[:, keep] * z_units[keep] * z_module)
-        out.up.bias.copy_(self.up.bias * z_module)
-        return out
+    def prune_(self, keep: torch.Tensor, optimizer=None) -> None:
+        """Prune units, and fix the activation to the chosen one."""
+        super().prune_(keep, optimizer)
+        self.activations, self.choice = (self.chosen_activation(),), None
 
     def linear_map(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, c) with delta(x) = M x + c, defined only for a discrete identity-path module."""
-        if self.gated or self.activations != ("identity",):
-            raise ValueError("only a discretized identity-activation bottleneck is a linear map")
+        """(M, c) with delta(x) = M x + c; defined only for a decided identity-activation module."""
+        if self.activations != ("identity",) or self.gate is not None:
+            raise ValueError("only a decided identity-activation bottleneck is a linear map")
         matrix = self.up.weight @ self.down.weight  # (dim, dim)
         return matrix, self.up.weight @ self.down.bias + self.up.bias
-
-
-class LowRankUpdate(_Gated):
-    """delta(x) = z_m * scaling * B diag(z_u) A x: a LoRA update (Hu et al. 2021) with gated rank components."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        rank: int,
-        *,
-        scaling: float = 1.0,
-        gated: bool = True,
-        dropout: float = 0.0,
-        gate_kwargs: dict | None = None,
-    ) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.units, self.scaling = in_features, out_features, rank, scaling
-        self.lora_A = nn.Parameter(torch.empty(rank, in_features))
-        self.lora_B = nn.Parameter(torch.zeros(out_features, rank))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        self.dropout = nn.Dropout(dropout)
-        self._build_gates(rank, gated, gate_kwargs)
-
-    def unit_and_fixed_cost(self) -> tuple[int, int]:
-        return self.in_features + self.out_features, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        h = self._gate_units(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
-        return self._gate_module(F.linear(h, self.lora_B) * self.scaling)
-
-    @torch.no_grad()
-    def shrink(self, keep: torch.Tensor | None = None) -> "LowRankUpdate | None":
-        """The discrete update: surviving rank components, scaling and gate values folded into B."""
-        keep = self.decided_units() if keep is None else keep
-        if not self.gated:
-            return self
-        if not bool(keep.any()):
-            return None
-        z_module, z_units = self._gate_values()
-        out = LowRankUpdate(self.in_features, self.out_features, int(keep.sum()), scaling=1.0, gated=False,
-                            dropout=self.dropout.p)
-        out.to(device=self.lora_A.device, dtype=self.lora_A.dtype)
-        out.lora_A.copy_(self.lora_A[keep])
-        out.lora_B.copy_(self.lora_B[:, keep] * z_units[keep] * z_module * self.scaling)
-        return out
-
-    def delta_weight(self) -> torch.Tensor:
-        """scaling * B A, shape (out, in): what merging adds to the host weight (discrete modules only)."""
-        if self.gated:
-            raise ValueError("discretize before merging: a gated low-rank update has no fixed weight")
-        return (self.lora_B @ self.lora_A) * self.scaling

@@ -18,7 +18,7 @@ from .config import SlaftConfig
 from .data import DataError, TaskData, compute_metrics, load_task, tokenize_task
 from .io import atomic_write_text
 from .model import SlaftModel, get_slaft_model
-from .models import load_model_and_tokenizer
+from .loading import load_model_and_tokenizer
 from .plots import plot_structure
 from .runs import is_complete_adapter, latest_checkpoint, prepare_output_dir
 from .training import SlaftTrainer

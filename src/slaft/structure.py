@@ -1,8 +1,9 @@
 """The structure as data: which module sits at which (layer, site), how wide, with which activation.
 
 A ``Structure`` describes both the candidate space (``discrete=False``: full widths, every activation, gated) and
-a learned substructure (``discrete=True``: surviving units, one activation, no gates). It prints as a table,
-diffs against another, counts its parameters and round-trips through JSON; ``SlaftModel`` builds modules from it.
+a learned substructure (``discrete=True``: surviving units, one activation, no gates). It prints as a layers x sites
+table, diffs against another, counts its parameters and round-trips through JSON; ``SlaftModel`` builds modules
+from it.
 """
 
 from __future__ import annotations
@@ -12,26 +13,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import BOTTLENECK_SITES, LORA_SITES
+from .sites import LORA, SITE_NAMES, SITES, module_cost
 
-STRUCTURE_FORMAT = 1
-SITE_LABELS = {"attn_adapter": "attn", "ffn_adapter": "ffn", "parallel_adapter": "parallel", "lora_q": "q",
-               "lora_k": "k", "lora_v": "v", "lora_o": "o", "lora_ffn_gate": "ffn_gate", "lora_ffn_in": "ffn_in",
-               "lora_ffn_out": "ffn_out"}
+STRUCTURE_FORMAT = 2  # 2: LoRA modules keep alpha / r as their scale (slaft >= 0.2); 1 folded it into B
 
 
 @dataclass(frozen=True)
 class ModuleSpec:
+    """One module of a structure: its place, its width (ranks or hidden units) and, for bottlenecks, activations."""
+
     layer: int
     site: str
-    width: int                      # bottleneck hidden units, or low-rank components
+    width: int
     in_features: int
     out_features: int
     activations: tuple[str, ...] = ()   # bottleneck only: the candidates, or the single chosen one
 
     @property
     def kind(self) -> str:
-        return "bottleneck" if self.site in BOTTLENECK_SITES else "lora"
+        return SITES[self.site].kind
 
     @property
     def key(self) -> str:
@@ -39,16 +39,15 @@ class ModuleSpec:
 
     @property
     def num_params(self) -> int:
-        if self.kind == "bottleneck":  # W_down, b_down, W_up, b_up
-            return self.width * (2 * self.in_features + 1) + self.out_features
-        return self.width * (self.in_features + self.out_features)
+        return module_cost(self.kind, self.width, self.in_features, self.out_features)
 
     @property
     def is_linear(self) -> bool:
-        return self.kind == "lora" or self.activations == ("identity",)
+        """True when merging can fold the module into its host's weights."""
+        return self.kind == LORA or (SITES[self.site].reads == "output" and self.activations == ("identity",))
 
     def describe(self) -> str:
-        if self.kind == "lora":
+        if self.kind == LORA:
             return f"r={self.width}"
         act = self.activations[0] if len(self.activations) == 1 else "search"
         return f"{'id' if act == 'identity' else act} w={self.width}"
@@ -56,6 +55,8 @@ class ModuleSpec:
 
 @dataclass
 class Structure:
+    """A set of modules (candidate space or learned structure) over ``num_layers`` blocks."""
+
     modules: list[ModuleSpec] = field(default_factory=list)
     discrete: bool = False
     num_layers: int = 0
@@ -72,9 +73,8 @@ class Structure:
         return next((m for m in self.modules if m.layer == layer and m.site == site), None)
 
     def sites(self) -> list[str]:
-        order = list(BOTTLENECK_SITES) + list(LORA_SITES)
         present = {m.site for m in self.modules}
-        return [s for s in order if s in present]
+        return [s for s in SITE_NAMES if s in present]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,7 +87,8 @@ class Structure:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Structure":
         if data.get("format") != STRUCTURE_FORMAT:
-            raise ValueError(f"Unsupported structure format {data.get('format')!r}; this slaft reads {STRUCTURE_FORMAT}.")
+            raise ValueError(f"Unsupported structure format {data.get('format')!r}; this slaft reads format "
+                             f"{STRUCTURE_FORMAT} (structures saved by slaft 0.1 use format 1: train them again).")
         modules = [ModuleSpec(**{**m, "activations": tuple(m.get("activations", ()))}) for m in data["modules"]]
         return cls(modules=modules, discrete=bool(data["discrete"]), num_layers=int(data["num_layers"]))
 
@@ -100,16 +101,14 @@ class Structure:
 
     def diff(self, other: "Structure") -> list[str]:
         """Human-readable differences, one line per (layer, site) that changed."""
-        mine = {m.key: m for m in self.modules}
-        theirs = {m.key: m for m in other.modules}
+        mine = {(m.layer, m.site): m for m in self.modules}
+        theirs = {(m.layer, m.site): m for m in other.modules}
         lines = []
-        for key in sorted(set(mine) | set(theirs), key=lambda k: (int(k.split(".")[0]), k)):
-            a, b = mine.get(key), theirs.get(key)
-            if a == b:
-                continue
-            left = a.describe() if a else "-"
-            right = b.describe() if b else "-"
-            lines.append(f"layer {key.split('.', 1)[0]:>2} {key.split('.', 1)[1]:<16} {left} -> {right}")
+        for layer, site in sorted(set(mine) | set(theirs), key=lambda k: (k[0], SITE_NAMES.index(k[1]))):
+            a, b = mine.get((layer, site)), theirs.get((layer, site))
+            if a != b:
+                left, right = (a.describe() if a else "-"), (b.describe() if b else "-")
+                lines.append(f"layer {layer:>2} {site:<16} {left} -> {right}")
         return lines
 
     def table(self) -> str:
@@ -119,7 +118,7 @@ class Structure:
             return "(no modules)"
         cells = [[(spec.describe() if (spec := self.get(layer, site)) else ".") for site in sites]
                  for layer in range(self.num_layers)]
-        labels = [SITE_LABELS.get(site, site) for site in sites]
+        labels = [SITES[site].label for site in sites]
         widths = [max(len(labels[j]), *(len(row[j]) for row in cells)) for j in range(len(sites))]
         rows = ["layer  " + "  ".join(f"{label:>{w}}" for label, w in zip(labels, widths))]
         rows += [f"{i:>5}  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for i, row in enumerate(cells)]

@@ -1,87 +1,104 @@
-"""Training on the Hugging Face ``Trainer``.
+"""Training on the Hugging Face ``Trainer``: one run searches the structure, decides it, and trains what is left.
 
-The sparsity term already sits in ``outputs.loss`` (see ``SlaftModel.forward``), so the stock ``Trainer`` works, and
-mixed precision, gradient accumulation, checkpoints and DDP/FSDP/DeepSpeed launches come from transformers and
-accelerate unchanged. ``SlaftTrainer`` adds what the stock one cannot know:
+``SlaftCallback`` drives the search from the Trainer's documented callback events: at each step's beginning it sets
+masks, gate shifts and temperatures; before each optimizer step it folds the gates' gradients into the units'
+importances; at the step that ends the search it decides the structure, passing the Trainer's optimizer so the kept
+weights keep their optimizer state (nothing restarts). It also stops a run whose trained tensors turn NaN/inf
+before they can be checkpointed, and puts the structure's size into the logs. The stock ``Trainer`` with
+``callbacks=[SlaftCallback()]`` trains a SlaftModel; mixed precision, gradient accumulation and DDP/FSDP/DeepSpeed
+launches come from transformers and accelerate unchanged.
 
-* two parameter groups: adapter weights and the head at ``learning_rate`` with weight decay, structure parameters
-  (gate log-alphas, choice logits, Lagrange multipliers) at ``SlaftConfig.structure_lr`` without weight decay;
-* ``SlaftCallback``: the exact optimizer step and schedule length for the temperature and penalty schedules, and
-  the expected size, temperature and penalty in the logs;
-* checkpoints that hold only the adapter directory, not the frozen backbone.
+``SlaftTrainer`` adds what the stock one cannot know: a learning rate of its own for gate and activation logits
+(``SlaftConfig.structure_lr``), no weight decay on them, and checkpoints that hold the adapter directory only.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 from transformers import Trainer, TrainerCallback
 
-from .io import load_adapter_weights
 from .model import NonFiniteError, SlaftModel
 
 
 def unwrap(model) -> SlaftModel | None:
     """The SlaftModel inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
-    seen = 0
-    while not isinstance(model, SlaftModel) and seen < 8:
+    for _ in range(8):
+        if isinstance(model, SlaftModel) or model is None:
+            return model
         model = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if model is None:
-            return None
-        seen += 1
-    return model if isinstance(model, SlaftModel) else None
+    return None
+
+
+def check_finite(model: SlaftModel, step: int, output_dir: str) -> None:
+    for name, param in model.named_parameters():
+        if param.requires_grad and not torch.isfinite(param).all():
+            raise NonFiniteError(
+                f"{name} became non-finite (NaN/inf) by step {step}: a NaN/inf loss or gradient. The last good "
+                f"checkpoint is kept in {output_dir}; lower the learning rate (or --structure-lr), check the labels, "
+                "and resume."
+            )
 
 
 class SlaftCallback(TrainerCallback):
-    """Drives slaft's schedules from the Trainer's step counter and logs the structure's state."""
+    """Drives a SlaftModel's structure search from the Trainer's step counter (see the module docstring)."""
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         slaft = unwrap(model)
-        if slaft is not None:
-            slaft.set_schedule(state.global_step, state.max_steps)
+        if slaft is not None and slaft.search is not None and slaft.slaft_config.total_steps is None:
+            slaft.search.total_steps = state.max_steps
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):
         slaft = unwrap(model)
-        if slaft is not None:
-            slaft.set_schedule(state.global_step, state.max_steps)
+        if slaft is not None and slaft.search is not None:
+            slaft.search.begin_step(state.global_step)
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        """Stop on a non-finite trained tensor before the Trainer can checkpoint it: the last good one survives."""
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        slaft = unwrap(model)
+        if slaft is not None and slaft.search is not None:
+            slaft.search.after_backward()
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         slaft = unwrap(model)
         if slaft is None:
             return
-        for name, param in slaft.named_parameters():
-            if param.requires_grad and not torch.isfinite(param).all():
-                raise NonFiniteError(
-                    f"{name} became non-finite (NaN/inf) at step {state.global_step}. The last good checkpoint is "
-                    f"kept in {args.output_dir}; lower the learning rate (or --structure-lr for gates) and resume."
-                )
+        if slaft.search is not None and slaft.search.should_decide(state.global_step):
+            slaft.discretize(optimizer)
+        if control.should_save or control.should_log:  # the Trainer saves after this event: check first
+            check_finite(slaft, state.global_step, args.output_dir)
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         slaft = unwrap(model)
-        if slaft is not None and logs is not None and slaft.last_stats and not slaft.discrete:
-            stats = {f"slaft/{k}": round(v, 6) for k, v in slaft.last_stats.items()}
-            logs.update(stats)
-            if state.log_history:  # the Trainer recorded its entry before calling us
-                state.log_history[-1].update(stats)
+        if slaft is None or logs is None:
+            return
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            raise NonFiniteError(f"The training loss is {logs['loss']} at step {state.global_step}: the model or the "
+                                 "data produced NaN/inf. Lower the learning rate, check the labels, and resume.")
+        if slaft.search is not None:
+            stats = {f"slaft/{key}": value for key, value in slaft.search.stats().items()}
+        else:
+            stats = {"slaft/kept_params": float(slaft.structure_data.num_params)}
+        logs.update(stats)
+        if state.log_history:  # the Trainer recorded its entry before calling us
+            state.log_history[-1].update(stats)
 
 
 def optimizer_groups(model: SlaftModel, weight_decay: float, structure_lr: float) -> list[dict]:
-    structure = [p for p in model.structure_parameters() if p.requires_grad]
-    weights = [p for p in model.weight_parameters() if p.requires_grad]
-    decay = [p for p in weights if p.ndim >= 2]
-    no_decay = [p for p in weights if p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-        {"params": structure, "weight_decay": 0.0, "lr": structure_lr},
+    """Three groups, always in this order (a resumed run's optimizer state must line up with them, so an empty
+    group is kept): decayed weights, undecayed weights (biases, norms), structure logits at their own rate."""
+    weights = model.weight_parameters()
+    return [
+        {"params": [p for p in weights if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in weights if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in model.structure_parameters() if p.requires_grad], "weight_decay": 0.0,
+         "lr": structure_lr},
     ]
-    return [g for g in groups if g["params"]]
 
 
 class SlaftTrainer(Trainer):
-    """A ``transformers.Trainer`` that knows slaft's parameter groups and schedules."""
+    """A ``transformers.Trainer`` that knows slaft's parameter groups, its search callback and its checkpoints."""
 
     def __init__(self, *args, **kwargs):
         callbacks = list(kwargs.pop("callbacks", None) or [])
@@ -97,33 +114,22 @@ class SlaftTrainer(Trainer):
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return super().create_optimizer()
 
-    def create_scheduler(self, num_training_steps: int, optimizer=None):
-        """The usual schedule for weights; structure parameters keep a constant rate after warm-up, so gates can
-        still move (and close) late in the search instead of freezing as the weights' rate decays to zero."""
-        scheduler = super().create_scheduler(num_training_steps, optimizer)
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        """Checkpoints and final saves hold the adapter directory (slaft tensors and head), not the backbone."""
         slaft = unwrap(self.model)
-        lambdas = getattr(scheduler, "lr_lambdas", None)
-        if slaft is None or lambdas is None:
-            return scheduler
-        structure = {id(p) for p in slaft.structure_parameters()}
-        warmup = max(self.args.get_warmup_steps(num_training_steps), 1)
-        for index, group in enumerate(scheduler.optimizer.param_groups):
-            if group["params"] and all(id(p) in structure for p in group["params"]):
-                lambdas[index] = lambda step, warmup=warmup: min(1.0, (step + 1) / warmup)
-        return scheduler
+        if slaft is None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super().save_model(output_dir, _internal_call)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            os.makedirs(output_dir, exist_ok=True)
+            slaft.save_pretrained(output_dir)
+            torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        """Resume: a slaft checkpoint holds the adapter directory, not full model weights."""
+        """Resume from a slaft checkpoint. transformers has no public hook for loading a checkpoint that holds only
+        part of a non-``PreTrainedModel`` model, so this one private method is overridden; the model must already
+        have the checkpoint's structure (``slaft.pipeline.model_for_checkpoint`` builds it)."""
         slaft = unwrap(model or self.model)
         if slaft is None:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        load_adapter_weights(slaft, resume_from_checkpoint)
-
-    def _save(self, output_dir: str | None = None, state_dict=None):
-        slaft = unwrap(self.model)
-        if slaft is None:
-            return super()._save(output_dir, state_dict)
-        output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        slaft.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        slaft.load_adapter_weights(resume_from_checkpoint)

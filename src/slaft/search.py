@@ -1,0 +1,207 @@
+"""The structure search: what happens to the gates at each optimizer step, and when the structure becomes final.
+
+One training run, three stretches (fractions of its steps, from ``SlaftConfig``):
+
+    [0, search_start)            every candidate unit trains (gates open); the units' Fisher importance accumulates
+    [search_start, search_end)   the kept size moves from the whole candidate space to the budget on a cubic
+                                 schedule; the allocator decides which units stay:
+                                   "importance": the most important units per parameter (pruned units stay pruned)
+                                   "gates":      hard-concrete gates, started from the importance ranking and trained
+                                                 by the task loss, their expected size held on schedule by a solved
+                                                 shift; the decision keeps the most probable units
+    [search_end, end]            the structure is final: shut units and modules are removed, the rest keeps its
+                                 weights and its optimizer state and trains on
+
+The budget is ``target_params``, or in λ mode the size of the units whose importance per parameter reaches λ times
+the candidate space's average when pruning starts: a function of the knob and of ratios of importances, not of how
+many steps the run has. ``StructureSearch`` holds no state of its own that a checkpoint would lose: masks,
+importances and the budget live in buffers of the model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .allocation import Units, budget_at_weight, importance_density, select_within_budget, solve_shift
+from .config import SlaftConfig
+from .gates import GumbelChoice, annealed_temperature, pruned_fraction
+from .modules import BottleneckAdapter, GatedModule
+from .sites import fixed_cost, unit_cost
+
+GATE_INIT_SPREAD = 2.0  # gate logits start at this many standard deviations per std of log importance density
+
+
+class StructureSearch:
+    """Drives the gates of a searching ``SlaftModel`` (``model.search``); ``SlaftCallback`` calls it each step."""
+
+    def __init__(self, model, config: SlaftConfig) -> None:
+        self.model, self.config = model, config
+        self.total_steps = config.total_steps
+        self.driven = False  # set once a callback (or the user's own loop) drives the schedule
+        self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
+        costs, modules, fixed, layers = [], [], [], []
+        for index, (layer, _, module) in enumerate(model.slaft_modules()):
+            layers += [layer] * module.gate.num_units
+            kind = model.candidate.get(*self.keys[index]).kind
+            per_unit = module.gate.block * unit_cost(kind, *self._features(module))
+            costs += [float(per_unit)] * module.gate.num_units
+            modules += [index] * module.gate.num_units
+            fixed.append(float(fixed_cost(kind, self._features(module)[1])))
+        self.units = Units(torch.tensor(modules, dtype=torch.long), torch.tensor(costs), torch.tensor(fixed),
+                           torch.tensor(layers, dtype=torch.long))
+
+    @staticmethod
+    def _features(module: GatedModule) -> tuple[int, int]:
+        if isinstance(module, BottleneckAdapter):
+            return module.dim, module.dim
+        return module.in_features, module.out_features
+
+    # The model's modules and flat views over their units ---------------------------------------------------------
+    def gates(self):
+        return [module.gate for _, _, module in self.model.slaft_modules()]
+
+    def _flat(self, name: str) -> torch.Tensor:
+        return torch.cat([getattr(gate, name).detach().float().cpu() for gate in self.gates()])
+
+    def _set_masks(self, mask: torch.Tensor) -> None:
+        start = 0
+        for gate in self.gates():
+            gate.mask.copy_(mask[start:start + gate.num_units])
+            start += gate.num_units
+
+    def mask(self) -> torch.Tensor:
+        return self._flat("mask").bool()
+
+    # Schedule ----------------------------------------------------------------------------------------------------
+    def steps(self) -> tuple[int, int, int]:
+        """(total, step pruning starts, step the structure is final)."""
+        if self.total_steps is None:
+            raise RuntimeError("The search does not know the training length: set SlaftConfig.total_steps, or train "
+                               "with slaft.SlaftTrainer or a Trainer with slaft.SlaftCallback().")
+        total = self.total_steps
+        return total, round(self.config.search_start * total), max(1, round(self.config.search_end * total))
+
+    @property
+    def started(self) -> bool:
+        return int(self.model.slaft_budget) >= 0
+
+    @property
+    def budget(self) -> int | None:
+        """The kept size the search ends at (in λ mode, known once pruning starts)."""
+        return int(self.model.slaft_budget) if self.started else self.model.target
+
+    def begin_step(self, step: int) -> None:
+        """Set temperatures, masks and gate shifts for optimizer step ``step`` (0-based)."""
+        self.driven = True
+        total, start, end = self.steps()
+        tau = annealed_temperature(step, end, self.config.tau_start, self.config.tau_end)
+        for module in self.model.modules():  # once per step, not per forward
+            if isinstance(module, GumbelChoice):
+                module.tau = tau
+        if step < start:
+            return
+        if not self.started:
+            self._start_pruning()
+        target = self.target_at(step)
+        if self.config.allocator == "importance":
+            density = importance_density(self._flat("importance"), self.units)
+            self._set_masks(select_within_budget(density, self.units, target, preferred=self.mask()))
+            return
+        log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
+        shift = solve_shift(log_alpha, self.units, target, self.config.gate_beta, self.config.gate_limits)
+        start_index = 0
+        for gate in self.gates():
+            gate.shift.copy_(shift[start_index:start_index + gate.num_units])
+            gate.sampling = True
+            start_index += gate.num_units
+        self._set_masks(select_within_budget(self._flat_keep_probability(), self.units, target))
+
+    def target_at(self, step: int) -> float:
+        total, start, end = self.steps()
+        return self.units.total - pruned_fraction(step, start, end) * (self.units.total - self.budget)
+
+    def _flat_keep_probability(self) -> torch.Tensor:
+        return torch.cat([gate.keep_probability().detach().float().cpu() for gate in self.gates()])
+
+    @torch.no_grad()
+    def _start_pruning(self) -> None:
+        """Fix the budget (λ mode: from the importances) and start the gate logits from the importance ranking."""
+        importance = self._flat("importance")
+        budget = self.model.target
+        if budget is None:
+            budget = budget_at_weight(importance, self.units, self.config.sparsity_weight)
+        self.model.slaft_budget.fill_(budget)
+        if self.config.allocator == "gates":
+            log_density = torch.log(importance_density(importance, self.units).clamp_min(1e-30))
+            spread = log_density.std().clamp_min(1e-6) if log_density.numel() > 1 else torch.tensor(1.0)
+            logits = GATE_INIT_SPREAD * (log_density - log_density.mean()) / spread
+            start = 0
+            for gate in self.gates():
+                gate.log_alpha.copy_(logits[start:start + gate.num_units].to(gate.log_alpha))
+                start += gate.num_units
+
+    def after_backward(self) -> None:
+        """Fold this step's gate gradients into the importances (before the optimizer step). Under DDP the
+        gradients are averaged over ranks first, so every rank keeps the same importances and decisions."""
+        gates = self.gates()
+        grads = [gate.take_probe_gradient() for gate in gates]
+        if any(g is None for g in grads):
+            return
+        import os
+        variant = os.environ.get("SLAFT_IMPORTANCE_EXP", "g2")
+        if variant == "absg":
+            grads = [g.abs().sqrt() for g in grads]
+        elif variant == "sens":
+            grads = []
+            for _, _, module in self.model.slaft_modules():
+                total = 0
+                for param, dim in module.sliced_parameters():
+                    if param.grad is None:
+                        per = torch.zeros(param.shape[dim])
+                    else:
+                        prod = (param.detach() * param.grad.detach()).abs().float()
+                        per = prod.sum(dim=[d for d in range(prod.ndim) if d != dim]) if prod.ndim > 1 else prod
+                    total = total + per.cpu()
+                grads.append(total.view(-1, module.gate.block).sum(1).sqrt())
+        flat = torch.cat(grads)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flat)
+            flat /= torch.distributed.get_world_size()
+        first = int(self.model.slaft_importance_updates) == 0
+        start = 0
+        for gate in gates:
+            gate.update_importance(flat[start:start + gate.num_units], self.config.importance_beta, first)
+            start += gate.num_units
+        self.model.slaft_importance_updates += 1
+
+    def should_decide(self, completed_steps: int) -> bool:
+        return completed_steps >= self.steps()[2]
+
+    def final_masks(self) -> dict[tuple[int, str], torch.Tensor]:
+        """Per module, the kept rank components / hidden units (one entry per component), filling the budget."""
+        if not self.started:  # a run that ends before pruning was due to start
+            self._start_pruning()
+        if self.config.allocator == "importance":
+            density = importance_density(self._flat("importance"), self.units)
+            mask = select_within_budget(density, self.units, self.budget, preferred=self.mask())
+        else:
+            mask = select_within_budget(self._flat_keep_probability(), self.units, self.budget)
+        out, start = {}, 0
+        for key, gate in zip(self.keys, self.gates()):
+            out[key] = mask[start:start + gate.num_units].repeat_interleave(gate.block)
+            start += gate.num_units
+        return out
+
+    def structure_parameters(self) -> list[nn.Parameter]:
+        """Gate logits and activation-choice logits: trained at ``structure_lr``, removed with the gates."""
+        params = [gate.log_alpha for gate in self.gates() if gate.log_alpha is not None]
+        return params + [m.logits for m in self.model.modules() if isinstance(m, GumbelChoice)]
+
+    def stats(self) -> dict[str, float]:
+        """Numbers for the training logs."""
+        mask = self.mask()
+        stats = {"kept_params": float(self.units.kept_params(mask)), "kept_units": float(mask.sum())}
+        if self.budget is not None:
+            stats["budget"] = float(self.budget)
+        return stats
