@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make train   installs slaft and runs the main job (MiniLM on BBC News, CPU, a few minutes)
-#   make test    installs slaft with its test extras and runs the test suite
+#   make test    installs slaft with its test extras and runs the tests, then the benchmark harness's own run
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 
@@ -14,4 +14,6 @@ train: install
 	$(PYTHON) -m slaft.cli train
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -m "not benchmark"
+	@echo "--- the benchmark harness end to end (quick and smoke suites: every peer method trains) ---"
+	$(PYTHON) -m pytest -q -m benchmark

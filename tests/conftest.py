@@ -48,3 +48,18 @@ def batch() -> dict[str, torch.Tensor]:
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 6:] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+WORDS = ["good", "bad", "fine", "poor", "movie", "book", "very", "not"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny BERT task model (2 labels) and a word-level tokenizer saved like a hub checkpoint."""
+    from transformers import BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
+    tiny_bert(num_labels=2).save_pretrained(root)
+    return root

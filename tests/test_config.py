@@ -5,10 +5,23 @@ import pytest
 from slaft import ConfigError, SlaftConfig
 
 
-def test_defaults_round_trip(tmp_path):
+def test_round_trip_through_json():
+    import json
+
     config = SlaftConfig(sites=("attn_adapter", "lora_q"), target_params=0.01, activations=("identity", "relu"))
-    config.to_json_file(tmp_path / "c.json")
-    assert SlaftConfig.from_json_file(tmp_path / "c.json") == config
+    assert SlaftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert SlaftConfig() == SlaftConfig.from_dict(SlaftConfig().to_dict())
+
+
+def test_sequences_are_stored_as_tuples():
+    config = SlaftConfig(sites=["lora_q"], layers=[0, 1], activations=["relu"], gate_limits=[-0.2, 1.2])
+    assert config.sites == ("lora_q",) and config.layers == (0, 1) and config.gate_limits == (-0.2, 1.2)
+
+
+def test_configs_of_slaft_0_1_load_without_their_retired_fields():
+    config = SlaftConfig.from_dict({"gate_init_keep": 0.9, "penalty_warmup_ratio": 0.1, "search_steps": None,
+                                    "lora_rank": 4, "rank_block": 2})
+    assert config.lora_rank == 4
 
 
 @pytest.mark.parametrize(
@@ -19,13 +32,25 @@ def test_defaults_round_trip(tmp_path):
         ({"activations": ("swish",)}, "Unknown activation"),
         ({"sparsity_weight": -0.1}, "sparsity_weight must be >= 0"),
         ({"target_params": 0}, "target_params must be > 0"),
-        ({"tau_start": 0.0}, "Temperatures must be > 0"),
-        ({"tau_end": -1.0}, "Temperatures must be > 0"),
+        ({"tau_start": 0.0}, "tau_start must be in"),
+        ({"tau_end": -1.0}, "tau_end must be in"),
         ({"gate_beta": 0.0}, "gate_beta"),
-        ({"gate_init_keep": 1.0}, "gate_init_keep"),
+        ({"gate_beta": 1e9}, "gate_beta must be in"),
         ({"adapter_width": 0}, "adapter_width must be >= 1"),
+        ({"lora_rank": 6, "rank_block": 4}, "multiple of rank_block"),
+        ({"adapter_width": 10, "width_block": 4}, "multiple of width_block"),
         ({"gate_limits": (0.0, 1.1)}, "gate_limits"),
+        ({"gate_limits": (-0.1,)}, "gate_limits"),
         ({"layers": (-1,)}, "layers"),
+        ({"allocator": "gate"}, "Did you mean 'gates'"),
+        ({"search_start": 0.6, "search_end": 0.5}, "search_start < search_end"),
+        ({"search_end": 1.5}, "search_end <= 1"),
+        ({"importance_beta": 1.0}, "importance_beta"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"lora_alpha": 0}, "lora_alpha"),
+        ({"structure_lr": 0}, "structure_lr"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"sparsity_weight": float("nan")}, "sparsity_weight"),
     ],
 )
 def test_bad_values_fail_at_construction(kwargs, needle):

@@ -54,25 +54,29 @@ def select_within_budget(scores: torch.Tensor, units: Units, budget: float,
     return torch.tensor(keep, dtype=torch.bool)
 
 
-def importance_density(importance: torch.Tensor, units: Units) -> torch.Tensor:
-    """Importance per parameter: the score units are kept by."""
-    density = importance.detach().cpu() / units.cost.cpu()
-    import os
-    if os.environ.get("SLAFT_NORM") == "layer" and units.layer is not None:
+def importance_density(importance: torch.Tensor, units: Units, scope: str = "global") -> torch.Tensor:
+    """Importance per parameter: the score units are kept by. With ``scope="layer"`` each unit's density is taken
+    relative to its block's (its block's importance over its block's cost), so units compete within their block
+    first: the gradient signal that grows toward the output no longer hands every unit to the top blocks."""
+    importance = importance.detach().cpu().float()
+    density = importance / units.cost.cpu()
+    if scope == "layer" and units.layer is not None:
         layer = units.layer.cpu()
-        sums = torch.zeros(int(layer.max()) + 1).index_add_(0, layer, importance.detach().cpu().float())
-        costs = torch.zeros(int(layer.max()) + 1).index_add_(0, layer, units.cost.cpu().float())
-        density = density / (sums / costs).clamp_min(1e-30)[layer]
+        blocks = int(layer.max()) + 1
+        block_importance = torch.zeros(blocks).index_add_(0, layer, importance)
+        block_cost = torch.zeros(blocks).index_add_(0, layer, units.cost.cpu().float())
+        density = density / (block_importance / block_cost).clamp_min(1e-30)[layer]
     return density
 
 
-def budget_at_weight(importance: torch.Tensor, units: Units, weight: float) -> int:
+def budget_at_weight(importance: torch.Tensor, units: Units, weight: float, scope: str = "global") -> int:
     """λ mode: the size of the structure that keeps every unit whose importance per parameter is at least ``weight``
-    times the candidate space's average (total importance over total cost). 0 keeps everything; the rule depends on
-    ratios of importances only, so on neither the loss scale nor the batch size."""
-    density = importance_density(importance, units)
-    average = float(importance.sum()) / float(units.cost.sum())
-    if weight <= 0 or average <= 0:
+    times the average (total importance over total cost, of the candidate space or, with ``scope="layer"``, of the
+    unit's block). 0 keeps everything; the rule depends on ratios of importances only, so on neither the loss scale
+    nor the batch size."""
+    density = importance_density(importance, units, scope)
+    average = 1.0 if scope == "layer" else float(importance.sum()) / float(units.cost.sum())
+    if weight <= 0 or float(importance.sum()) <= 0:
         return units.total
     return units.kept_params(density >= weight * average)
 
@@ -90,7 +94,8 @@ def solve_shift(log_alpha: torch.Tensor, units: Units, target: float, beta: floa
 
     def expected(b: float) -> float:
         keep = hard_concrete_keep_probability(log_alpha + b * relative, beta, limits)
-        none_kept = torch.ones_like(fixed).index_reduce_(0, module, 1 - keep, "prod")
+        log_none = torch.zeros_like(fixed).index_add_(0, module, torch.log1p(-keep.clamp(max=1 - 1e-7)))
+        none_kept = torch.exp(log_none)  # P(no unit of the module is kept)
         return float((cost * keep).sum() + (fixed * (1 - none_kept)).sum())
 
     low, high = -60.0, 60.0

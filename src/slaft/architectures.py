@@ -46,7 +46,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         linears={"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
                  "o": "attention.output.dense", "ffn_in": "intermediate.dense", "ffn_out": "output.dense"},
         ffn_input="intermediate",
-        heads=("classifier",),
+        heads=("bert.pooler", "roberta.pooler", "electra.pooler", "pooler", "classifier"),
     ),
     "llama": ArchitectureSpec(
         name="llama",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -16,6 +17,7 @@ from .sites import SITE_NAMES
 
 ACTIVATIONS = ("identity", "relu", "gelu", "silu", "tanh")
 ALLOCATORS = ("importance", "gates")
+SCOPES = ("global", "layer")
 DEFAULT_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_gate", "lora_ffn_in", "lora_ffn_out",
                  "ffn_adapter")
 
@@ -36,15 +38,19 @@ RETIRED_FIELDS = ("budget_tolerance", "gate_init_keep", "penalty_warmup_ratio", 
 
 @dataclass
 class SlaftConfig:
-    """What slaft searches over and how it decides what survives. The defaults are the method as benchmarked."""
+    """What slaft searches over and how it decides what survives. The defaults are the method as benchmarked.
+
+    Sequence fields are annotated as lists (so ``HfArgumentParser`` makes them multi-value flags) and stored as
+    tuples.
+    """
 
     # The candidate space
-    sites: Optional[tuple[str, ...]] = field(
+    sites: Optional[list[str]] = field(
         default=None,
         metadata={"help": f"Candidate sites in every block, among {SITE_NAMES}. Default: LoRA on every linear and "
                           "a serial adapter after the feed-forward block (those the architecture has)."},
     )
-    layers: Optional[tuple[int, ...]] = field(
+    layers: Optional[list[int]] = field(
         default=None, metadata={"help": "Blocks that get candidates (0-based). Default: every block."}
     )
     lora_rank: int = field(default=8, metadata={"help": "Candidate rank of every low-rank update."})
@@ -59,14 +65,14 @@ class SlaftConfig:
     width_block: int = field(
         default=8, metadata={"help": "Hidden units pruned together: the smallest width a kept adapter can have."}
     )
-    activations: tuple[str, ...] = field(
-        default=("relu", "gelu"),
+    activations: list[str] = field(
+        default_factory=lambda: ["relu", "gelu"],
         metadata={"help": f"Activation paths each bottleneck adapter chooses among (Gumbel-softmax), from "
                           f"{ACTIVATIONS}. 'identity' makes a serial adapter the same function class as LoRA on "
                           "its host, so it is left out by default."},
     )
     dropout: float = field(default=0.0, metadata={"help": "Dropout on every candidate module's input in training."})
-    modules_to_save: Optional[tuple[str, ...]] = field(
+    modules_to_save: Optional[list[str]] = field(
         default=None,
         metadata={"help": "Modules of the base model (dotted paths, e.g. bert.pooler) that train fully and are saved "
                           "with the adapters, besides the architecture's task head (as peft's modules_to_save)."},
@@ -82,7 +88,7 @@ class SlaftConfig:
     target_params: Optional[float] = field(
         default=None,
         metadata={"help": "Budget mode: adapter parameters to keep, as a count (>= 1) or as a fraction of the "
-                          "backbone (< 1). The learned structure lands at most 2% under it."},
+                          "backbone (< 1). The learned structure lands at most 2 percent under it."},
     )
 
     # How the search decides what survives
@@ -91,6 +97,11 @@ class SlaftConfig:
         metadata={"help": "What ranks the units: 'importance' (Fisher importance of each unit's gate, measured "
                           "while training) or 'gates' (hard-concrete gates trained by the task loss, the budget "
                           "held by a solved shift)."},
+    )
+    importance_scope: str = field(
+        default="global",
+        metadata={"help": "Where units compete: 'global' (every unit against every other, by importance per "
+                          "parameter) or 'layer' (importance per parameter relative to the unit's own block)."},
     )
     search_start: float = field(
         default=0.2, metadata={"help": "Fraction of training steps every candidate trains, before pruning starts."}
@@ -106,8 +117,8 @@ class SlaftConfig:
         default=0.05, metadata={"help": "Learning rate of gate logits and activation-choice logits."}
     )
     gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β (allocator 'gates')."})
-    gate_limits: tuple[float, float] = field(
-        default=(-0.1, 1.1), metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."}
+    gate_limits: list[float] = field(
+        default_factory=lambda: [-0.1, 1.1], metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."}
     )
     tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature when training starts."})
     tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature when the structure is final."})
@@ -122,6 +133,10 @@ class SlaftConfig:
     architecture: Optional[str] = field(default=None, metadata={"help": "Architecture table entry to use."})
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}.")
         if self.sites is not None:
             self.sites = tuple(self.sites)
             if not self.sites:
@@ -149,8 +164,10 @@ class SlaftConfig:
         if self.adapter_width % self.width_block:
             raise ConfigError(f"adapter_width ({self.adapter_width}) must be a multiple of width_block "
                               f"({self.width_block}).")
-        if not self.lora_alpha > 0:
-            raise ConfigError(f"lora_alpha must be > 0, got {self.lora_alpha}.")
+        for name, high in (("lora_alpha", 1e4), ("structure_lr", 10.0), ("gate_beta", 100.0), ("tau_start", 100.0),
+                           ("tau_end", 100.0)):
+            if not 0 < getattr(self, name) <= high:
+                raise ConfigError(f"{name} must be in (0, {high:g}], got {getattr(self, name):g}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
         if not self.sparsity_weight >= 0:
@@ -161,21 +178,18 @@ class SlaftConfig:
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"Unknown allocator {self.allocator!r}.{closest(self.allocator, ALLOCATORS)} "
                               f"Known: {ALLOCATORS}.")
+        if self.importance_scope not in SCOPES:
+            raise ConfigError(f"Unknown importance_scope {self.importance_scope!r}."
+                              f"{closest(self.importance_scope, SCOPES)} Known: {SCOPES}.")
         if not 0.0 <= self.search_start < self.search_end <= 1.0:
             raise ConfigError(f"Need 0 <= search_start < search_end <= 1 (fractions of the training steps), got "
                               f"search_start={self.search_start}, search_end={self.search_end}.")
         if not 0.0 <= self.importance_beta < 1.0:
             raise ConfigError(f"importance_beta must be in [0, 1), got {self.importance_beta}.")
-        if not self.structure_lr > 0:
-            raise ConfigError(f"structure_lr must be > 0, got {self.structure_lr}.")
-        if not self.gate_beta > 0:
-            raise ConfigError(f"gate_beta (hard-concrete temperature) must be > 0, got {self.gate_beta}.")
         self.gate_limits = tuple(float(x) for x in self.gate_limits)  # type: ignore[assignment]
         if len(self.gate_limits) != 2 or not (self.gate_limits[0] < 0.0 and self.gate_limits[1] > 1.0):
             raise ConfigError(f"gate_limits (γ, ζ) need γ < 0 and ζ > 1 so gates can be exactly 0 or 1, got "
                               f"{self.gate_limits}.")
-        if not (self.tau_start > 0 and self.tau_end > 0):
-            raise ConfigError(f"Temperatures must be > 0, got tau_start={self.tau_start}, tau_end={self.tau_end}.")
         if self.total_steps is not None and self.total_steps < 1:
             raise ConfigError(f"total_steps must be >= 1 or unset, got {self.total_steps}.")
 

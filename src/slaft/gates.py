@@ -44,6 +44,18 @@ def hard_concrete_keep_probability(log_alpha: torch.Tensor, beta: float, limits:
     return torch.sigmoid(log_alpha - beta * math.log(-gamma / zeta))
 
 
+class _RoundStraightThrough(torch.autograd.Function):
+    """Forward: 1[z > 1/2], exactly 0 or 1. Backward: the gradient passes to z unchanged."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        return (z > 0.5).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
 class UnitGate(nn.Module):
     """Gates for ``num_units`` units of ``block`` components each; see the module docstring."""
 
@@ -69,31 +81,26 @@ class UnitGate(nn.Module):
         return hard_concrete_keep_probability(self.log_alpha + self.shift, self.beta, self.limits)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Gate values for hidden activations ``h`` of shape (batch, ..., num_units * block): exactly 0 or 1 per
-        unit, with one probe per example and unit while gradients are on."""
-        value = self.mask.float()
+        """Gate values for hidden activations ``h`` (..., num_units * block): exactly 0 or 1 per unit, carrying
+        the probe while gradients are on."""
+        value = self.mask.to(h.dtype)
         if self.training and self.sampling and self.log_alpha is not None:
             z = hard_concrete_sample(self.log_alpha + self.shift, self.beta, self.limits)
-            value = (z > 0.5).to(z.dtype) + z - z.detach()
-        if torch.is_grad_enabled() and h.ndim >= 2:
-            shape = (h.shape[0], self.num_units)
-            if self.probe is None or self.probe.shape != shape or self.probe.device != h.device:
-                self.probe = torch.ones(shape, device=h.device, requires_grad=True)
-            value = value + (self.probe - self.probe.detach())  # (batch, num_units)
-            value = value.view(h.shape[0], *([1] * (h.ndim - 2)), self.num_units)
-        return value.repeat_interleave(self.block, dim=-1).to(h.dtype)
+            value = _RoundStraightThrough.apply(z).to(h.dtype)
+        if torch.is_grad_enabled():
+            if self.probe is None or self.probe.device != h.device or self.probe.dtype != h.dtype:
+                self.probe = torch.ones(self.num_units, device=h.device, dtype=h.dtype, requires_grad=True)
+            value = value + (self.probe - self.probe.detach())
+        return value.repeat_interleave(self.block)
 
     @torch.no_grad()
     def take_probe_gradient(self) -> torch.Tensor | None:
-        """Per-unit sums over examples of (dL/dz_example)^2 since the last call, then reset."""
+        """dL/dz of the backward passes since the last call (summed over accumulated micro-batches), then reset."""
         if self.probe is None or self.probe.grad is None:
             return None
-        grad = self.probe.grad.detach().float()
+        grad = self.probe.grad.detach().float().clone()
         self.probe.grad = None
-        import os
-        if os.environ.get("SLAFT_IMPORTANCE_EXP", "g2") == "pef":
-            return (grad ** 2).sum(0).sqrt()
-        return grad.sum(0)
+        return grad
 
     @torch.no_grad()
     def update_importance(self, grad: torch.Tensor, beta: float, first: bool) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .version import __version__
-from .architectures import find_heads, find_layers, find_linear, resolve_architecture
+from .architectures import ArchitectureError, find_heads, find_layers, find_linear, resolve_architecture
 from .config import ConfigError, SlaftConfig
 from .inject import CONTAINER, attach, candidate_structure, detach, iter_modules, remove_module
 from .io import AdapterLoadError, fingerprint, read_payload, read_tensors, write_adapter
@@ -119,8 +119,13 @@ class SlaftModel(nn.Module):
         skip = {id(p) for p in self.structure_parameters()}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
 
-    def forward(self, **inputs):
-        inputs.pop("num_items_in_batch", None)  # the Trainer's loss-normalisation hint; base models ignore it
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, **kwargs):
+        """The base model's forward (the named inputs are those the Trainer keeps dataset columns for)."""
+        kwargs.pop("num_items_in_batch", None)  # the Trainer's loss-normalisation hint; base models ignore it
+        named = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                 "position_ids": position_ids, "inputs_embeds": inputs_embeds, "labels": labels}
+        inputs = {**{k: v for k, v in named.items() if v is not None}, **kwargs}
         if self.training and self.search is not None and not self.search.driven and not self._warned_undriven:
             self._warned_undriven = True
             warnings.warn("slaft: training a searching model without SlaftCallback: the structure will not be "
@@ -291,7 +296,7 @@ class SlaftModel(nn.Module):
             raise AdapterLoadError(f"{directory} holds no valid slaft adapter config ({err}).") from err
         try:
             model = cls(base_model, config, structure if payload.get("phase") == "discrete" else None)
-        except ConfigError as err:
+        except (ConfigError, ArchitectureError) as err:
             raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: {err}") from err
         if check_base and payload.get("base_fingerprint") and model.base_fingerprint() != payload["base_fingerprint"]:
             raise AdapterLoadError(

@@ -53,8 +53,12 @@ class GatedModule(nn.Module):
         param, dim = self.sliced_parameters()[0]
         return param.shape[dim]
 
-    def _gated(self, h: torch.Tensor) -> torch.Tensor:  # (..., width)
-        return h * self.gate(h) if self.gate is not None else h
+    def _gated(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # (..., width)
+        """h with the gate applied, and (gated modules) 1 if any unit is open else 0, as a tensor."""
+        if self.gate is None:
+            return h, None
+        value = self.gate(h)
+        return h * value, value.detach().amax()
 
     @torch.no_grad()
     def prune_(self, keep: torch.Tensor, optimizer=None) -> None:
@@ -86,7 +90,7 @@ class LowRankUpdate(GatedModule):
         return [(self.lora_A, 0), (self.lora_B, 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        h = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
+        h, _ = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
         return F.linear(h, self.lora_B) * self.scaling
 
     def delta_weight(self) -> torch.Tensor:
@@ -97,8 +101,9 @@ class LowRankUpdate(GatedModule):
 class BottleneckAdapter(GatedModule):
     """delta(x) = W_up (f(W_down x + b_down) ⊙ z) + b_up, f a Gumbel-softmax mixture of activations while searching.
 
-    The unit gates act after the activation, so a shut unit is exactly a removed column of W_up for every f.
-    W_up starts at zero, so the model starts as the pretrained one (Houlsby et al. 2019).
+    The unit gates act after the activation, so a shut unit is exactly a removed column of W_up for every f; with
+    every unit shut, b_up is off too, as it is once the module is removed. W_up starts at zero, so the model starts
+    as the pretrained one (Houlsby et al. 2019).
     """
 
     def __init__(self, dim: int, width: int, activations: tuple[str, ...], *, dropout: float = 0.0,
@@ -126,7 +131,9 @@ class BottleneckAdapter(GatedModule):
         else:
             weights = self.choice().to(h.dtype)  # (num_activations,)
             a = sum(w * ACTIVATION_FUNCTIONS[name](h) for w, name in zip(weights, self.activations))
-        return self.up(self._gated(a))
+        a, any_open = self._gated(a)
+        bias = self.up.bias if any_open is None else self.up.bias * any_open
+        return F.linear(a, self.up.weight, bias)
 
     @torch.no_grad()
     def prune_(self, keep: torch.Tensor, optimizer=None) -> None:

@@ -1,104 +1,142 @@
-"""The `slaft train` job as one readable function: search -> discretize -> fine-tune -> evaluate -> save."""
+"""The `slaft train` job as one readable function: load, search and train in one Trainer run, evaluate, save.
+
+    <output_dir>/checkpoints/checkpoint-N/   Trainer checkpoints (slaft adapter files + optimizer, scheduler, RNG)
+    <output_dir>/adapter/                    the learned structure's adapter, tokenizer and label names
+    <output_dir>/metrics.json, structure.json, structure.png
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
-from .config import SlaftConfig
-from .data import DataError, TaskData, compute_metrics, load_task, tokenize_task
-from .io import atomic_write_text
-from .model import SlaftModel, get_slaft_model
+from .config import ConfigError, SlaftConfig
+from .data import DataError, TaskData, load_task, tokenize_task
+from .evaluation import evaluate
+from .io import atomic_write_text, read_payload
 from .loading import load_model_and_tokenizer
+from .model import SlaftModel, get_slaft_model
 from .plots import plot_structure
-from .runs import is_complete_adapter, latest_checkpoint, prepare_output_dir
+from .runs import latest_checkpoint, prepare_output_dir, safe_name
+from .structure import Structure
 from .training import SlaftTrainer
 
 MIN_FREE_BYTES = 200 * 2**20  # checkpoints of the largest bundled search space, twice over, plus outputs
+MAX_EPOCHS = 10_000
+# What `slaft eval` needs to load the run's own data again.
+DATA_FIELDS = ("task", "data_dir", "train_file", "validation_file", "test_file", "text_columns", "label_column",
+               "num_labels", "seed")
 
 
 @dataclass
 class TrainJob:
     """Everything `slaft train` needs besides the SlaftConfig. Defaults are the bundled main job."""
 
-    model: str = "minilm"
-    task: str = "bbcnews"
-    data_dir: str | None = None
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    text_columns: tuple[str, ...] | None = None
-    label_column: str = "label"
-    max_train_samples: int | None = None
-    output_dir: str = "runs/bbcnews-minilm"
-    search_epochs: float = 1.0
-    finetune_epochs: float = 1.0
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    learning_rate: float = 2e-3
-    finetune_learning_rate: float | None = None
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.06
-    max_length: int = 128
-    seed: int = 42
-    bf16: bool = False
-    logging_steps: int = 10
-    save_steps: int = 50
-    trust_remote_code: bool = False
-    command: str | None = None  # the command line that started the job, recorded in metrics.json
+    model: str = field(default="minilm", metadata={"help": "minilm, smollm2, a hub id or a local directory."})
+    task: str = field(default="bbcnews", metadata={"help": "bbcnews (embedded default), a GLUE task name, or csv / "
+                                                           "json with --train-file."})
+    data_dir: Optional[str] = field(default=None, metadata={"help": "Directory of GLUE tasks as <task>/<split>.jsonl "
+                                                                    "(e.g. ../shared/data/glue). Default: the hub."})
+    train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON Lines training file."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation file (default: a seeded tenth of "
+                                                                           "the training file)."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "Labelled test file, scored at the end."})
+    text_columns: Optional[list[str]] = field(default=None, metadata={"help": "Text column(s) of your files: one, "
+                                                                               "or two for sentence pairs."})
+    label_column: str = field(default="label", metadata={"help": "Label column of your files."})
+    num_labels: Optional[int] = field(default=None, metadata={"help": "Classes of your task (1 = regression). "
+                                                                      "Default: read from the training labels."})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Seeded subsample of the training "
+                                                                             "split."})
+    output_dir: Optional[str] = field(default=None, metadata={"help": "Where the run writes. Default: "
+                                                                      "runs/<task>-<model>."})
+    epochs: float = field(default=3.0, metadata={"help": "Training epochs, the structure search included."})
+    batch_size: int = field(default=16, metadata={"help": "Training batch size."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of adapter weights and head."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of adapter weights and head."})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "Fraction of steps of linear learning-rate warm-up."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per example; longer texts are truncated."})
+    seed: int = field(default=42, metadata={"help": "Seed of the data split, initialisation and training order."})
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
+    logging_steps: int = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    save_steps: int = field(default=50, metadata={"help": "Checkpoint every N optimizer steps (for --resume)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub."})
+
+    def __post_init__(self) -> None:
+        if self.text_columns is not None:
+            self.text_columns = tuple(self.text_columns)
+        positive = ("epochs", "batch_size", "eval_batch_size", "learning_rate", "max_length", "logging_steps",
+                    "save_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ConfigError(f"{name} must be a positive, finite number, got {value}.")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"epochs={self.epochs:g} is more than {MAX_EPOCHS:,}; pass the number of passes over the "
+                              "training data you mean.")
+        if self.learning_rate > 1:
+            raise ConfigError(f"learning_rate={self.learning_rate:g} is far above any rate Adam trains with (1e-5 to "
+                              "1e-2); pass a smaller one.")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}.")
+        if self.max_length < 2:
+            raise ConfigError(f"max_length must be at least 2 tokens, got {self.max_length}.")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ConfigError(f"max_train_samples must be >= 1, got {self.max_train_samples}.")
+        if self.num_labels is not None and self.num_labels < 1:
+            raise ConfigError(f"num_labels must be 1 (regression) or the number of classes, got {self.num_labels}.")
+        if self.output_dir is None:
+            self.output_dir = str(Path("runs") / safe_name(f"{self.task}-{Path(self.model).name}"))
 
 
-def _training_args(job: TrainJob, out: Path, epochs: float, lr: float) -> TrainingArguments:
+def training_arguments(job: TrainJob, output_dir: Path) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=job.batch_size,
-        per_device_eval_batch_size=job.eval_batch_size,
-        learning_rate=lr,
-        weight_decay=job.weight_decay,
-        warmup_ratio=job.warmup_ratio,
-        lr_scheduler_type="linear",
-        logging_steps=job.logging_steps,
-        save_strategy="steps",
-        save_steps=job.save_steps,
-        save_total_limit=2,
-        report_to=[],
-        seed=job.seed,
-        bf16=job.bf16,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=False,
+        output_dir=str(output_dir), num_train_epochs=job.epochs, per_device_train_batch_size=job.batch_size,
+        per_device_eval_batch_size=job.eval_batch_size, learning_rate=job.learning_rate,
+        weight_decay=job.weight_decay, warmup_ratio=job.warmup_ratio, lr_scheduler_type="linear",
+        logging_steps=job.logging_steps, save_strategy="steps", save_steps=job.save_steps, save_total_limit=2,
+        report_to=[], seed=job.seed, bf16=job.bf16, remove_unused_columns=False, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(), disable_tqdm=False,
     )
 
 
-def _checkpoint(directory: Path, resume: bool, log) -> str | None:
-    found = latest_checkpoint(directory) if resume else None
-    if found:
-        log(f"resuming from {found}")
-    return found
+def model_for_checkpoint(base, config: SlaftConfig, checkpoint: str | None) -> SlaftModel:
+    """A SlaftModel with the structure a checkpoint was saved in (the candidate space while it was searching, the
+    decided structure after), ready for the Trainer to load the checkpoint's weights and optimizer state into."""
+    if checkpoint is not None:
+        payload = read_payload(checkpoint)
+        if payload.get("phase") == "discrete":
+            return get_slaft_model(base, config, Structure.from_dict(payload["structure"]))
+    return get_slaft_model(base, config)
 
 
-def evaluate(trainer: SlaftTrainer, data: TaskData, tokenized, split: str) -> dict[str, float]:
-    output = trainer.predict(tokenized[split])
-    return compute_metrics(data.spec, np.asarray(output.predictions), np.asarray(output.label_ids))
+def _label_names(model, data: TaskData) -> None:
+    """Class names travel with the model config, so exports and transformers pipelines name classes."""
+    names = data.spec.label_names
+    if names and not data.spec.is_regression:
+        model.config.id2label = dict(enumerate(names))
+        model.config.label2id = {name: i for i, name in enumerate(names)}
 
 
 def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, resume: bool = False,
-              overwrite: bool = False) -> dict:
+              overwrite: bool = False, command: str | None = None) -> dict:
     """Run the whole job; returns the metrics dict also written to ``<output_dir>/metrics.json``.
 
-    Each phase checkpoints through the Trainer; ``resume=True`` continues a killed run from its last complete
-    checkpoint (or from the saved search result), and with the same seed ends where an uninterrupted run ends.
+    Checkpoints go through the Trainer; ``resume=True`` continues a killed run from its last complete checkpoint
+    and, with the same seed, ends where an uninterrupted run ends.
     """
     config = config or SlaftConfig()
     out = Path(job.output_dir)
@@ -106,59 +144,51 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     set_seed(job.seed)
     hf_logging.set_verbosity_error()
 
-    data = load_task(job.task, data_dir=job.data_dir, train_file=job.train_file,
-                     validation_file=job.validation_file, test_file=job.test_file, text_columns=job.text_columns,
-                     label_column=job.label_column, seed=job.seed, max_train_samples=job.max_train_samples)
+    data = load_task(job.task, data_dir=job.data_dir, train_file=job.train_file, validation_file=job.validation_file,
+                     test_file=job.test_file, text_columns=job.text_columns, label_column=job.label_column,
+                     num_labels=job.num_labels, seed=job.seed, max_train_samples=job.max_train_samples)
     if "train" not in data.splits:
-        raise DataError(f"Task {data.spec.name!r} has no train split here; pass --train-file or a --data-dir "
-                        "that holds train.jsonl.")
+        raise DataError(f"Task {data.spec.name!r} has no train split here; pass --train-file or a --data-dir that "
+                        "holds train.jsonl.")
     log(f"task {data.spec.name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()))
-    model, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels,
-                                                trust_remote_code=job.trust_remote_code)
+    base, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels, trust_remote_code=job.trust_remote_code)
+    positions = getattr(base.config, "max_position_embeddings", None)
+    if positions is not None and job.max_length > positions:
+        raise ConfigError(f"max_length={job.max_length} is longer than {job.model} can read ({positions} positions); "
+                          f"pass --max-length {positions} or less.")
+    _label_names(base, data)
     tokenized = tokenize_task(data, tokenizer, job.max_length)
-    collator = DataCollatorWithPadding(tokenizer)
     config.base_model_name_or_path = job.model
 
-    def trainer_for(phase: str, epochs: float, lr: float) -> SlaftTrainer:
-        return SlaftTrainer(model=slaft, args=_training_args(job, out / phase, epochs, lr),
-                            train_dataset=tokenized["train"], data_collator=collator)
-
+    checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
+    if checkpoint:
+        log(f"resuming from {checkpoint}")
+    slaft = model_for_checkpoint(base, config, checkpoint)
+    log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
+        f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the {slaft.backbone_params:,}-parameter "
+        "backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
+    trainer = SlaftTrainer(model=slaft, args=training_arguments(job, out / "checkpoints"),
+                           train_dataset=tokenized["train"], data_collator=DataCollatorWithPadding(tokenizer))
     start = time.perf_counter()
-    searched = out / "searched"
-    if resume and is_complete_adapter(searched):
-        slaft = SlaftModel.from_pretrained(model, searched)
-        log(f"resuming after the search: structure loaded from {searched}")
-        trainer = None
-    else:
-        slaft = get_slaft_model(model, config)
-        log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
-            f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the "
-            f"{slaft.backbone_params:,}-parameter backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
-        trainer = trainer_for("search", job.search_epochs, job.learning_rate)
-        trainer.train(resume_from_checkpoint=_checkpoint(out / "search", resume, log))
-        slaft.discretize()
-        slaft.save_pretrained(searched)
-    structure = slaft.structure()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - start
+    structure = slaft.discretize()  # already decided inside the run unless search_end is 1
     log(f"\n{structure}\n{slaft.parameter_summary()}")
     if not structure.modules:
-        log("warning: the sparsity term closed every module, so only the task head was trained. The task signal was "
-            "weaker than the penalty: lower --sparsity-weight, search longer (--search-epochs), lengthen "
-            "--penalty-warmup-ratio, or name a budget with --target-params.")
+        log("warning: the search kept no module, so only the task head was trained. Lower --sparsity-weight or "
+            "name a budget with --target-params.")
 
-    if job.finetune_epochs > 0 and structure.modules:
-        trainer = trainer_for("finetune", job.finetune_epochs, job.finetune_learning_rate or job.learning_rate / 2)
-        trainer.train(resume_from_checkpoint=_checkpoint(out / "finetune", resume, log))
-    trainer = trainer or trainer_for("search", job.search_epochs, job.learning_rate)  # evaluation only
-    train_seconds = time.perf_counter() - start
-
-    slaft.eval()
-    scores = {"validation": evaluate(trainer, data, tokenized, data.eval_split)}
+    scores = {"validation": evaluate(slaft, data.spec, tokenized[data.eval_split], tokenizer,
+                                     batch_size=job.eval_batch_size)}
     if data.test_split:
-        scores["test"] = evaluate(trainer, data, tokenized, data.test_split)
-    slaft.save_pretrained(out / "adapter", extra={"task": data.spec.name, "data_dir": job.data_dir,
-                                                  "max_length": job.max_length})
+        scores["test"] = evaluate(slaft, data.spec, tokenized[data.test_split], tokenizer,
+                                  batch_size=job.eval_batch_size)
+    extra = {"task": data.spec.name, "max_length": job.max_length, "scores": scores,
+             "data": {key: getattr(job, key) for key in DATA_FIELDS}}
+    slaft.save_pretrained(out / "adapter", extra=extra)
     tokenizer.save_pretrained(out / "adapter")
-    metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": resume}
+    metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": bool(checkpoint),
+               "command": command}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / "structure.json", json.dumps(structure.to_dict(), indent=2) + "\n")
     plot_structure(structure, slaft.candidate, out / "structure.png", title=f"{job.model} on {data.spec.name}")
@@ -181,7 +211,6 @@ def _metrics_record(job: TrainJob, data: TaskData, slaft: SlaftModel, scores: di
         "train_seconds": round(seconds, 1),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(),
-        "command": job.command,
         "job": dataclasses.asdict(job),
         "slaft_config": slaft.slaft_config.to_dict(),
     }

@@ -1,16 +1,18 @@
-"""Pictures of what was learned: a heatmap of layers x sites, each cell the kept width and chosen activation."""
+"""Pictures of what was learned: a heatmap of layers x sites, each cell the kept width and chosen activation.
+
+Figures are drawn with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot, so importing slaft
+neither picks nor changes the user's matplotlib backend.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .structure import Structure  # noqa: E402
+from .sites import SITES
+from .structure import Structure
 
 _SHORT = {"identity": "id", "relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh"}
 
@@ -29,9 +31,10 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
         full = candidate.get(spec.layer, spec.site)
         kept[spec.layer, column] = spec.width / full.width if full else 1.0
         act = f"{_SHORT.get(spec.activations[0], spec.activations[0])}\n" if spec.activations else ""
-        labels[spec.layer][column] = f"{act}{'w' if spec.kind == 'bottleneck' else 'r'}={spec.width}"
+        labels[spec.layer][column] = f"{act}{'r' if spec.kind == 'lora' else 'w'}={spec.width}"
 
-    fig, ax = plt.subplots(figsize=(1.1 * len(sites) + 2.5, 0.55 * layers + 2.2))
+    fig = Figure(figsize=(1.1 * len(sites) + 2.5, 0.55 * layers + 2.2))
+    ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(kept), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for row in range(layers):
         for column in range(len(sites)):
@@ -39,7 +42,7 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
                 light = np.nan_to_num(kept[row, column]) < 0.6
                 ax.text(column, row, labels[row][column], ha="center", va="center", fontsize=7,
                         color="white" if light else "black")
-    ax.set_xticks(range(len(sites)), [s.replace("_", "\n") for s in sites], fontsize=8)
+    ax.set_xticks(range(len(sites)), [SITES[s].label for s in sites], fontsize=8)
     ax.set_yticks(range(layers), [f"block {i}" for i in range(layers)], fontsize=8)
     ratio = learned.num_params / max(candidate.num_params, 1)
     ax.set_title(f"{title}\n{learned.num_sites}/{candidate.num_sites} modules, {learned.num_params:,} of "
@@ -49,5 +52,4 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path

@@ -1,9 +1,7 @@
 """A run's output directory: checked before any compute, never overwritten by accident, resumable.
 
-    <output_dir>/search/checkpoint-N/   Trainer checkpoints of the search (slaft files + optimizer, scheduler, RNG)
-    <output_dir>/searched/              the discretized structure, written once the search is over (phase marker)
-    <output_dir>/finetune/checkpoint-N/ Trainer checkpoints of the fine-tuning
-    <output_dir>/adapter/, metrics.json the finished run
+    <output_dir>/checkpoints/checkpoint-N/   Trainer checkpoints (slaft files + optimizer, scheduler, RNG state)
+    <output_dir>/adapter/, metrics.json ...  the finished run
 """
 
 from __future__ import annotations
@@ -13,9 +11,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .io import WEIGHTS_NAME, AdapterLoadError, read_adapter_config, sha256_file
+from .io import is_complete_adapter
 
-RUN_PARTS = ("search", "searched", "finetune", "adapter", "metrics.json", "structure.json", "structure.png")
+RUN_PARTS = ("checkpoints", "adapter", "metrics.json", "structure.json", "structure.png")
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: its presence marks a complete checkpoint
 
 
@@ -54,16 +52,6 @@ def prepare_output_dir(directory: Path, *, resume: bool, overwrite: bool, needed
         for part in existing:
             path = directory / part
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def is_complete_adapter(directory: Path) -> bool:
-    """True when ``directory`` holds a saved slaft adapter whose weights match their checksum."""
-    try:
-        meta = read_adapter_config(directory)
-    except AdapterLoadError:
-        return False
-    weights = directory / WEIGHTS_NAME
-    return weights.is_file() and meta.get("weights_sha256") == sha256_file(weights)
 
 
 def is_complete_checkpoint(path: Path) -> bool:

@@ -102,10 +102,12 @@ class StructureSearch:
         if step < start:
             return
         if not self.started:
+            if not bool((self._flat("importance") > 0).any()):
+                return  # no unit has shown any signal yet (B and W_up start at zero): keep training densely
             self._start_pruning()
         target = self.target_at(step)
         if self.config.allocator == "importance":
-            density = importance_density(self._flat("importance"), self.units)
+            density = importance_density(self._flat("importance"), self.units, self.config.importance_scope)
             self._set_masks(select_within_budget(density, self.units, target, preferred=self.mask()))
             return
         log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
@@ -130,10 +132,12 @@ class StructureSearch:
         importance = self._flat("importance")
         budget = self.model.target
         if budget is None:
-            budget = budget_at_weight(importance, self.units, self.config.sparsity_weight)
+            budget = budget_at_weight(importance, self.units, self.config.sparsity_weight,
+                                      self.config.importance_scope)
         self.model.slaft_budget.fill_(budget)
         if self.config.allocator == "gates":
-            log_density = torch.log(importance_density(importance, self.units).clamp_min(1e-30))
+            density = importance_density(importance, self.units, self.config.importance_scope)
+            log_density = torch.log(density.clamp_min(1e-30))
             spread = log_density.std().clamp_min(1e-6) if log_density.numel() > 1 else torch.tensor(1.0)
             logits = GATE_INIT_SPREAD * (log_density - log_density.mean()) / spread
             start = 0
@@ -148,22 +152,6 @@ class StructureSearch:
         grads = [gate.take_probe_gradient() for gate in gates]
         if any(g is None for g in grads):
             return
-        import os
-        variant = os.environ.get("SLAFT_IMPORTANCE_EXP", "g2")
-        if variant == "absg":
-            grads = [g.abs().sqrt() for g in grads]
-        elif variant == "sens":
-            grads = []
-            for _, _, module in self.model.slaft_modules():
-                total = 0
-                for param, dim in module.sliced_parameters():
-                    if param.grad is None:
-                        per = torch.zeros(param.shape[dim])
-                    else:
-                        prod = (param.detach() * param.grad.detach()).abs().float()
-                        per = prod.sum(dim=[d for d in range(prod.ndim) if d != dim]) if prod.ndim > 1 else prod
-                    total = total + per.cpu()
-                grads.append(total.view(-1, module.gate.block).sum(1).sqrt())
         flat = torch.cat(grads)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(flat)
@@ -183,7 +171,7 @@ class StructureSearch:
         if not self.started:  # a run that ends before pruning was due to start
             self._start_pruning()
         if self.config.allocator == "importance":
-            density = importance_density(self._flat("importance"), self.units)
+            density = importance_density(self._flat("importance"), self.units, self.config.importance_scope)
             mask = select_within_budget(density, self.units, self.budget, preferred=self.mask())
         else:
             mask = select_within_budget(self._flat_keep_probability(), self.units, self.budget)

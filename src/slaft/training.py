@@ -69,6 +69,11 @@ class SlaftCallback(TrainerCallback):
         if control.should_save or control.should_log:  # the Trainer saves after this event: check first
             check_finite(slaft, state.global_step, args.output_dir)
 
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        slaft = unwrap(model)
+        if slaft is not None:
+            check_finite(slaft, state.global_step, args.output_dir)
+
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         slaft = unwrap(model)
         if slaft is None or logs is None:

@@ -18,6 +18,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (*slaft_methods(), *peft_method
                                                    *plain_methods())}
 
 
+def label(method: str) -> str:
+    """The display name of a method in tables, plots and sentences (its registry name if it is not registered:
+    records of retired methods keep their own)."""
+    return METHODS[method].label if method in METHODS else method
+
+
+def library(method: str) -> str:
+    """The library a method comes from ("slaft", "peft", "adapters" or "transformers")."""
+    return METHODS[method].library if method in METHODS else "transformers"
+
+
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise KeyError(f"Unknown method {name!r}; known: {', '.join(METHODS)}")

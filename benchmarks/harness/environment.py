@@ -26,11 +26,11 @@ def versions() -> dict[str, str | None]:
 
 def code_revision() -> str | None:
     """The repository commit the run's code came from, with "+dirty" when the work tree had changes."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/*.py"], cwd=repo,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/**/*.py"], cwd=repo,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -9,15 +9,12 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from .methods import METHODS, REFERENCE
+from ..harness.methods import METHODS, REFERENCE, label
 from .summarize import SuiteSummary
 
 SLAFT = ("slaft-search", "slaft-budget-lora", "slaft-budget-quarter")
 MATCHED = "slaft-budget-lora"
 
-
-def _label(method: str) -> str:
-    return METHODS[method].label if method in METHODS else method
 
 
 def _pts(value: float) -> str:
@@ -49,9 +46,9 @@ def _ranking(summary: SuiteSummary) -> list[str]:
     if not ranked:
         return ["No method has final runs on every task yet, so there is no GLUE average to rank."]
     position = {m: i + 1 for i, (_, m) in enumerate(ranked)}
-    slaft = [f"{_label(m)} {100 * summary.average(m):.1f} (#{position[m]})" for m in SLAFT if m in position]
+    slaft = [f"{label(m)} {100 * summary.average(m):.1f} (#{position[m]})" for m in SLAFT if m in position]
     best_avg, best = ranked[0]
-    lines = [f"Best GLUE average among the {len(ranked)} methods with every task done: {_label(best)} at "
+    lines = [f"Best GLUE average among the {len(ranked)} methods with every task done: {label(best)} at "
              f"{100 * best_avg:.1f}; slaft: {', '.join(slaft) if slaft else 'no complete row yet'}."]
     return lines
 
@@ -65,7 +62,7 @@ def _matched_budget(summary: SuiteSummary) -> list[str]:
         size = summary.across_tasks(mine, "stored_params")
         ref_size = summary.across_tasks(REFERENCE, "stored_params")
         lines.append(
-            f"{_label(mine)} ({_params(size)} stored vs {_params(ref_size)} for {_label(REFERENCE)}): "
+            f"{label(mine)} ({_params(size)} stored vs {_params(ref_size)} for {label(REFERENCE)}): "
             f"better on {', '.join(wins) or 'no task'}; worse on {', '.join(losses) or 'no task'}; "
             f"within one seed std on {', '.join(ties) or 'no task'} (points x100, slaft minus LoRA)."
         )
@@ -84,10 +81,10 @@ def _per_task_leaders(summary: SuiteSummary) -> list[str]:
             continue
         slaft_score, slaft_best = max(slaft)
         if best in SLAFT:
-            lines.append(f"{task}: {_label(best)} has the best score of all methods ({100 * best_score:.1f}).")
+            lines.append(f"{task}: {label(best)} has the best score of all methods ({100 * best_score:.1f}).")
         else:
-            lines.append(f"{task}: best is {_label(best)} ({100 * best_score:.1f}); the best slaft run, "
-                         f"{_label(slaft_best)}, is {100 * (best_score - slaft_score):.1f} points behind it.")
+            lines.append(f"{task}: best is {label(best)} ({100 * best_score:.1f}); the best slaft run, "
+                         f"{label(slaft_best)}, is {100 * (best_score - slaft_score):.1f} points behind it.")
     return lines
 
 
@@ -100,14 +97,14 @@ def _pareto(summary: SuiteSummary) -> list[str]:
         return []
     front = [m for _, _, m in pareto_front(points)]
     on = [m for m in SLAFT if m in front]
-    return [f"On the Pareto front of GLUE average against stored parameters: {', '.join(map(_label, front))}. "
-            + (f"slaft is on it with {', '.join(map(_label, on))}." if on else
+    return [f"On the Pareto front of GLUE average against stored parameters: {', '.join(map(label, front))}. "
+            + (f"slaft is on it with {', '.join(map(label, on))}." if on else
                "No slaft run is on it: for every slaft variant some method is both smaller and better.")]
 
 
 def _costs(summary: SuiteSummary) -> list[str]:
     lines = []
-    ref = _label(REFERENCE)
+    ref = label(REFERENCE)
     for mine in SLAFT:
         step = summary.ratio_vs_reference(mine, "step_seconds")
         if step is None:
@@ -121,7 +118,7 @@ def _costs(summary: SuiteSummary) -> list[str]:
         trainable = summary.ratio_vs_reference(mine, "trainable_params")
         memory = summary.ratio_vs_reference(mine, "peak_memory_mb")
         increment = summary.ratio_vs_reference(mine, "train_memory_mb")
-        text = f"{_label(mine)} trains at {step:.2f}x {ref}'s median step time"
+        text = f"{label(mine)} trains at {step:.2f}x {ref}'s median step time"
         if search and finetune and ref_steps:
             base = statistics.median(ref_steps)
             text += (f" (search phase {statistics.median(search) / base:.2f}x, fine-tune phase "
@@ -146,13 +143,13 @@ def _latency(summary: SuiteSummary) -> list[str]:
             continue
         kept = Counter(site for r in runs for site in r.get("details", {}).get("slaft_sites", []))
         lines.append(
-            f"{_label(mine)} serves at {ratio:.2f}x the base model's latency: {merged} of {len(runs)} exports folded "
+            f"{label(mine)} serves at {ratio:.2f}x the base model's latency: {merged} of {len(runs)} exports folded "
             f"completely into the base weights; the others keep nonlinear or parallel bottlenecks as modules. "
             f"Sites kept, counted over runs: {', '.join(f'{s} {n}' for s, n in kept.most_common()) or 'none'}."
         )
     unmerged = [m for m in summary.methods if m not in SLAFT and summary.cell(m, summary.tasks[0])
                 and not any(r.get("merged") for r in summary.cell(m, summary.tasks[0]).runs)]
-    ratios = ", ".join(f"{_label(m)} {r:.2f}x" for m in unmerged
+    ratios = ", ".join(f"{label(m)} {r:.2f}x" for m in unmerged
                        if (r := summary.across_tasks(m, "latency_ratio_vs_base")) is not None)
     if ratios:
         lines.append(f"Peers that cannot merge pay at inference: {ratios} the base model's latency.")
@@ -184,7 +181,7 @@ def _baselines(summary: SuiteSummary) -> list[str]:
                     default=None)
     if full is not None and peft_best:
         out.append(f"Full fine-tuning averages {100 * full:.1f}; the best parameter-efficient method, "
-                   f"{_label(peft_best[1])}, averages {100 * peft_best[0]:.1f} ({_pts(peft_best[0] - full)}).")
+                   f"{label(peft_best[1])}, averages {100 * peft_best[0]:.1f} ({_pts(peft_best[0] - full)}).")
     if head is not None:
         out.append(f"The linear probe (head only) averages {100 * head:.1f}: the floor any adapter must clear.")
     return out
@@ -208,7 +205,7 @@ def _grid_edges(summary: SuiteSummary) -> list[str]:
         scores = {float(r["lr"]): r.get("score") for r in summary.records
                   if r["method"] == method and r["task"] == task and int(r["seed"]) == suite.seeds[0]}
         if cell.lr == max(grid) and len(set(scores.values())) > 1:
-            top.append(f"{_label(method)} on {task}")
+            top.append(f"{label(method)} on {task}")
     if not top:
         return []
     return [f"{len(top)} of {searched} searched (method, task) pairs chose the largest rate of their grid, so a "

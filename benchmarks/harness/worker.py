@@ -1,6 +1,6 @@
 """One benchmark run (method, task, seed, learning rate) in its own process: build, train, evaluate, export, measure.
 
-    python -m benchmarks.worker SPEC.json RECORD.json
+    python -m benchmarks.harness.worker SPEC.json RECORD.json
 
 The harness starts one worker per run, so each run's peak RSS is its own and a crash costs one run. The worker
 writes its record to RECORD.json; the harness appends it to the suite's results file.
@@ -23,13 +23,14 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 from transformers.utils import logging as hf_logging
 
 from slaft.data import compute_metrics, load_task, tokenize_task
+from slaft.evaluation import evaluate
 from slaft.loading import load_model_and_tokenizer
 
-from .heads import use_head
 from .environment import code_revision, device_description, version, versions
+from .heads import use_head
 from .measure import MemoryMeter, StepTimer, compare_latency, logits_of, median_step_seconds, stored_size
 from .methods import get_method
-from .protocol import RunContext, head_parameters, trainable_parameters
+from .methods.protocol import RunContext, head_parameters, trainable_parameters
 from .suites import SUITES, Suite
 
 
@@ -51,12 +52,6 @@ def _cap(dataset, limit: int | None):
     return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
 
-def _evaluate(trainer: Trainer, spec, dataset) -> dict[str, float]:
-    output = trainer.predict(dataset)
-    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return compute_metrics(spec, np.asarray(predictions), np.asarray(output.label_ids))
-
-
 def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int) -> TrainingArguments:
     return TrainingArguments(
         eval_strategy="epoch" if suite.eval_each_epoch else "no",
@@ -67,12 +62,6 @@ def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int)
         remove_unused_columns=False, dataloader_num_workers=0, save_strategy="no", report_to=[],
         logging_steps=25, disable_tqdm=True, group_by_length=suite.group_by_length,
     )
-
-
-def _longest_first(dataset):
-    """Evaluation order does not change metrics, and batching similar lengths wastes far less time on padding."""
-    lengths = [len(ids) for ids in dataset["input_ids"]]
-    return dataset.select(sorted(range(len(lengths)), key=lambda i: -lengths[i]))
 
 
 def _load(suite: Suite, task: str, seed: int, data_dir: str):
@@ -152,8 +141,12 @@ def run(spec: dict, scratch: Path) -> dict:
     clock.lap("train")
 
     trainable_model.eval()
-    validation = _evaluate(trainer, data.spec, _longest_first(tokenized[data.eval_split]))
-    test = _evaluate(trainer, data.spec, _longest_first(tokenized[data.test_split])) if data.test_split else None
+    def score(split: str) -> dict[str, float]:  # slaft's one evaluation path, for every method
+        return evaluate(trainable_model, data.spec, tokenized[split], tokenizer, batch_size=suite.eval_batch_size,
+                        progress=False)
+
+    validation = score(data.eval_split)
+    test = score(data.test_split) if data.test_split else None
     clock.lap("evaluate")
 
     # Export checks and latency use one fixed batch: the first validation examples, padded together.

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 Key = tuple[str, str, str, int, float]
 

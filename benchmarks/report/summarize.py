@@ -16,9 +16,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from .methods import METHODS, REFERENCE
-from .records import chosen_lr
-from .suites import SUITES
+from ..harness.methods import METHODS, REFERENCE
+from ..harness.records import chosen_lr
+from ..harness.suites import SUITES
 
 
 # Measurements that depend on what else ran on the machine at the same time.
@@ -111,12 +111,21 @@ class SuiteSummary:
         return [r for r in self.records if r.get("status") != "ok"]
 
 
-def _grid(suite: str, method: str, records: list[dict], task: str, seed: int) -> tuple[float, ...]:
-    if suite in SUITES and method in METHODS:
-        return tuple(float(x) for x in SUITES[suite].grid(METHODS[method].family))
-    tried = sorted({float(r["lr"]) for r in records if r["method"] == method and r["task"] == task
-                    and int(r["seed"]) == seed})
-    return tuple(tried)
+def chosen_rate(suite: str, method: str, task: str, records: list[dict]) -> float | None:
+    """The learning rate a method's reported runs use: as the harness chose it (extended grids and reused rates
+    included), or for a retired method the best of the rates it tried on the picking seed."""
+    known = SUITES.get(suite)
+    if known and method in METHODS:
+        from ..harness.run import lr_grid
+
+        grid, complete = lr_grid(known, method, task, records)
+        if not complete:
+            return None
+        return grid[0] if method in known.lr_from else chosen_lr(records, method, task, grid, known.picking_seed)
+    seed = known.picking_seed if known else min(int(r["seed"]) for r in records)
+    tried = tuple(sorted({float(r["lr"]) for r in records if r["method"] == method and r["task"] == task
+                          and int(r["seed"]) == seed}))
+    return chosen_lr(records, method, task, tried, seed) if tried else None
 
 
 def summarize(suite: str, records: list[dict]) -> SuiteSummary:
@@ -126,12 +135,11 @@ def summarize(suite: str, records: list[dict]) -> SuiteSummary:
     tasks = [t for t in tasks if any(r["task"] == t for r in records)]
     present = {r["method"] for r in records}
     methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
-    first_seed = known.seeds[0] if known else min(int(r["seed"]) for r in records)
-    seeds = set(known.seeds) if known else {int(r["seed"]) for r in records}
     cells = {}
     for method in methods:
+        seeds = set(known.seeds_for(method)) if known else {int(r["seed"]) for r in records}
         for task in tasks:
-            lr = chosen_lr(records, method, task, _grid(suite, method, records, task, first_seed), first_seed)
+            lr = chosen_rate(suite, method, task, records)
             runs = [] if lr is None else sorted(
                 (r for r in records if r["method"] == method and r["task"] == task and r.get("status") == "ok"
                  and float(r["lr"]) == lr and int(r["seed"]) in seeds), key=lambda r: int(r["seed"]))

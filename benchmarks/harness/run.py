@@ -2,7 +2,7 @@
 
     python -m benchmarks.harness --suite quick
     python -m benchmarks.harness --suite cpu --tasks rte mrpc          # a part of the cpu suite
-    python -m benchmarks.harness --suite cpu --methods slaft-search peft-lora-qv --seeds 0 --plan
+    python -m benchmarks.harness --suite cpu --methods slaft peft-lora-qv --seeds 0 --plan
 
 Each run executes in its own worker process (benchmarks/worker.py), so its peak memory is its own, and its record
 is appended to benchmarks/results/<suite>.jsonl as soon as it finishes. Runs whose key (suite, method, task,
@@ -34,7 +34,7 @@ from .methods import METHODS, REFERENCE
 from .records import RESULTS_DIR, append_record, chosen_lr, read_records, results_path, run_key
 from .suites import SUITES, Suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = Path(os.environ.get("SLAFT_GLUE_DIR", REPO.parent / "shared" / "data" / "glue"))
 
 
@@ -76,7 +76,13 @@ def _extended(grid: tuple[float, ...], best: float) -> tuple[float, ...] | None:
 
 def lr_grid(suite: Suite, method: str, task: str, records: list[dict]) -> tuple[tuple[float, ...], bool]:
     """(the rates to search for this method and task, whether the search is complete). With ``extend_grids`` a
-    rate is added beyond an edge while the best rate of the completed grid sits at that edge."""
+    rate is added beyond an edge while the best rate of the completed grid sits at that edge. A method in
+    ``suite.lr_from`` searches nothing: it takes the rate its reference method chose."""
+    if method in suite.lr_from:
+        reference = suite.lr_from[method]
+        grid, complete = lr_grid(suite, reference, task, records)
+        lr = chosen_lr(records, reference, task, grid, suite.picking_seed) if complete else None
+        return ((lr,), True) if lr is not None else ((), False)
     grid = tuple(float(lr) for lr in suite.grid(METHODS[method].family))
     for _ in range(suite.max_extensions + 1):
         best = chosen_lr(records, method, task, grid, suite.picking_seed)
@@ -92,6 +98,8 @@ def lr_grid(suite: Suite, method: str, task: str, records: list[dict]) -> tuple[
 
 
 def search_specs(suite: Suite, method: str, task: str, records: list[dict] | None = None) -> list[RunSpec]:
+    if method in suite.lr_from:
+        return []  # it reuses another method's rate: nothing to search
     grid, _ = lr_grid(suite, method, task, records or [])
     stage = "lr_search" if len(grid) > 1 or suite.selection_seed is not None else "final"
     return [RunSpec(suite.name, method, task, suite.picking_seed, float(lr), stage) for lr in grid]
@@ -120,7 +128,7 @@ def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: in
         error = None
         with open(log_path, "w") as log:
             try:
-                proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", str(spec_path), str(record_path)],
+                proc = subprocess.run([sys.executable, "-m", "benchmarks.harness.worker", str(spec_path), str(record_path)],
                                       cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
                 if proc.returncode != 0:
                     error = f"worker exited with {proc.returncode}"
@@ -223,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             for method in methods:
                 grid, complete = lr_grid(suite, method, task, runner.records)
                 reported = [s for s in (args.seeds or suite.seeds_for(method))]
-                lr = chosen_lr(runner.records, method, task, grid, suite.picking_seed) if complete else None
+                lr = (grid[0] if method in suite.lr_from and complete else
+                      chosen_lr(runner.records, method, task, grid, suite.picking_seed) if complete else None)
                 if lr is not None:
                     finals += final_specs(suite, method, task, lr, reported)
                     continue

@@ -76,6 +76,12 @@ def slaft_methods() -> list[Method]:
         # Ablations: one change each against slaft-budget-lora.
         SlaftMethod("slaft-gates-budget-lora", "slaft gates (budget = LoRA q,v)", "slaft", "slaft",
                     "allocator 'gates': hard-concrete gates under a solved shift", _budget(1.0, allocator="gates")),
+        SlaftMethod("slaft-budget-lora-layer", "slaft, blocks compete apart (budget = LoRA q,v)", "slaft", "slaft",
+                    "importance relative to the unit's block (importance_scope 'layer')",
+                    _budget(1.0, importance_scope="layer")),
+        SlaftMethod("slaft-budget-quarter-layer", "slaft, blocks compete apart (budget = 1/4 LoRA)", "slaft",
+                    "slaft", "importance relative to the unit's block, at a quarter of LoRA q,v",
+                    _budget(0.25, importance_scope="layer")),
         SlaftMethod("slaft-budget-lora-nowarmup", "slaft, no dense start (budget = LoRA q,v)", "slaft", "slaft",
                     "pruning starts at step 0 (search_start 0)", _budget(1.0, search_start=0.0)),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",

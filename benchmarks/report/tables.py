@@ -6,7 +6,7 @@ from collections import Counter
 
 from slaft.data import GLUE_TASKS
 
-from .methods import METHODS, REFERENCE
+from ..harness.methods import METHODS, REFERENCE, label
 from .summarize import SuiteSummary
 
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
@@ -22,9 +22,6 @@ def metric_of(task: str) -> str:
 def _title(task: str) -> str:
     return f"{TASK_TITLES.get(task, task)} ({metric_of(task)})"
 
-
-def _label(method: str) -> str:
-    return METHODS[method].label if method in METHODS else method
 
 
 def _library(summary: SuiteSummary, method: str) -> str:
@@ -71,7 +68,7 @@ def glue_table(summary: SuiteSummary, seeds: int) -> str:
             cell = summary.cell(method, task)
             cells.append(_mean_std(cell.mean("score"), cell.std("score"), len(cell.runs), seeds) if cell else "—")
         average = summary.average(method)
-        lines.append(_row([_label(method), _library(summary, method), *cells,
+        lines.append(_row([label(method), _library(summary, method), *cells,
                            f"**{100 * average:.1f}**" if average is not None else "—",
                            _count(summary.across_tasks(method, "adapter_params")),
                            _count(summary.across_tasks(method, "stored_params")),
@@ -96,7 +93,7 @@ def test_table(summary: SuiteSummary, seeds: int) -> str | None:
             cell = summary.cell(method, task)
             cells.append(_mean_std(cell.mean("test_score"), cell.std("test_score"), len(cell.values("test_score")),
                                    seeds) if cell else "—")
-        lines.append(_row([_label(method), *cells]))
+        lines.append(_row([label(method), *cells]))
     if all(summary.floors.get(t, {}).get("test_score") is not None for t in tasks):
         lines.append(_row([f"*{FLOOR_LABEL}*", *[f"*{100 * summary.floors[t]['test_score']:.1f}*" for t in tasks]]))
     return "\n".join(lines)
@@ -114,7 +111,7 @@ def cost_table(summary: SuiteSummary) -> str:
         step = summary.across_tasks(m, "step_seconds")
         train = summary.across_tasks(m, "train_seconds")
         lines.append(_row([
-            _label(m), _count(summary.across_tasks(m, "trainable_params")),
+            label(m), _count(summary.across_tasks(m, "trainable_params")),
             _count(summary.across_tasks(m, "stored_params")), _bytes(summary.across_tasks(m, "adapter_file_bytes")),
             f"{train:.0f} s" if train else "—", f"{1000 * step:.0f}" if step else "—",
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "step_seconds")),
@@ -134,7 +131,7 @@ def lr_table(summary: SuiteSummary, grids: dict[str, tuple[float, ...]]) -> str:
     for m in summary.methods:
         chosen = [f"{c.lr:g}" if (c := summary.cells.get((m, t))) and c.lr else "—" for t in summary.tasks]
         grid = grids.get(m)
-        lines.append(_row([_label(m), ", ".join(f"{x:g}" for x in grid) if grid else "?", *chosen]))
+        lines.append(_row([label(m), ", ".join(f"{x:g}" for x in grid) if grid else "?", *chosen]))
     return "\n".join(lines)
 
 
@@ -157,7 +154,7 @@ def slaft_table(summary: SuiteSummary) -> str | None:
             unmerged = [d["merge_kept"] for d in details if "merge_kept" in d]
             sites = Counter(s for d in details for s in d.get("slaft_sites", []))
             lines.append(_row([
-                _label(m), TASK_TITLES.get(task, task), _count(sum(kept) / len(kept)) if kept else "—",
+                label(m), TASK_TITLES.get(task, task), _count(sum(kept) / len(kept)) if kept else "—",
                 f"{sum(modules) / len(modules):.1f}" if modules else "—",
                 f"{sum(linear) / len(linear):.1f}" if linear else "—",
                 f"{sum(unmerged) / len(unmerged):.1f}" if unmerged else "—",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .methods import METHODS, REFERENCE  # noqa: E402
-from .summarize import SuiteSummary  # noqa: E402
+from ..harness.methods import REFERENCE, label, library
+from .summarize import SuiteSummary
 
 FAMILY_STYLE = {  # library -> (colour, marker)
     "slaft": ("#d62728", "*"),
@@ -20,12 +18,6 @@ FAMILY_STYLE = {  # library -> (colour, marker)
 }
 
 
-def _library(method: str) -> str:
-    return METHODS[method].library if method in METHODS else "transformers"
-
-
-def _label(method: str) -> str:
-    return METHODS[method].label if method in METHODS else method
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -51,10 +43,10 @@ def _scatter(ax, summary: SuiteSummary, task: str | None) -> None:
             score, error, params = cell.mean("score"), cell.std("score"), cell.mean("stored_params")
         if score is None or not params:
             continue
-        colour, marker = FAMILY_STYLE.get(_library(method), ("black", "x"))
+        colour, marker = FAMILY_STYLE.get(library(method), ("black", "x"))
         ax.errorbar(params, 100 * score, yerr=100 * error if error else None, fmt=marker, color=colour,
                     markersize=11 if marker == "*" else 6, capsize=2, zorder=3)
-        ax.annotate(_label(method), (params, 100 * score), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(label(method), (params, 100 * score), fontsize=6, xytext=(3, 3), textcoords="offset points")
         points.append((params, 100 * score, method))
     front = pareto_front(points)
     if len(front) > 1:
@@ -71,7 +63,8 @@ def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str])
     panels = [None, *summary.tasks]
     cols = 3
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    fig = Figure(figsize=(5 * cols, 4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, task in zip(axes.flat, panels, strict=False):  # spare panels stay empty
         _scatter(ax, summary, task)
         ax.set_title("GLUE average (all tasks)" if task is None else f"{task} ({metric_names.get(task, '')})")
@@ -79,14 +72,13 @@ def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str])
         ax.set_ylabel("validation score x100")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=lib) for lib, (c, m) in FAMILY_STYLE.items()]
+    handles = [Line2D([], [], color=c, marker=m, ls="", label=lib) for lib, (c, m) in FAMILY_STYLE.items()]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9, bbox_to_anchor=(0.5, 0.955))
     fig.suptitle(f"Score against stored parameters ({summary.suite} suite; error bars: seed std; line: Pareto front; "
                  "dashed: best constant prediction)")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -100,23 +92,23 @@ RATIOS = (
 
 def ratio_plot(summary: SuiteSummary, path: Path) -> Path:
     methods = [m for m in summary.methods if m != REFERENCE]
-    fig, axes = plt.subplots(1, len(RATIOS), figsize=(4.2 * len(RATIOS), 0.35 * len(methods) + 1.8), sharey=True)
+    fig = Figure(figsize=(4.2 * len(RATIOS), 0.35 * len(methods) + 1.8))
+    axes = fig.subplots(1, len(RATIOS), sharey=True)
     for ax, (key, title) in zip(axes, RATIOS, strict=True):
         values = [summary.ratio_vs_reference(m, key) for m in methods]
-        colours = [FAMILY_STYLE.get(_library(m), ("black", "x"))[0] for m in methods]
+        colours = [FAMILY_STYLE.get(library(m), ("black", "x"))[0] for m in methods]
         ax.barh(range(len(methods)), [v or 0 for v in values], color=colours)
         top = max([v for v in values if v] + [1.0])
         for i, v in enumerate(values):
             ax.text((v or 0) + 0.02 * top, i, f"{v:.2f}x" if v else "n/a", va="center", fontsize=7)
         ax.axvline(1.0, color="black", lw=1)
         ax.set_xlim(0, 1.2 * top)
-        ax.set_title(f"{title}\n(vs {_label(REFERENCE)} = 1)", fontsize=9)
+        ax.set_title(f"{title}\n(vs {label(REFERENCE)} = 1)", fontsize=9)
         ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks(range(len(methods)), [_label(m) for m in methods], fontsize=8)
+    axes[0].set_yticks(range(len(methods)), [label(m) for m in methods], fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle(f"Cost ratios against {_label(REFERENCE)}, geometric mean over tasks ({summary.suite} suite)")
+    fig.suptitle(f"Cost ratios against {label(REFERENCE)}, geometric mean over tasks ({summary.suite} suite)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

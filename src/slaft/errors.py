@@ -1,0 +1,15 @@
+"""The errors a user can fix: each carries a message that says what is wrong and what to do. The CLI prints them as
+one paragraph with exit code 2; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+from .architectures import ArchitectureError
+from .config import ConfigError
+from .data import DataError
+from .io import AdapterLoadError
+from .loading import ModelLoadError
+from .model import NonFiniteError
+from .runs import OutputDirError
+
+USER_ERRORS = (ConfigError, DataError, AdapterLoadError, ModelLoadError, ArchitectureError, OutputDirError,
+               NonFiniteError)

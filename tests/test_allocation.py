@@ -1,0 +1,78 @@
+"""Budget allocation as pure functions: no model needed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slaft.allocation import Units, budget_at_weight, select_within_budget, solve_shift
+from slaft.gates import hard_concrete_keep_probability
+
+
+def units(costs: list[float], modules: list[int] | None = None, fixed: list[float] | None = None) -> Units:
+    modules = modules if modules is not None else list(range(len(costs)))
+    fixed = fixed if fixed is not None else [0.0] * (max(modules) + 1)
+    return Units(torch.tensor(modules), torch.tensor(costs, dtype=torch.float), torch.tensor(fixed))
+
+
+def test_kept_params_counts_a_module_fixed_cost_once():
+    table = units([10, 10, 5], modules=[0, 0, 1], fixed=[3, 4])
+    assert table.kept_params(torch.tensor([True, True, False])) == 23
+    assert table.kept_params(torch.tensor([False, False, True])) == 9
+    assert table.total == 32
+
+
+def test_selection_takes_best_scores_and_skips_what_does_not_fit():
+    table = units([10, 30, 10, 10])
+    keep = select_within_budget(torch.tensor([4.0, 3.0, 2.0, 1.0]), table, budget=25)
+    assert keep.tolist() == [True, False, True, False]  # 30 did not fit; the next 10 filled in behind it
+
+
+def test_selection_prefers_units_kept_so_far_then_fills():
+    table = units([10, 10, 10, 10])
+    keep = select_within_budget(torch.tensor([4.0, 3.0, 2.0, 1.0]), table, budget=30,
+                                preferred=torch.tensor([False, True, False, True]))
+    assert keep.tolist() == [True, True, False, True]
+
+
+@settings(max_examples=60, deadline=None)
+@given(costs=st.lists(st.integers(1, 50), min_size=1, max_size=30), budget=st.integers(0, 600),
+       seed=st.integers(0, 10_000))
+def test_selection_fills_the_budget_to_within_one_unit(costs, budget, seed):
+    table = units([float(c) for c in costs])
+    scores = torch.rand(len(costs), generator=torch.Generator().manual_seed(seed))
+    keep = select_within_budget(scores, table, budget)
+    kept = table.kept_params(keep)
+    assert kept <= budget
+    left_out = [c for c, k in zip(costs, keep.tolist()) if not k]
+    assert not left_out or budget - kept < min(left_out)  # nothing left out would still have fitted
+
+
+def test_budget_at_weight_falls_monotonically_and_zero_keeps_everything():
+    table = units([5, 5, 10, 20, 20])
+    importance = torch.tensor([9.0, 1.0, 4.0, 2.0, 30.0])
+    sizes = [budget_at_weight(importance, table, w) for w in (0.0, 0.5, 1.0, 2.0, 4.0, 100.0)]
+    assert sizes[0] == table.total
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 0
+
+
+def test_budget_at_weight_ignores_the_scale_of_importances():
+    table = units([5, 5, 10, 20])
+    importance = torch.tensor([9.0, 1.0, 5.0, 2.0])
+    assert budget_at_weight(importance, table, 1.0) == budget_at_weight(1e-6 * importance, table, 1.0)
+
+
+@pytest.mark.parametrize("target", [5.0, 40.0, 95.0])
+def test_solved_shift_puts_the_expected_size_on_target(target):
+    table = units([4, 4, 8, 8, 16, 16, 32, 32], modules=[0, 0, 1, 1, 2, 2, 3, 3], fixed=[1, 2, 3, 4])
+    log_alpha = torch.linspace(-2, 3, 8)
+    shift = solve_shift(log_alpha, table, target, 2 / 3, (-0.1, 1.1))
+    keep = hard_concrete_keep_probability(log_alpha + shift, 2 / 3, (-0.1, 1.1))
+    none = torch.ones(4)
+    for unit, module in enumerate(table.module.tolist()):
+        none[module] *= 1 - keep[unit]
+    expected = float((table.cost * keep).sum() + (table.fixed * (1 - none)).sum())
+    assert expected == pytest.approx(target, rel=1e-3)
+    assert torch.all(shift[table.cost == 32] <= shift[table.cost == 4])  # expensive units pay more per unit

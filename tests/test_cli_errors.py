@@ -1,0 +1,172 @@
+"""Every option of every command, given a zero, a negative, an absurd and a wrong-type value, and every file
+argument given a missing, empty, binary and wrong-format file: the command either runs, or exits with code 2 and a
+one-paragraph message, never a traceback. The expected outcome of each case is listed here."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from slaft.cli import EvalOptions, ExportOptions, InspectOptions, RunOptions, main
+from slaft.config import SlaftConfig
+from slaft.pipeline import TrainJob
+
+from conftest import WORDS
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+VALUES = ("0", "-1", "1e30", "abc")
+OK, ERR = "runs", "error"
+
+# Train flags: the outcome for 0, -1, 1e30 and abc. Every TrainJob and SlaftConfig field must appear here.
+TRAIN = {
+    "model": (ERR, ERR, ERR, ERR), "task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK),
+    "train_file": (ERR, ERR, ERR, ERR), "validation_file": (ERR, ERR, ERR, ERR), "test_file": (ERR, ERR, ERR, ERR),
+    "text_columns": (ERR, ERR, ERR, ERR), "label_column": (ERR, ERR, ERR, ERR), "num_labels": (ERR, ERR, ERR, ERR),
+    "max_train_samples": (ERR, ERR, ERR, ERR), "output_dir": (OK, OK, OK, OK), "epochs": (ERR, ERR, ERR, ERR),
+    "batch_size": (ERR, ERR, ERR, ERR), "eval_batch_size": (ERR, ERR, ERR, ERR),
+    "learning_rate": (ERR, ERR, ERR, ERR), "weight_decay": (OK, ERR, ERR, ERR), "warmup_ratio": (OK, ERR, ERR, ERR),
+    "max_length": (ERR, ERR, ERR, ERR), "seed": (OK, ERR, ERR, ERR), "bf16": (OK, ERR, ERR, ERR),
+    "logging_steps": (ERR, ERR, ERR, ERR), "save_steps": (ERR, ERR, ERR, ERR),
+    "trust_remote_code": (OK, ERR, ERR, ERR),
+    "sites": (ERR, ERR, ERR, ERR), "layers": (OK, ERR, ERR, ERR), "lora_rank": (ERR, ERR, ERR, ERR),
+    "lora_alpha": (ERR, ERR, ERR, ERR), "rank_block": (ERR, ERR, ERR, ERR), "adapter_width": (ERR, ERR, ERR, ERR),
+    "width_block": (ERR, ERR, ERR, ERR), "activations": (ERR, ERR, ERR, ERR), "dropout": (OK, ERR, ERR, ERR),
+    "modules_to_save": (ERR, ERR, ERR, ERR), "sparsity_weight": (OK, ERR, OK, ERR),
+    "target_params": (ERR, ERR, ERR, ERR), "allocator": (ERR, ERR, ERR, ERR), "search_start": (OK, ERR, ERR, ERR),
+    "search_end": (ERR, ERR, ERR, ERR), "importance_beta": (OK, ERR, ERR, ERR), "structure_lr": (ERR, ERR, ERR, ERR),
+    "gate_beta": (ERR, ERR, ERR, ERR), "gate_limits": (ERR, ERR, ERR, ERR), "tau_start": (ERR, ERR, ERR, ERR),
+    "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "architecture": (ERR, ERR, ERR, ERR),
+    "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR),
+    "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),
+}
+EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
+        "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK)}
+EXPORT = {"merge": (OK, ERR, ERR, ERR)}
+INSPECT = {"png": (OK, OK, OK, OK)}
+HIDDEN = {"base_model_name_or_path"}
+
+
+def test_the_lists_cover_every_option():
+    fields = lambda *classes: {f.name for c in classes for f in dataclasses.fields(c)} - HIDDEN  # noqa: E731
+    assert set(TRAIN) == fields(TrainJob, SlaftConfig, RunOptions)
+    assert set(EVAL) == fields(EvalOptions) and set(EXPORT) == fields(ExportOptions)
+    assert set(INSPECT) == fields(InspectOptions)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_model_dir):
+    """A tiny local BERT with its tokenizer, a small CSV task and a trained run of it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("cli")
+    shutil.copytree(tiny_model_dir, root / "model")
+    rows = ["text,label"] + [f"{WORDS[i % 2]} {WORDS[4 + i % 2]} {i},{i % 2}" for i in range(24)]
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    assert run(root, "train", *base_train(root, "run")) == (0, "")
+    return root
+
+
+def base_train(root, out: str) -> list[str]:
+    return ["--model", str(root / "model"), "--task", "csv", "--train-file", str(root / "train.csv"),
+            "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--adapter-width", "8",
+            "--lora-rank", "2", "--output-dir", str(root / out)]
+
+
+def run(cwd, *argv: str) -> tuple[int, str]:
+    """The CLI in-process: (exit code, stderr); any exception escaping it fails the test."""
+    import contextlib
+    import io
+    import os
+
+    err = io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(list(argv))
+            except SystemExit as exit_:  # argparse refuses a value
+                code = exit_.code
+    finally:
+        os.chdir(previous)
+    message = err.getvalue()
+    assert "Traceback" not in message
+    return code, (message.strip() if code else "")
+
+
+def check(code: int, message: str, expected: str, what: str) -> None:
+    if expected == OK:
+        assert code == 0, f"{what} should run: {message}"
+    else:
+        assert code == 2 and message, f"{what} should be refused with a message, got exit {code}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", sorted(TRAIN))
+def test_train_option_values(workspace, tmp_path, flag):
+    for value, expected in zip(VALUES, TRAIN[flag]):
+        out = f"out-{flag}-{VALUES.index(value)}"
+        argv = base_train(workspace, out) + ["--overwrite"]
+        if flag == "output_dir":
+            argv = [a for a in argv if a != "--overwrite"]
+        code, message = run(tmp_path, "train", *argv, f"--{flag.replace('_', '-')}", value)
+        check(code, message, expected, f"--{flag} {value}")
+
+
+@pytest.mark.parametrize("command,options,flag", [("eval", EVAL, f) for f in EVAL] +
+                         [("export", EXPORT, f) for f in EXPORT] + [("inspect", INSPECT, f) for f in INSPECT])
+def test_other_command_option_values(workspace, tmp_path, command, options, flag):
+    adapter = str(workspace / "run" / "adapter")
+    for value, expected in zip(VALUES, options[flag]):
+        positionals = [adapter, str(tmp_path / f"export-{VALUES.index(value)}")] if command == "export" else [adapter]
+        code, message = run(tmp_path, command, *positionals, f"--{flag.replace('_', '-')}", value)
+        check(code, message, expected, f"{command} --{flag} {value}")
+
+
+def bad_files(tmp_path) -> dict[str, object]:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text('{"a": [1, 2, 3]}\n<html>\x00</html>\n')
+    return {"missing": tmp_path / "missing.csv", "empty": empty, "binary": binary, "wrong-format": wrong}
+
+
+@pytest.mark.parametrize("flag", ["train_file", "validation_file", "test_file"])
+def test_train_file_arguments(workspace, tmp_path, flag):
+    for kind, path in bad_files(tmp_path).items():
+        argv = base_train(workspace, f"out-{flag}-{kind}")
+        if flag == "train_file":
+            argv[argv.index("--train-file") + 1] = str(path)
+        else:
+            argv += [f"--{flag.replace('_', '-')}", str(path)]
+        code, message = run(tmp_path, "train", *argv)
+        check(code, message, ERR, f"--{flag} {kind}")
+
+
+@pytest.mark.parametrize("command", ["eval", "export", "inspect"])
+def test_adapter_arguments(workspace, tmp_path, command):
+    cases = {**bad_files(tmp_path), "empty-directory": tmp_path / "emptydir"}
+    (tmp_path / "emptydir").mkdir()
+    for kind, path in cases.items():
+        positionals = [str(path), str(tmp_path / f"x-{kind}")] if command == "export" else [str(path)]
+        code, message = run(tmp_path, command, *positionals)
+        check(code, message, ERR, f"{command} {kind}")
+
+
+def test_unknown_commands_and_options_suggest_the_right_one(workspace, tmp_path, capsys):
+    code, message = run(tmp_path, "trian")
+    assert code == 2 and "Did you mean 'train'" in message
+    code, message = run(tmp_path, "train", "--sparsty-weight", "1")
+    assert code == 2 and "--sparsity-weight" in message
+    code, message = run(tmp_path, "eval", str(workspace / "run" / "adapter"), "extra")
+    assert code == 2 and "unexpected argument" in message
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "export", "inspect"])
+def test_help_of_every_command_prints(command, tmp_path):
+    code, _ = run(tmp_path, command, "--help")
+    assert code == 0

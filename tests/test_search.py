@@ -1,0 +1,180 @@
+"""The structure search inside one Trainer run: the knob, not the run length, sets the size; budgets are met
+without fragments; deciding the structure changes neither the function nor what the optimizer learned."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainingArguments
+
+from slaft import SlaftCallback, SlaftConfig, SlaftTrainer, get_slaft_model
+from slaft.training import optimizer_groups
+
+from conftest import TINY_MODELS
+
+SPACE = dict(adapter_width=8, width_block=4, lora_rank=4, rank_block=2)
+
+
+def toy_dataset(n: int = 96, seed: int = 0) -> Dataset:
+    """A learnable toy task: the label is the first token modulo 3."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 120, (n, 8), generator=generator)
+    return Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": torch.ones_like(ids).tolist(),
+                              "labels": (ids[:, 0] % 3).tolist()})
+
+
+def arguments(tmp_path, steps: int, lr: float = 1e-2, **extra) -> TrainingArguments:
+    settings = dict(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=8, learning_rate=lr,
+                    logging_steps=5, save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True, seed=0)
+    return TrainingArguments(**{**settings, **extra})
+
+
+def train(tmp_path, config: SlaftConfig, steps: int, arch: str = "bert", data: Dataset | None = None,
+          num_labels: int = 3):
+    model = get_slaft_model(TINY_MODELS[arch](num_labels), config)
+    trainer = SlaftTrainer(model=model, args=arguments(tmp_path, steps), train_dataset=data or toy_dataset())
+    trainer.train()
+    return model, trainer
+
+
+def test_the_structure_is_decided_inside_the_run_and_trains_on(tmp_path):
+    model, trainer = train(tmp_path, SlaftConfig(**SPACE, sparsity_weight=1.0), steps=40)
+    assert model.discrete and model.search is None  # decided at search_end = 50%
+    kept = model.structure().num_params
+    assert 0 < kept < model.candidate.num_params
+    logged = [e["slaft/kept_params"] for e in trainer.state.log_history if "slaft/kept_params" in e]
+    assert logged[0] == model.candidate.num_params and logged[-1] == kept  # full space first, then the decision
+
+
+def small_bert():
+    """A model with enough units that one unit more or less is a small part of a structure."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=120, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
+        num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+
+
+@pytest.mark.parametrize("allocator", ["importance", "gates"])
+def test_size_is_set_by_the_knob_not_by_the_run_length(tmp_path, allocator):
+    """The same λ with twice the steps keeps the same size within 20 percent (mean of three seeds: one run's size
+    varies with its seed by about as much)."""
+    config = SlaftConfig(sparsity_weight=1.0, adapter_width=16, width_block=4, lora_rank=8, rank_block=2,
+                         allocator=allocator)
+    mean_size = {}
+    for steps in (40, 80):
+        sizes = []
+        for seed in range(3):
+            model = get_slaft_model(small_bert(), config)
+            args = arguments(tmp_path / f"{steps}-{seed}", steps, lr=3e-3)
+            args.seed = seed
+            SlaftTrainer(model=model, args=args, train_dataset=toy_dataset(320)).train()
+            sizes.append(model.structure().num_params)
+        mean_size[steps] = sum(sizes) / len(sizes)
+    assert 0 < mean_size[40] < model.candidate.num_params
+    assert abs(mean_size[80] - mean_size[40]) <= 0.2 * mean_size[40], mean_size
+
+
+def test_kept_size_falls_monotonically_as_the_sparsity_weight_rises(tmp_path):
+    sizes = [train(tmp_path / str(w), SlaftConfig(**SPACE, sparsity_weight=w), steps=30)[0].structure().num_params
+             for w in (0.0, 0.5, 1.0, 2.0, 8.0)]
+    assert sizes[0] > sizes[-1] and sizes == sorted(sizes, reverse=True), sizes
+
+
+@pytest.mark.parametrize("arch,allocator", [("bert", "importance"), ("llama", "importance"), ("bert", "gates")])
+@pytest.mark.parametrize("fraction", [0.1, 0.3])
+def test_budget_is_filled_to_within_one_unit_without_fragments(tmp_path, arch, allocator, fraction):
+    candidate = get_slaft_model(TINY_MODELS[arch](), SlaftConfig(**SPACE)).candidate.num_params
+    target = int(fraction * candidate)
+    model, _ = train(tmp_path, SlaftConfig(**SPACE, target_params=target, allocator=allocator), steps=30, arch=arch)
+    structure = model.structure()
+    smallest_unit = min(SPACE["rank_block"] * (m.in_features + m.out_features)
+                        for m in model.candidate.modules if m.kind == "lora")
+    assert target - smallest_unit < structure.num_params <= target, (structure.num_params, target)
+    for module in structure.modules:  # whole blocks only: no rank-1 or width-1 fragments
+        assert module.width % (SPACE["rank_block"] if module.kind == "lora" else SPACE["width_block"]) == 0
+
+
+@pytest.mark.parametrize("allocator", ["importance", "gates"])
+def test_budget_lands_within_two_percent_under_when_units_are_small(tmp_path, allocator):
+    """With units small against the budget (as LoRA rank blocks are against MiniLM budgets), within 2 percent."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    base = BertForSequenceClassification(BertConfig(vocab_size=120, hidden_size=64, num_hidden_layers=3,
+                                                    num_attention_heads=4, intermediate_size=128, num_labels=3))
+    config = SlaftConfig(lora_rank=8, rank_block=1, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in",
+                                                           "lora_ffn_out"), allocator=allocator)
+    target = int(0.45 * get_slaft_model(base, config).candidate.num_params)
+    base = BertForSequenceClassification(base.config)
+    model = get_slaft_model(base, SlaftConfig(**{**config.to_dict(), "target_params": target,
+                                                 "architecture": None, "base_model_name_or_path": None}))
+    SlaftTrainer(model=model, args=arguments(tmp_path, 20), train_dataset=toy_dataset()).train()
+    assert 0.98 * target <= model.structure().num_params <= target
+
+
+def test_deciding_keeps_the_optimizer_state_of_kept_weights(tmp_path):
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=1500, total_steps=20))
+    optimizer = torch.optim.AdamW([g for g in optimizer_groups(model, 0.0, 0.05)], lr=1e-2)
+    data = toy_dataset(8)
+    batch = {k: torch.tensor(v) for k, v in data[:8].items()}
+    model.train()
+    for step in range(12):
+        model.search.begin_step(step)
+        model(**batch).loss.backward()
+        model.search.after_backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    masks = model.search.final_masks()
+    expected = {}
+    for layer, site, module in model.slaft_modules():
+        keep = masks[(layer, site)]
+        if keep.any():
+            param = module.sliced_parameters()[0][0]
+            expected[(layer, site)] = optimizer.state[param]["exp_avg_sq"][keep].clone()
+    model.discretize(optimizer)
+    for layer, site, module in model.slaft_modules():
+        param = module.sliced_parameters()[0][0]
+        torch.testing.assert_close(optimizer.state[param]["exp_avg_sq"], expected[(layer, site)])
+    live = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert live == {id(p) for p in model.parameters() if p.requires_grad}  # removed tensors left the optimizer
+    model(**batch).loss.backward()
+    optimizer.step()  # and it steps on
+
+
+def test_stock_trainer_with_the_callback_searches(tmp_path):
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=1500))
+    Trainer(model=model, args=arguments(tmp_path, 20), train_dataset=toy_dataset(),
+            callbacks=[SlaftCallback()]).train()
+    assert model.discrete and model.structure().num_params <= 1500
+
+
+def test_searching_without_the_callback_warns(batch):
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE)).train()
+    with pytest.warns(UserWarning, match="SlaftCallback"):
+        model(**batch)
+
+
+def test_parameter_groups_put_structure_logits_at_their_own_rate():
+    model = get_slaft_model(TINY_MODELS["llama"](), SlaftConfig(**SPACE, allocator="gates", structure_lr=0.3))
+    groups = optimizer_groups(model, weight_decay=0.01, structure_lr=0.3)
+    assert len(groups) == 3 and groups[2]["lr"] == 0.3 and groups[2]["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert groups[2]["params"] and all(names[id(p)].endswith(("log_alpha", "logits")) for p in groups[2]["params"])
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_regression_head_trains(arch, tmp_path):
+    data = toy_dataset(32).map(lambda row: {"labels": float(row["labels"]) / 2})
+    model, _ = train(tmp_path, SlaftConfig(**SPACE, target_params=800), steps=6, arch=arch, data=data,
+                     num_labels=1)
+    assert model.config.problem_type == "regression"
+    assert 0 < model.structure().num_params <= 800
+
+
+def test_budget_as_fraction_of_backbone():
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=0.01))
+    assert model.target == round(0.01 * model.backbone_params)
