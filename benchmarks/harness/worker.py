@@ -157,6 +157,10 @@ def run(spec: dict, scratch: Path) -> dict:
     clock.lap("export_and_latency")
 
     steps = [d for t in timers for d in t.durations]
+    by_phase = {t.phase: median_step_seconds(t.durations) for t in timers}
+    decision = details.get("slaft_decision_step")
+    if decision:  # slaft: steps while searching (the whole candidate space) and after the decision
+        by_phase.update(search=median_step_seconds(steps[:decision]), decided=median_step_seconds(steps[decision:]))
     metric = data.spec.main_metric
     summary = [h for h in trainer.state.log_history if "train_loss" in h]
     curve = [[round(h["epoch"], 3), h[f"eval_{metric}"]] for h in trainer.state.log_history if f"eval_{metric}" in h]
@@ -177,7 +181,7 @@ def run(spec: dict, scratch: Path) -> dict:
         # CPU time (all threads) says what a run costs when other jobs share the machine and wall time lies.
         "train_cpu_seconds": round(train_cpu_seconds, 2), "process_cpu_seconds": round(time.process_time(), 2),
         "step_seconds": median_step_seconds(steps),
-        "step_seconds_by_phase": {t.phase: median_step_seconds(t.durations) for t in timers},
+        "step_seconds_by_phase": by_phase,
         "train_loss": summary[-1]["train_loss"] if summary else None,  # mean loss of the (last) training phase
         "validation_curve": curve,  # [epoch, validation score] after every epoch (suites with eval_each_epoch)
         "peak_memory_mb": round(peak_mb, 1),

@@ -89,6 +89,7 @@ class SlaftModel(nn.Module):
         self.register_buffer("slaft_importance_updates", torch.tensor(0, dtype=torch.long))
         self.search = None if self.discrete else StructureSearch(self, config)
         self.merged = False  # True once linear paths were folded into the base weights
+        self.decided_at_step: int | None = None  # the optimizer step at which a Trainer run decided the structure
         self._warned_undriven = False
 
     # Plumbing ----------------------------------------------------------------------------------------------------
@@ -261,6 +262,7 @@ class SlaftModel(nn.Module):
             "candidate": self.candidate.to_dict(),
             "phase": "discrete" if self.discrete else "search",
             "merged": self.merged,
+            "decided_at_step": self.decided_at_step,
             "heads": self.head_names,
             "num_labels": getattr(config, "num_labels", None),
             "id2label": {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()},
@@ -305,6 +307,7 @@ class SlaftModel(nn.Module):
             )
         model.load_adapter_weights(directory, payload)
         model.merged = bool(payload.get("merged"))
+        model.decided_at_step = payload.get("decided_at_step")
         return model
 
 

@@ -119,7 +119,9 @@ def model_for_checkpoint(base, config: SlaftConfig, checkpoint: str | None) -> S
     if checkpoint is not None:
         payload = read_payload(checkpoint)
         if payload.get("phase") == "discrete":
-            return get_slaft_model(base, config, Structure.from_dict(payload["structure"]))
+            model = get_slaft_model(base, config, Structure.from_dict(payload["structure"]))
+            model.decided_at_step = payload.get("decided_at_step")
+            return model
     return get_slaft_model(base, config)
 
 

@@ -66,6 +66,7 @@ class SlaftCallback(TrainerCallback):
             return
         if slaft.search is not None and slaft.search.should_decide(state.global_step):
             slaft.discretize(optimizer)
+            slaft.decided_at_step = state.global_step
         if control.should_save or control.should_log:  # the Trainer saves after this event: check first
             check_finite(slaft, state.global_step, args.output_dir)
 

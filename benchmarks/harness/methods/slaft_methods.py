@@ -59,6 +59,7 @@ class SlaftMethod(Method):
             "slaft_structure": [f"{m.key} {m.describe()}" for m in structure.modules],
             "slaft_target_params": model.slaft_config.target_params,
             "slaft_config": model.slaft_config.to_dict(),
+            "slaft_decision_step": model.decided_at_step,  # optimizer steps before the structure was decided
         }
 
 
