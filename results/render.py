@@ -1,6 +1,6 @@
 """Render results/core/*.json (metrics.json files of `slaft train` runs) into the README's results table.
 
-    python benchmarks/render_core_results.py          # rewrites the block between the RESULTS markers in README.md
+    python results/render.py          # rewrites the block between the RESULTS markers in README.md
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- RESULTS:BEGIN (benchmarks/render_core_results.py) -->", "<!-- RESULTS:END -->"
+BEGIN, END = "<!-- RESULTS:BEGIN (python results/render.py) -->", "<!-- RESULTS:END -->"
 
 
 def command(m: dict) -> str:

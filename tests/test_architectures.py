@@ -3,7 +3,14 @@
 import pytest
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from slaft import ARCHITECTURES, ArchitectureError, ArchitectureSpec, SlaftConfig, get_slaft_model, register_architecture
+from slaft import (
+    ARCHITECTURES,
+    ArchitectureError,
+    ArchitectureSpec,
+    SlaftConfig,
+    get_slaft_model,
+    register_architecture,
+)
 
 from conftest import TINY_MODELS
 

@@ -101,11 +101,12 @@ def test_a_best_rate_at_an_edge_extends_the_grid_until_it_is_inside():
 
 
 def test_the_selection_seed_picks_the_rate_and_is_never_reported():
-    suite = _suite(seeds=(1, 2, 3), selection_seed=100, more_seeds={"slaft": (1, 2, 3, 4, 5)})
+    suite = _suite(seeds=(1, 2, 3), selection_seed=100, more_seeds={"slaft-budget-lora": (1, 2, 3, 4, 5)})
     assert {s.seed for s in harness.search_specs(suite, "peft-lora-qv", "rte")} == {100}
     assert [s.seed for s in harness.final_specs(suite, "bitfit", "rte", 1e-3, list(suite.seeds_for("bitfit")))] \
         == [1, 2, 3]
     assert suite.seeds_for("slaft-budget-lora") == (1, 2, 3, 4, 5)
+    assert suite.seeds_for("slaft-budget-lora-layer") == (1, 2, 3)  # exact names, not prefixes
 
 
 def test_the_mean_pooling_head_averages_the_tokens_the_mask_keeps():

@@ -98,8 +98,9 @@ def test_decided_model_computes_what_the_gated_one_did(name, arch, kwargs, batch
     gated_logits, gated_loss = logits(model, batch), train_loss(model, batch)
     before = model.structure()
     kept_weights = {}
+    modules = {(layer, site): module for layer, site, module in model.slaft_modules()}
     for (layer, site), keep in model.search.final_masks().items():
-        module = dict(((l, s), m) for l, s, m in model.slaft_modules())[(layer, site)]
+        module = modules[(layer, site)]
         if keep.any():
             kept_weights[(layer, site)] = [p.detach()[keep] if d == 0 else p.detach()[:, keep]
                                            for p, d in module.sliced_parameters()]

@@ -62,5 +62,6 @@ def test_killed_run_resumes_to_the_same_structure_and_metrics(tmp_path):
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert phase == "discrete" and b["resumed"] and not a["resumed"]
-    assert (tmp_path / "killed" / "structure.json").read_text() == (tmp_path / "straight" / "structure.json").read_text()
+    structure = "structure.json"
+    assert (tmp_path / "killed" / structure).read_text() == (tmp_path / "straight" / structure).read_text()
     assert b["eval"] == a["eval"] and b["params"] == a["params"] and b["sites"] == a["sites"]

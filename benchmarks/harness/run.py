@@ -128,8 +128,9 @@ def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: in
         error = None
         with open(log_path, "w") as log:
             try:
-                proc = subprocess.run([sys.executable, "-m", "benchmarks.harness.worker", str(spec_path), str(record_path)],
-                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
+                command = [sys.executable, "-m", "benchmarks.harness.worker", str(spec_path), str(record_path)]
+                proc = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                      env=env)
                 if proc.returncode != 0:
                     error = f"worker exited with {proc.returncode}"
             except subprocess.TimeoutExpired:

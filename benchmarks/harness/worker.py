@@ -52,9 +52,9 @@ def _cap(dataset, limit: int | None):
     return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
 
-def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int) -> TrainingArguments:
+def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int, per_epoch: bool) -> TrainingArguments:
     return TrainingArguments(
-        eval_strategy="epoch" if suite.eval_each_epoch else "no",
+        eval_strategy="epoch" if per_epoch else "no",
         output_dir=str(out), num_train_epochs=epochs, learning_rate=lr,
         per_device_train_batch_size=suite.batch_size, per_device_eval_batch_size=suite.eval_batch_size,
         weight_decay=suite.weight_decay, warmup_ratio=suite.warmup_ratio, lr_scheduler_type="linear",
@@ -76,23 +76,26 @@ def _load(suite: Suite, task: str, seed: int, data_dir: str):
     return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length)
 
 
-def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: str) -> dict:
-    """Export the trained model, count what was stored, check the export's outputs, time it against the base."""
+def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: str, timed: bool) -> dict:
+    """Export the trained model, count what was stored, check the export's outputs, and (``timed``) time it
+    against the base."""
     trained_logits = logits_of(model, batch)
     export = method.export(model, scratch / "export")
     stored_params, stored_bytes = stored_size(export.directory)
     exported = export.inference_model.to(device).eval()
     export_diff = float((logits_of(exported, batch) - trained_logits).abs().max())
-    base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0]
-    use_head(base, suite.head)
-    base = base.to(device).eval()
-    latency_ms, base_latency_ms = compare_latency(exported, base, batch, repeats=suite.latency_repeats,
-                                                  bf16=suite.bf16 and device == "cuda")
+    latency_ms = base_latency_ms = None
+    if timed:
+        base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0]
+        use_head(base, suite.head)
+        base = base.to(device).eval()
+        latency_ms, base_latency_ms = compare_latency(exported, base, batch, repeats=suite.latency_repeats,
+                                                      bf16=suite.bf16 and device == "cuda")
     return {
         "stored_params": stored_params, "adapter_file_bytes": stored_bytes, "merged": export.merged,
         "export_max_abs_diff": export_diff, "latency_ms": latency_ms, "base_latency_ms": base_latency_ms,
-        "latency_ratio_vs_base": latency_ms / base_latency_ms, "latency_batch_shape": list(batch["input_ids"].shape),
-        "export_details": export.details,
+        "latency_ratio_vs_base": latency_ms / base_latency_ms if timed else None,
+        "latency_batch_shape": list(batch["input_ids"].shape), "export_details": export.details,
     }
 
 
@@ -105,6 +108,9 @@ def run(spec: dict, scratch: Path) -> dict:
     if suite.device == "cuda" and device != "cuda":
         raise RuntimeError(f"suite {suite.name!r} needs a CUDA device and none is visible")
     data, model, tokenizer, tokenized = _load(suite, task, seed, spec["data_dir"])
+    # A learning-rate search run only needs its score: no per-epoch validation, no latency measurement.
+    searching = spec["stage"] == "lr_search"
+    per_epoch = suite.eval_each_epoch and not searching
     collator = DataCollatorWithPadding(tokenizer)
     timers: list[StepTimer] = []
 
@@ -115,10 +121,10 @@ def run(spec: dict, scratch: Path) -> dict:
     def make_trainer(m, epochs, rate, *, trainer_cls=Trainer, callbacks=None, phase="train"):
         timer = StepTimer(phase)
         timers.append(timer)
-        return trainer_cls(model=m, args=_training_args(suite, scratch / phase, epochs, rate, seed),
+        return trainer_cls(model=m, args=_training_args(suite, scratch / phase, epochs, rate, seed, per_epoch),
                            train_dataset=tokenized["train"], data_collator=collator,
-                           eval_dataset=tokenized[data.eval_split] if suite.eval_each_epoch else None,
-                           compute_metrics=scores if suite.eval_each_epoch else None,
+                           eval_dataset=tokenized[data.eval_split] if per_epoch else None,
+                           compute_metrics=scores if per_epoch else None,
                            callbacks=[*(callbacks or []), timer])
 
     ctx = RunContext(model_id=suite.model, num_labels=data.spec.num_labels, epochs=suite.epochs_for(task), lr=lr,
@@ -152,7 +158,7 @@ def run(spec: dict, scratch: Path) -> dict:
     # Export checks and latency use one fixed batch: the first validation examples, padded together.
     rows = tokenized[data.eval_split].select(range(min(suite.latency_batch, len(tokenized[data.eval_split]))))
     batch = {k: v.to(device) for k, v in collator([dict(r) for r in rows]).items() if k != "labels"}
-    inference = _inference(method, trainable_model, suite, batch, scratch, device)
+    inference = _inference(method, trainable_model, suite, batch, scratch, device, timed=not searching)
     details.update(inference.pop("export_details"))
     clock.lap("export_and_latency")
 
@@ -182,6 +188,7 @@ def run(spec: dict, scratch: Path) -> dict:
         "train_cpu_seconds": round(train_cpu_seconds, 2), "process_cpu_seconds": round(time.process_time(), 2),
         "step_seconds": median_step_seconds(steps),
         "step_seconds_by_phase": by_phase,
+        "search_step_seconds": by_phase.get("search"),  # slaft: a step over the whole candidate space
         "train_loss": summary[-1]["train_loss"] if summary else None,  # mean loss of the (last) training phase
         "validation_curve": curve,  # [epoch, validation score] after every epoch (suites with eval_each_epoch)
         "peak_memory_mb": round(peak_mb, 1),

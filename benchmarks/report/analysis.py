@@ -12,10 +12,8 @@ from collections import Counter
 from ..harness.methods import METHODS, REFERENCE, label
 from .summarize import SuiteSummary
 
-SLAFT = ("slaft-search", "slaft-budget-lora", "slaft-budget-quarter")
+SLAFT = ("slaft", "slaft-budget-lora", "slaft-budget-quarter", "slaft-search")  # slaft-search: protocol 1's
 MATCHED = "slaft-budget-lora"
-
-
 
 def _pts(value: float) -> str:
     return f"{100 * value:+.1f}"
@@ -39,6 +37,28 @@ def _head_to_head(summary: SuiteSummary, mine: str, other: str) -> tuple[list[st
         text = f"{task} ({_pts(delta)})"
         (wins if delta > noise else losses if delta < -noise else ties).append(text)
     return wins, losses, ties
+
+
+def _goal(summary: SuiteSummary) -> list[str]:
+    """The method issue's goal: the best slaft variant at no more stored adapter parameters than LoRA q,v scores at
+    least LoRA q,v's mean, and at least every peer's mean whatever their size."""
+    ref_size = summary.across_tasks(REFERENCE, "adapter_params")
+    ref_avg = summary.average(REFERENCE)
+    if ref_size is None or ref_avg is None:
+        return []
+    small = [(avg, m) for m in SLAFT if (avg := summary.average(m)) is not None
+             and (size := summary.across_tasks(m, "adapter_params")) is not None and size <= 1.02 * ref_size]
+    if not small:
+        return []
+    best_avg, best = max(small)
+    peers = [(a, m) for m in summary.methods if m not in SLAFT and not m.startswith("slaft")
+             and (a := summary.average(m)) is not None]
+    top_avg, top = max(peers) if peers else (None, None)
+    verdict = "met" if best_avg >= ref_avg and (top_avg is None or best_avg >= top_avg) else "not met"
+    return [f"Goal ({verdict}): the best slaft variant at no more adapter parameters than {label(REFERENCE)} is "
+            f"{label(best)} at {100 * best_avg:.1f}, against {100 * ref_avg:.1f} for {label(REFERENCE)} "
+            f"({_pts(best_avg - ref_avg)})" + (f" and {100 * top_avg:.1f} for the best peer, {label(top)} "
+                                                f"({_pts(best_avg - top_avg)})." if top else ".")]
 
 
 def _ranking(summary: SuiteSummary) -> list[str]:
@@ -189,7 +209,7 @@ def _baselines(summary: SuiteSummary) -> list[str]:
 
 def _grid_edges(summary: SuiteSummary) -> list[str]:
     """Rates chosen at the top of their grid: the search may have stopped short of the best rate."""
-    from .suites import SUITES
+    from ..harness.suites import SUITES
 
     suite = SUITES.get(summary.suite)
     if suite is None:
@@ -214,6 +234,6 @@ def _grid_edges(summary: SuiteSummary) -> list[str]:
 
 def generated_analysis(summary: SuiteSummary) -> list[str]:
     """Bullet points, each a sentence or two computed from ``summary``."""
-    parts = [_ranking, _matched_budget, _per_task_leaders, _at_the_floor, _pareto, _costs, _latency, _baselines,
+    parts = [_goal, _ranking, _matched_budget, _per_task_leaders, _at_the_floor, _pareto, _costs, _latency, _baselines,
              _grid_edges]
     return [line for part in parts for line in part(summary)]

@@ -23,11 +23,24 @@ from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
 from .summarize import SuiteSummary, is_solo, summarize
-from .tables import TASK_TITLES, cost_table, glue_table, lr_table, metric_of, slaft_table, test_table
+from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_SLAFT
+from .tables import (
+    TASK_TITLES,
+    ablation_table,
+    cost_table,
+    glue_table,
+    lr_table,
+    metric_of,
+    paired_differences,
+    pilot_table,
+    slaft_table,
+    test_table,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SUITE_ORDER = ("cpu", "gpu", "quick", "smoke")
+SUITE_ORDER = ("cpu2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
+DEFAULT_SUITES = ("cpu2", "pilot-mean", "pilot-cls", "dev")  # protocol 2 and how it was set up; `cpu` on request
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
 END = "<!-- ANALYSIS:END -->"
@@ -86,7 +99,14 @@ def recipe(summary: SuiteSummary) -> list[str]:
         f"{TASK_TITLES.get(t, t)} {'/'.join(map(str, s))}" for t, s in sizes.items() if s))
     lines.append("- Validation / labelled test examples: " + ", ".join(
         f"{TASK_TITLES.get(t, t)} {e[0][0]} / {e[0][1] or '—'}" for t, e in evals.items() if e))
-    if suite:
+    if suite and suite.selection_seed is not None:
+        more = "; ".join(f"{prefix}*: {list(seeds)}" for prefix, seeds in suite.more_seeds.items())
+        lines.append(f"- Reported seeds {list(suite.seeds)}" + (f" ({more})" if more else "") + "; learning rate "
+                     f"chosen per method and task on selection seed {suite.selection_seed}, which is not reported"
+                     + (", the grid extended while the best rate sat at an edge" if suite.extend_grids else "")
+                     + (f"; the ablation rows reuse the rate of {', '.join(sorted(set(suite.lr_from.values())))}"
+                        if suite.lr_from else "") + ".")
+    elif suite:
         lines.append(f"- Seeds {list(suite.seeds)}; learning rate chosen per method and task on seed "
                      f"{suite.seeds[0]} (best validation score), then every seed at that rate.")
     return lines
@@ -117,6 +137,12 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
                 "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
                 "parameter counts and file sizes are real.", ""]
     out += ["### Environment and protocol", "", *environment(summary), *recipe(summary), ""]
+    if summary.suite.startswith("pilot"):
+        table = pilot_table(summary)
+        if table:
+            out += ["### Which tasks separate methods", "",
+                    "Mean ± std over the seeds run (x100). A task is kept when the better of the two is at least 5 "
+                    "points above the best constant prediction.", "", table, ""]
     out += ["### GLUE validation scores", "",
             "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
             "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
@@ -138,6 +164,15 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "interleaved forward passes of the exported model (merged where its library can merge) and of the "
             "plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
+    if suite and suite.protocol == 2:
+        paired = paired_differences(summary, [m for m in PROTOCOL2_SLAFT if m in summary.methods])
+        if paired:
+            out += ["### slaft against LoRA r=8 (q,v), seed by seed", "",
+                    "Each slaft variant's score minus LoRA q,v's on the same seed and task (x100).", "", paired, ""]
+        ablation = ablation_table(summary, "slaft-budget-lora", list(PROTOCOL2_ABLATIONS))
+        if ablation:
+            out += ["### Ablation", "",
+                    "One change each against slaft at LoRA q,v's size (same rate, same seeds; x100).", "", ablation, ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]
@@ -157,7 +192,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
     records = read_records(sorted(results_dir.glob("*.jsonl")))
     present = _unique(r["suite"] for r in records)
     order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
-    chosen = [s for s in order if not suites or s in suites]
+    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES)]
     if not chosen:
         raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
     lines = [
@@ -170,11 +205,13 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         "Every method trains through its own library (slaft, peft, AdapterHub `adapters`; BitFit, head-only and "
         "full fine-tuning on plain transformers) with the Hugging Face Trainer and one shared recipe per suite: "
         "the same epochs, sequence length, batch size, warm-up and linear schedule; only the learning rate is "
-        "searched, per method and task. slaft gets the same epoch budget split in two: a structure search for the "
-        "first half, then discretization and a fine-tune of the surviving modules at half the learning rate for "
-        "the second half (as `slaft train` does). The task head (BERT's pooler and the classifier) trains for "
-        "every method, through each library's own mechanism (peft `modules_to_save`, AdapterHub after "
-        "`train_adapter`, slaft's architecture heads), and is stored with every adapter.",
+        "searched, per method and task. slaft trains in one Trainer run with the same epochs and schedule: its "
+        "structure search, the decision and the training of the decided structure all happen inside it (slaft "
+        "0.2). The task head (pooler and classifier) trains for every method, through each library's own "
+        "mechanism (peft `modules_to_save`, AdapterHub after `train_adapter`, slaft's `modules_to_save`), and is "
+        "stored with every adapter. Protocol 2 (suites `cpu2` and `pilot-*`) is described in "
+        "`benchmarks/README.md`; the protocol-1 records of slaft 0.1 (`results/cpu.jsonl`) are kept and render "
+        "with `python -m benchmarks.report --suites cpu`.",
         "",
         "## Analysis",
         "",

@@ -22,7 +22,8 @@ from ..harness.suites import SUITES
 
 
 # Measurements that depend on what else ran on the machine at the same time.
-COST_KEYS = frozenset({"train_seconds", "step_seconds", "train_cpu_seconds", "peak_memory_mb", "train_memory_mb",
+COST_KEYS = frozenset({"train_seconds", "step_seconds", "search_step_seconds", "train_cpu_seconds", "peak_memory_mb",
+                       "train_memory_mb",
                        "latency_ms", "base_latency_ms", "latency_ratio_vs_base", "wall_seconds"})
 
 
@@ -97,12 +98,13 @@ class SuiteSummary:
         values = [v for t in self._tasks_for(key) if (c := self.cell(method, t)) and (v := c.mean(key)) is not None]
         return how(values) if values else None
 
-    def ratio_vs_reference(self, method: str, key: str) -> float | None:
-        """Geometric mean over tasks of method/reference, each task's means measured in this suite."""
+    def ratio_vs_reference(self, method: str, key: str, against: str | None = None) -> float | None:
+        """Geometric mean over tasks of method/reference (the method's ``key`` over the reference's ``against``,
+        by default the same key), each task's means measured in this suite."""
         ratios = []
         for task in self._tasks_for(key):
             mine, ref = self.cell(method, task), self.cell(REFERENCE, task)
-            if mine and ref and (a := mine.mean(key)) and (b := ref.mean(key)):
+            if mine and ref and (a := mine.mean(key)) and (b := ref.mean(against or key)):
                 ratios.append(a / b)
         return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
 

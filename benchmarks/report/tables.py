@@ -9,13 +9,16 @@ from slaft.data import GLUE_TASKS
 from ..harness.methods import METHODS, REFERENCE, label
 from .summarize import SuiteSummary
 
-TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
+TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "wnli": "WNLI",
+               "bbcnews": "BBC News"}
 FLOOR_LABEL = "Best constant prediction"
 METRIC_TITLES = {"matthews_correlation": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson",
                  "spearmanr": "Spearman"}
 
 
 def metric_of(task: str) -> str:
+    if task == "bbcnews":
+        return "acc"
     return METRIC_TITLES.get(GLUE_TASKS[task].main_metric, "") if task in GLUE_TASKS else ""
 
 
@@ -101,7 +104,8 @@ def test_table(summary: SuiteSummary, seeds: int) -> str | None:
 
 def cost_table(summary: SuiteSummary) -> str:
     head = ["Method", "Trainable", "Stored", "Adapter file", "Train time / run", "Step (ms)", "Step vs LoRA",
-            "Peak mem (MB)", "Mem vs LoRA", "Train Δmem (MB)", "Latency vs base", "Latency vs LoRA", "Merged"]
+            "Search step vs LoRA", "Peak mem (MB)", "Mem vs LoRA", "Train Δmem (MB)", "Latency vs base",
+            "Latency vs LoRA", "Merged"]
     lines = [_row(head), _row(["---"] * len(head))]
     for m in summary.methods:
         if not any(summary.cell(m, t) for t in summary.tasks):
@@ -115,6 +119,7 @@ def cost_table(summary: SuiteSummary) -> str:
             _count(summary.across_tasks(m, "stored_params")), _bytes(summary.across_tasks(m, "adapter_file_bytes")),
             f"{train:.0f} s" if train else "—", f"{1000 * step:.0f}" if step else "—",
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "step_seconds")),
+            _ratio(summary.ratio_vs_reference(m, "search_step_seconds", against="step_seconds")),
             f"{v:.0f}" if (v := summary.across_tasks(m, "peak_memory_mb")) is not None else "—",
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "peak_memory_mb")),
             f"{v:.0f}" if (v := summary.across_tasks(m, "train_memory_mb")) is not None else "—",
@@ -160,4 +165,90 @@ def slaft_table(summary: SuiteSummary) -> str | None:
                 f"{sum(unmerged) / len(unmerged):.1f}" if unmerged else "—",
                 ", ".join(f"{s}×{n}" for s, n in sorted(sites.items())) or "none",
             ]))
+    return "\n".join(lines)
+
+
+def _by_seed(summary: SuiteSummary, method: str, task: str) -> dict[int, float]:
+    cell = summary.cell(method, task)
+    return {int(r["seed"]): float(r["score"]) for r in cell.runs} if cell else {}
+
+
+def paired_differences(summary: SuiteSummary, methods: list[str]) -> str | None:
+    """Per task, each method's score minus LoRA q,v's on the same seeds: mean ± std over the shared seeds, the
+    per-seed differences, and how many seeds the method won."""
+    import statistics
+
+    rows = []
+    for method in methods:
+        diffs_all = []
+        for task in summary.tasks:
+            mine, ref = _by_seed(summary, method, task), _by_seed(summary, REFERENCE, task)
+            shared = sorted(set(mine) & set(ref))
+            if not shared:
+                continue
+            diffs = [mine[s] - ref[s] for s in shared]
+            diffs_all.append(statistics.fmean(diffs))
+            spread = f" ± {100 * statistics.stdev(diffs):.1f}" if len(diffs) > 1 else ""
+            mean = f"{100 * statistics.fmean(diffs):+.1f}{spread}"
+            rows.append(_row([label(method), TASK_TITLES.get(task, task), mean,
+                              " ".join(f"{100 * d:+.1f}" for d in diffs), f"{sum(d > 0 for d in diffs)}/{len(diffs)}"]))
+        if len(diffs_all) == len(summary.tasks) and diffs_all:
+            rows.append(_row([f"**{label(method)}**", "**all tasks**", f"**{100 * statistics.fmean(diffs_all):+.1f}**",
+                              "", ""]))
+    if not rows:
+        return None
+    head = ["Method", "Task", f"Δ vs {label(REFERENCE)} (x100, mean ± std)", "Per seed", "Seeds won"]
+    return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
+
+
+def ablation_table(summary: SuiteSummary, reference: str, variants: list[str]) -> str | None:
+    """Each ablation variant against the design it changes one thing of, task by task."""
+    present = [v for v in variants if any(summary.cell(v, t) for t in summary.tasks)]
+    if not present or not any(summary.cell(reference, t) for t in summary.tasks):
+        return None
+    head = ["Variant", "What changes", *[TASK_TITLES.get(t, t) for t in summary.tasks], "Avg", "Δ avg",
+            "Adapter params"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    base = summary.average(reference)
+    for method in [reference, *present]:
+        cells = []
+        for task in summary.tasks:
+            cell = summary.cell(method, task)
+            cells.append(_mean_std(cell.mean("score"), cell.std("score"), len(cell.runs), len(cell.runs))
+                         if cell else "—")
+        average = summary.average(method)
+        delta = f"{100 * (average - base):+.1f}" if average is not None and base is not None and method != reference \
+            else ("ref" if method == reference else "—")
+        what = METHODS[method].description if method in METHODS else ""
+        lines.append(_row([label(method), what, *cells, f"{100 * average:.1f}" if average is not None else "—",
+                           delta, _count(summary.across_tasks(method, "adapter_params"))]))
+    return "\n".join(lines)
+
+
+def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
+    """Per candidate task: LoRA q,v and full fine-tuning over their seeds, the constant floor, and the verdict."""
+    import statistics
+
+    if not summary.floors:
+        return None
+    head = ["Task", "Metric", "Best constant", f"{label(REFERENCE)}", "Full FT", "Best − constant", "Kept"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for task in summary.tasks:
+        floor = summary.floors.get(task, {}).get("score")
+        means = {}
+        cells = []
+        for method in (REFERENCE, "full-ft"):
+            scores = list(_by_seed(summary, method, task).values())
+            if scores:
+                means[method] = statistics.fmean(scores)
+                spread = f" ± {100 * statistics.stdev(scores):.1f}" if len(scores) > 1 else ""
+                cells.append(f"{100 * means[method]:.1f}{spread} (n={len(scores)})")
+            else:
+                cells.append("—")
+        best = max(means.values()) if means else None
+        gap = best - floor if best is not None and floor is not None else None
+        verdict = "—" if gap is None else ("**yes**" if gap >= margin else "no")
+        lines.append(_row([TASK_TITLES.get(task, task), metric_of(task),
+                           f"{100 * floor:.1f}" if floor is not None else "—", *cells,
+                           f"{100 * gap:+.1f}" if gap is not None else "—", verdict]))
     return "\n".join(lines)

@@ -20,6 +20,7 @@ class Units:
     cost: torch.Tensor     # (U,) float: parameters per unit
     fixed: torch.Tensor    # (M,) float: parameters a module adds once any of its units is kept
     layer: torch.Tensor | None = None  # (U,) long: the block each unit sits in
+    prior: torch.Tensor | None = None  # (U,) float: how much evidence a unit starts with (1 = none)
 
     def kept_params(self, mask: torch.Tensor) -> int:
         """Parameters of the structure that keeps the units in ``mask``."""
@@ -67,6 +68,13 @@ def importance_density(importance: torch.Tensor, units: Units, scope: str = "glo
         block_cost = torch.zeros(blocks).index_add_(0, layer, units.cost.cpu().float())
         density = density / (block_importance / block_cost).clamp_min(1e-30)[layer]
     return density
+
+
+def ranking_scores(importance: torch.Tensor, units: Units, scope: str = "global") -> torch.Tensor:
+    """What units are kept in order of: importance per parameter (``importance_density``) times the unit's prior,
+    so a unit of the baseline structure is displaced only by one with ``prior`` times its evidence."""
+    density = importance_density(importance, units, scope)
+    return density * units.prior.cpu() if units.prior is not None else density
 
 
 def budget_at_weight(importance: torch.Tensor, units: Units, weight: float, scope: str = "global") -> int:

@@ -103,6 +103,16 @@ class SlaftConfig:
         metadata={"help": "Where units compete: 'global' (every unit against every other, by importance per "
                           "parameter) or 'layer' (importance per parameter relative to the unit's own block)."},
     )
+    prior_sites: list[str] = field(
+        default_factory=lambda: ["lora_q", "lora_v"],
+        metadata={"help": "The baseline structure's sites (LoRA on query and value, as a person would pick): their "
+                          "units start with prior_weight times the evidence of the others."},
+    )
+    prior_weight: float = field(
+        default=1.0,
+        metadata={"help": "How much more importance per parameter another unit needs to displace a unit of the "
+                          "baseline structure (1 = no preference)."},
+    )
     search_start: float = field(
         default=0.2, metadata={"help": "Fraction of training steps every candidate trains, before pruning starts."}
     )
@@ -118,7 +128,8 @@ class SlaftConfig:
     )
     gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β (allocator 'gates')."})
     gate_limits: list[float] = field(
-        default_factory=lambda: [-0.1, 1.1], metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."}
+        default_factory=lambda: [-0.1, 1.1],
+        metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."},
     )
     tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature when training starts."})
     tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature when the structure is final."})
@@ -178,6 +189,12 @@ class SlaftConfig:
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"Unknown allocator {self.allocator!r}.{closest(self.allocator, ALLOCATORS)} "
                               f"Known: {ALLOCATORS}.")
+        self.prior_sites = tuple(self.prior_sites)
+        for site in self.prior_sites:
+            if site not in SITE_NAMES:
+                raise ConfigError(f"Unknown prior site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_NAMES}.")
+        if not 1.0 <= self.prior_weight <= 1e6:
+            raise ConfigError(f"prior_weight must be in [1, 1e6] (1 = no preference), got {self.prior_weight}.")
         if self.importance_scope not in SCOPES:
             raise ConfigError(f"Unknown importance_scope {self.importance_scope!r}."
                               f"{closest(self.importance_scope, SCOPES)} Known: {SCOPES}.")

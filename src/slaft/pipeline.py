@@ -46,8 +46,8 @@ class TrainJob:
     data_dir: Optional[str] = field(default=None, metadata={"help": "Directory of GLUE tasks as <task>/<split>.jsonl "
                                                                     "(e.g. ../shared/data/glue). Default: the hub."})
     train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON Lines training file."})
-    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation file (default: a seeded tenth of "
-                                                                           "the training file)."})
+    validation_file: Optional[str] = field(
+        default=None, metadata={"help": "Validation file (default: a seeded tenth of the training file)."})
     test_file: Optional[str] = field(default=None, metadata={"help": "Labelled test file, scored at the end."})
     text_columns: Optional[list[str]] = field(default=None, metadata={"help": "Text column(s) of your files: one, "
                                                                                "or two for sentence pairs."})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .allocation import Units, budget_at_weight, importance_density, select_within_budget, solve_shift
+from .allocation import Units, budget_at_weight, ranking_scores, select_within_budget, solve_shift
 from .config import SlaftConfig
 from .gates import GumbelChoice, annealed_temperature, pruned_fraction
 from .modules import BottleneckAdapter, GatedModule
@@ -40,16 +40,17 @@ class StructureSearch:
         self.total_steps = config.total_steps
         self.driven = False  # set once a callback (or the user's own loop) drives the schedule
         self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
-        costs, modules, fixed, layers = [], [], [], []
-        for index, (layer, _, module) in enumerate(model.slaft_modules()):
+        costs, modules, fixed, layers, prior = [], [], [], [], []
+        for index, (layer, site, module) in enumerate(model.slaft_modules()):
             layers += [layer] * module.gate.num_units
+            prior += [config.prior_weight if site in config.prior_sites else 1.0] * module.gate.num_units
             kind = model.candidate.get(*self.keys[index]).kind
             per_unit = module.gate.block * unit_cost(kind, *self._features(module))
             costs += [float(per_unit)] * module.gate.num_units
             modules += [index] * module.gate.num_units
             fixed.append(float(fixed_cost(kind, self._features(module)[1])))
         self.units = Units(torch.tensor(modules, dtype=torch.long), torch.tensor(costs), torch.tensor(fixed),
-                           torch.tensor(layers, dtype=torch.long))
+                           torch.tensor(layers, dtype=torch.long), torch.tensor(prior))
 
     @staticmethod
     def _features(module: GatedModule) -> tuple[int, int]:
@@ -107,8 +108,8 @@ class StructureSearch:
             self._start_pruning()
         target = self.target_at(step)
         if self.config.allocator == "importance":
-            density = importance_density(self._flat("importance"), self.units, self.config.importance_scope)
-            self._set_masks(select_within_budget(density, self.units, target, preferred=self.mask()))
+            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
+            self._set_masks(select_within_budget(scores, self.units, target, preferred=self.mask()))
             return
         log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
         shift = solve_shift(log_alpha, self.units, target, self.config.gate_beta, self.config.gate_limits)
@@ -136,7 +137,7 @@ class StructureSearch:
                                       self.config.importance_scope)
         self.model.slaft_budget.fill_(budget)
         if self.config.allocator == "gates":
-            density = importance_density(importance, self.units, self.config.importance_scope)
+            density = ranking_scores(importance, self.units, self.config.importance_scope)
             log_density = torch.log(density.clamp_min(1e-30))
             spread = log_density.std().clamp_min(1e-6) if log_density.numel() > 1 else torch.tensor(1.0)
             logits = GATE_INIT_SPREAD * (log_density - log_density.mean()) / spread
@@ -171,8 +172,8 @@ class StructureSearch:
         if not self.started:  # a run that ends before pruning was due to start
             self._start_pruning()
         if self.config.allocator == "importance":
-            density = importance_density(self._flat("importance"), self.units, self.config.importance_scope)
-            mask = select_within_budget(density, self.units, self.budget, preferred=self.mask())
+            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
+            mask = select_within_budget(scores, self.units, self.budget, preferred=self.mask())
         else:
             mask = select_within_budget(self._flat_keep_probability(), self.units, self.budget)
         out, start = {}, 0

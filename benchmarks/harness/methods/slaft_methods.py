@@ -83,6 +83,12 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-quarter-layer", "slaft, blocks compete apart (budget = 1/4 LoRA)", "slaft",
                     "slaft", "importance relative to the unit's block, at a quarter of LoRA q,v",
                     _budget(0.25, importance_scope="layer")),
+        SlaftMethod("slaft-budget-lora-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = LoRA q,v)",
+                    "slaft", "slaft", "importance relative to the unit's block; units of LoRA q,v start with twice "
+                    "the evidence (prior_weight 2)", _budget(1.0, importance_scope="layer", prior_weight=2.0)),
+        SlaftMethod("slaft-budget-quarter-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = 1/4 LoRA)",
+                    "slaft", "slaft", "as slaft-budget-lora-layer-prior at a quarter of LoRA q,v's size",
+                    _budget(0.25, importance_scope="layer", prior_weight=2.0)),
         SlaftMethod("slaft-budget-lora-nowarmup", "slaft, no dense start (budget = LoRA q,v)", "slaft", "slaft",
                     "pruning starts at step 0 (search_start 0)", _budget(1.0, search_start=0.0)),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
