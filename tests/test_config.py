@@ -1,13 +1,15 @@
 """SlaftConfig validation and its JSON round trip."""
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slaft import ConfigError, SlaftConfig
 
 
 def test_round_trip_through_json():
-    import json
-
     config = SlaftConfig(sites=("attn_adapter", "lora_q"), target_params=0.01, activations=("identity", "relu"))
     assert SlaftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert SlaftConfig() == SlaftConfig.from_dict(SlaftConfig().to_dict())
@@ -67,3 +69,20 @@ def test_budget_larger_than_candidate_space_is_refused():
     with pytest.raises(ConfigError, match="candidate space holds only"):
         SlaftConfig(target_params=10_000).resolve_target(backbone_params=1_000_000, candidate_params=5_000)
     assert SlaftConfig(target_params=0.5).resolve_target(1000, 5000) == 500
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(weight=finite, tau_start=finite, tau_end=finite, target=st.one_of(st.none(), finite),
+       width=st.integers(-3, 200),
+       sites=st.lists(st.sampled_from(["attn_adapter", "lora_q", "lora_x", ""]), max_size=3))
+def test_config_either_valid_and_round_trips_or_config_error(weight, tau_start, tau_end, target, width, sites):
+    try:
+        config = SlaftConfig(sparsity_weight=weight, tau_start=tau_start, tau_end=tau_end, target_params=target,
+                             adapter_width=width, sites=tuple(sites))
+    except ConfigError as err:
+        assert str(err)
+        return
+    assert SlaftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

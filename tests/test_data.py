@@ -12,6 +12,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from slaft.data import (
     GLUE_TASKS,
@@ -252,3 +254,58 @@ def test_tokenize_task_with_real_tokenizer() -> None:
     assert 1 in first["token_type_ids"]  # the pair's second segment is marked
     assert len(out["validation"][0]["input_ids"]) == 16  # truncated, not padded
     assert all(all(m) for m in out["train"]["attention_mask"])  # no padding: the collator pads later
+
+
+def write_csv(path, rows: list[str], header: str = "text,label") -> str:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return str(path)
+
+
+def test_malformed_csv_line_is_named(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["a,0", "b,1", '"c",1,extra', "d,0"])
+    with pytest.raises(DataError, match="line 4 has 3 fields"):
+        load_task("csv", train_file=path)
+
+
+def fake_glue(tmp_path, train_rows: list[dict], validation: bool = True):
+    folder = tmp_path / "glue" / "rte"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    if validation:
+        (folder / "validation.jsonl").write_text(json.dumps({"sentence1": "a", "sentence2": "b", "label": 0}) + "\n")
+    return str(tmp_path / "glue")
+
+
+@pytest.mark.parametrize(
+    "rows,validation,needle",
+    [
+        ([{"sentence1": "a", "sentence2": "b", "label": 7}], True, "label"),
+        ([{"sentence1": "a", "sentence2": "b", "label": "yes"}], True, "label"),
+        ([{"sentence1": "a", "sentence2": "b", "label": 1}], False, "validation"),
+    ],
+    ids=["label-out-of-range", "label-wrong-type", "split-absent"],
+)
+def test_bad_glue_data(tmp_path, rows, validation, needle):
+    with pytest.raises(DataError, match=needle):
+        load_task("rte", data_dir=fake_glue(tmp_path, rows, validation))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(min_size=0, max_size=30), min_size=1, max_size=12),
+       labels=st.lists(st.one_of(st.integers(-2, 4), st.sampled_from(["pos", "neg"]), st.floats(-1, 1)),
+                       min_size=1, max_size=12))
+def test_csv_parsing_either_loads_all_rows_or_data_error(tmp_path, texts, labels):
+    import csv
+
+    n = min(len(texts), len(labels))
+    path = tmp_path / "prop.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts[:n], labels[:n]))
+    try:
+        data = load_task("csv", train_file=str(path), seed=0)
+    except DataError as err:
+        assert str(err)
+        return
+    assert sum(len(split) for split in data.splits.values()) == n

@@ -5,7 +5,7 @@ One training run, three stretches (fractions of its steps, from ``SlaftConfig``)
     [0, search_start)            every candidate unit trains (gates open); the units' Fisher importance accumulates
     [search_start, search_end)   the kept size moves from the whole candidate space to the budget on a cubic
                                  schedule; the allocator decides which units stay:
-                                   "importance": the most important units per parameter (pruned units stay pruned)
+                                   "importance": the most important units per parameter, units kept so far first
                                    "gates":      hard-concrete gates, started from the importance ranking and trained
                                                  by the task loss, their expected size held on schedule by a solved
                                                  shift; the decision keeps the most probable units
@@ -26,7 +26,6 @@ from torch import nn
 from .allocation import Units, budget_at_weight, ranking_scores, select_within_budget, solve_shift
 from .config import SlaftConfig
 from .gates import GumbelChoice, annealed_temperature, pruned_fraction
-from .modules import BottleneckAdapter, GatedModule
 from .sites import fixed_cost, unit_cost
 
 GATE_INIT_SPREAD = 2.0  # gate logits start at this many standard deviations per std of log importance density
@@ -40,23 +39,17 @@ class StructureSearch:
         self.total_steps = config.total_steps
         self.driven = False  # set once a callback (or the user's own loop) drives the schedule
         self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
+        self.choices = [m for m in model.modules() if isinstance(m, GumbelChoice)]
         costs, modules, fixed, layers, prior = [], [], [], [], []
         for index, (layer, site, module) in enumerate(model.slaft_modules()):
-            layers += [layer] * module.gate.num_units
-            prior += [config.prior_weight if site in config.prior_sites else 1.0] * module.gate.num_units
-            kind = model.candidate.get(*self.keys[index]).kind
-            per_unit = module.gate.block * unit_cost(kind, *self._features(module))
-            costs += [float(per_unit)] * module.gate.num_units
-            modules += [index] * module.gate.num_units
-            fixed.append(float(fixed_cost(kind, self._features(module)[1])))
+            spec, units = model.candidate.get(layer, site), module.gate.num_units
+            costs += [float(module.gate.block * unit_cost(spec.kind, spec.in_features, spec.out_features))] * units
+            modules += [index] * units
+            layers += [layer] * units
+            prior += [config.prior_weight if site in config.prior_sites else 1.0] * units
+            fixed.append(float(fixed_cost(spec.kind, spec.out_features)))
         self.units = Units(torch.tensor(modules, dtype=torch.long), torch.tensor(costs), torch.tensor(fixed),
                            torch.tensor(layers, dtype=torch.long), torch.tensor(prior))
-
-    @staticmethod
-    def _features(module: GatedModule) -> tuple[int, int]:
-        if isinstance(module, BottleneckAdapter):
-            return module.dim, module.dim
-        return module.in_features, module.out_features
 
     # The model's modules and flat views over their units ---------------------------------------------------------
     def gates(self):
@@ -97,9 +90,8 @@ class StructureSearch:
         self.driven = True
         total, start, end = self.steps()
         tau = annealed_temperature(step, end, self.config.tau_start, self.config.tau_end)
-        for module in self.model.modules():  # once per step, not per forward
-            if isinstance(module, GumbelChoice):
-                module.tau = tau
+        for choice in self.choices:  # once per step, not per forward
+            choice.tau = tau
         if step < start:
             return
         if not self.started:
@@ -185,7 +177,7 @@ class StructureSearch:
     def structure_parameters(self) -> list[nn.Parameter]:
         """Gate logits and activation-choice logits: trained at ``structure_lr``, removed with the gates."""
         params = [gate.log_alpha for gate in self.gates() if gate.log_alpha is not None]
-        return params + [m.logits for m in self.model.modules() if isinstance(m, GumbelChoice)]
+        return params + [choice.logits for choice in self.choices]
 
     def stats(self) -> dict[str, float]:
         """Numbers for the training logs."""

@@ -1,0 +1,42 @@
+"""Loading models by short name, hub id or path: clear errors for what cannot be loaded."""
+
+from __future__ import annotations
+
+import pytest
+
+from slaft import ArchitectureError
+from slaft.loading import ModelLoadError, load_model_and_tokenizer, resolve_model_path
+
+from conftest import TINY_MODELS
+
+
+def test_a_missing_local_path_is_named():
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_model_path("./no/such/model")
+
+
+def test_an_unknown_architecture_from_a_local_path_says_how_to_add_it(tmp_path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
+    with pytest.raises((ModelLoadError, ArchitectureError), match="register_architecture"):
+        load_model_and_tokenizer(str(tmp_path), num_labels=2)
+
+
+def test_a_tokenizer_without_pad_or_eos_token_is_refused(tmp_path):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    raw.pre_tokenizer = Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]").save_pretrained(tmp_path)
+    TINY_MODELS["llama"]().save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="pad"):
+        load_model_and_tokenizer(str(tmp_path), num_labels=3)
+
+
+def test_a_local_model_loads_with_its_labels(tiny_model_dir):
+    model, tokenizer = load_model_and_tokenizer(str(tiny_model_dir), num_labels=2)
+    assert model.config.num_labels == 2 and tokenizer.pad_token is not None
