@@ -178,3 +178,11 @@ def test_regression_head_trains(arch, tmp_path):
 def test_budget_as_fraction_of_backbone():
     model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=0.01))
     assert model.target == round(0.01 * model.backbone_params)
+
+
+def test_asking_for_the_structure_before_training_fixes_nothing(tmp_path):
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, sparsity_weight=1.0))
+    print(model.parameter_summary(), model.structure())  # as the README's quick start does
+    assert not model.search.started
+    SlaftTrainer(model=model, args=arguments(tmp_path, 30), train_dataset=toy_dataset()).train()
+    assert 0 < model.structure().num_params < model.candidate.num_params  # λ still decided the size

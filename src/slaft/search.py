@@ -119,15 +119,20 @@ class StructureSearch:
     def _flat_keep_probability(self) -> torch.Tensor:
         return torch.cat([gate.keep_probability().detach().float().cpu() for gate in self.gates()])
 
+    def budget_now(self) -> int:
+        """The budget, or before pruning starts the one it would get now (nothing is fixed by asking)."""
+        if self.started:
+            return int(self.model.slaft_budget)
+        if self.model.target is not None:
+            return self.model.target
+        return budget_at_weight(self._flat("importance"), self.units, self.config.sparsity_weight,
+                                self.config.importance_scope)
+
     @torch.no_grad()
     def _start_pruning(self) -> None:
         """Fix the budget (λ mode: from the importances) and start the gate logits from the importance ranking."""
         importance = self._flat("importance")
-        budget = self.model.target
-        if budget is None:
-            budget = budget_at_weight(importance, self.units, self.config.sparsity_weight,
-                                      self.config.importance_scope)
-        self.model.slaft_budget.fill_(budget)
+        self.model.slaft_budget.fill_(self.budget_now())
         if self.config.allocator == "gates":
             density = ranking_scores(importance, self.units, self.config.importance_scope)
             log_density = torch.log(density.clamp_min(1e-30))
@@ -160,14 +165,14 @@ class StructureSearch:
         return completed_steps >= self.steps()[2]
 
     def final_masks(self) -> dict[tuple[int, str], torch.Tensor]:
-        """Per module, the kept rank components / hidden units (one entry per component), filling the budget."""
-        if not self.started:  # a run that ends before pruning was due to start
-            self._start_pruning()
-        if self.config.allocator == "importance":
+        """Per module, the kept rank components / hidden units (one entry per component), filling the budget. Asking
+        changes nothing: before pruning has started it answers with the budget and ranking the units have now."""
+        budget = self.budget_now()
+        if self.config.allocator == "importance" or not self.started:
             scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
-            mask = select_within_budget(scores, self.units, self.budget, preferred=self.mask())
+            mask = select_within_budget(scores, self.units, budget, preferred=self.mask())
         else:
-            mask = select_within_budget(self._flat_keep_probability(), self.units, self.budget)
+            mask = select_within_budget(self._flat_keep_probability(), self.units, budget)
         out, start = {}, 0
         for key, gate in zip(self.keys, self.gates()):
             out[key] = mask[start:start + gate.num_units].repeat_interleave(gate.block)
