@@ -43,7 +43,7 @@ TRAIN = {
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
         "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK)}
-EXPORT = {"merge": (OK, ERR, ERR, ERR)}
+EXPORT = {"merge": (OK, ERR, ERR, ERR), "format": (ERR, ERR, ERR, ERR)}
 INSPECT = {"png": (OK, OK, OK, OK)}
 HIDDEN = {"base_model_name_or_path"}
 

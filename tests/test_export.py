@@ -26,6 +26,10 @@ def saved_run(tiny_model_dir, tmp_path, sites) -> str:
                          base_model_name_or_path=str(tiny_model_dir))
     model = get_slaft_model(base, config)
     randomize(model, close_one_module=False)
+    with torch.no_grad():  # a trained head, so that exports must carry it
+        for param in model.base_model.bert.pooler.parameters():
+            param.add_(0.5)
+        model.base_model.classifier.weight.mul_(3.0)
     model.discretize()
     model.save_pretrained(tmp_path / "adapter", extra={"task": "csv", "scores": {"validation": {"accuracy": 0.75}}})
     return str(tmp_path / "adapter")
@@ -75,3 +79,27 @@ def test_a_compact_export_reloads(tiny_model_dir, tmp_path):
 def _plain(tmp_path):
     tiny_bert(num_labels=2).save_pretrained(tmp_path / "plain")
     return tmp_path / "plain"
+
+
+def test_a_lora_only_structure_exports_to_peft_and_loads_with_equal_outputs(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+
+    adapter = saved_run(tiny_model_dir, tmp_path, ("lora_q", "lora_v", "lora_ffn_in"))
+    model, _, _ = load_directory(adapter)
+    ids = torch.tensor([[2, 5, 6, 7, 3], [2, 8, 9, 3, 0]])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    assert "peft LoRA adapter" in export(adapter, tmp_path / "peft", format="peft")
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and len(set(config["rank_pattern"].values())) >= 1
+    loaded = PeftModel.from_pretrained(tiny_bert(num_labels=2), tmp_path / "peft").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_structure_with_bottlenecks_cannot_go_to_peft_and_says_which(tiny_model_dir, tmp_path):
+    from slaft.peft_export import PeftExportError
+
+    adapter = saved_run(tiny_model_dir, tmp_path, ("ffn_adapter", "lora_v"))
+    with pytest.raises(PeftExportError, match="ffn_adapter"):
+        export(adapter, tmp_path / "peft", format="peft")

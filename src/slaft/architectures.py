@@ -93,13 +93,18 @@ def architecture_for_model_type(model_type: str | None) -> ArchitectureSpec:
 
 
 def find_layers(model: nn.Module, spec: ArchitectureSpec) -> nn.ModuleList:
+    return model.get_submodule(layers_path(model, spec))
+
+
+def layers_path(model: nn.Module, spec: ArchitectureSpec) -> str:
+    """The path of the block list inside ``model`` (the first of the entry's candidates that exists)."""
     for path in spec.layers:
         try:
             layers = model.get_submodule(path)
         except AttributeError:
             continue
         if isinstance(layers, nn.ModuleList):
-            return layers
+            return path
     raise ArchitectureError(
         f"Architecture entry {spec.name!r} expects the block list at one of {spec.layers}, but the model has none "
         "of them. Check the entry's `layers` paths against print(model)."

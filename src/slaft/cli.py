@@ -49,6 +49,8 @@ class EvalOptions:
 @dataclass
 class ExportOptions:
     merge: bool = field(default=False, metadata={"help": "Fold linear paths into the base weights."})
+    format: str = field(default="slaft", metadata={"help": "slaft (its own adapter format) or peft (a peft LoRA "
+                                                           "adapter; the structure must be LoRA only)."})
 
 
 @dataclass
@@ -213,7 +215,8 @@ def cmd_export(parsed, positionals, _argv) -> int:
     from .export import export
 
     (options,) = parsed
-    Console().print(export(positionals.adapter, positionals.out, merge=options.merge), markup=False)
+    Console().print(export(positionals.adapter, positionals.out, merge=options.merge, format=options.format),
+                    markup=False)
     return 0
 
 

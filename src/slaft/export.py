@@ -11,7 +11,10 @@ from .inference import EXPORT_NAME, load_directory
 from .structure import Structure
 
 
-def model_card(payload: dict, structure: Structure, *, merged: bool, kept: list[str]) -> str:
+FORMATS = ("slaft", "peft")
+
+
+def model_card(payload: dict, structure: Structure, *, merged: bool, kept: list[str], peft: bool = False) -> str:
     """README.md of an export: base model, task and scores, the learned structure, and how to load it."""
     config = payload.get("config", {})
     base = config.get("base_model_name_or_path")
@@ -28,7 +31,12 @@ def model_card(payload: dict, structure: Structure, *, merged: bool, kept: list[
         lines.append("")
     lines += ["## Learned structure", "", "```", str(structure), "```", ""]
     lines += ["## Loading", ""]
-    if merged and not kept:
+    if peft:
+        lines += ["A peft LoRA adapter (`rank_pattern` and `alpha_pattern` carry the learned ranks):", "", "```python",
+                  "from peft import PeftModel", "from transformers import AutoModelForSequenceClassification", "",
+                  f'base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels=...)',
+                  'model = PeftModel.from_pretrained(base, "PATH")', "```"]
+    elif merged and not kept:
         lines += ["Every kept module was linear and is folded into the weights: this is a plain transformers "
                   "checkpoint.", "", "```python", "from transformers import pipeline", "",
                   'classify = pipeline("text-classification", model="PATH")', "```"]
@@ -43,8 +51,13 @@ def model_card(payload: dict, structure: Structure, *, merged: bool, kept: list[
     return "\n".join(lines) + "\n"
 
 
-def export(directory: str | Path, out: str | Path, *, merge: bool = False) -> str:
-    """Compact: the decided adapter alone. Merged: linear paths folded into a full checkpoint (plus what stayed)."""
+def export(directory: str | Path, out: str | Path, *, merge: bool = False, format: str = "slaft") -> str:
+    """Compact: the decided adapter alone. Merged: linear paths folded into a full checkpoint (plus what stayed).
+    ``format="peft"``: a peft LoRA adapter directory, when the structure is LoRA only."""
+    if format not in FORMATS:
+        raise AdapterLoadError(f"Unknown export format {format!r}; choose one of {FORMATS}.")
+    if format == "peft" and merge:
+        raise AdapterLoadError("--merge and --format peft exclude each other: a peft adapter stays unmerged.")
     if not (Path(directory) / CONFIG_NAME).is_file() and (Path(directory) / "config.json").is_file():
         raise AdapterLoadError(f"{directory} is already a plain model; there is nothing to export.")
     model, tokenizer, payload = load_directory(directory)
@@ -52,6 +65,13 @@ def export(directory: str | Path, out: str | Path, *, merge: bool = False) -> st
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
     extra = {key: payload.get(key) for key in ("task", "data", "max_length", "scores")}
+    if format == "peft":
+        from .peft_export import to_peft
+
+        structure = model.discretize()
+        to_peft(model).save_pretrained(out)
+        atomic_write_text(out / "README.md", model_card(payload, structure, merged=False, kept=[], peft=True))
+        return f"peft LoRA adapter: {structure.num_sites} modules, {structure.num_params:,} parameters -> {out}"
     if not merge:
         structure = model.discretize()
         model.save_pretrained(out, extra=extra)

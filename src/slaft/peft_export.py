@@ -1,0 +1,61 @@
+"""A learned structure as a peft LoRA adapter, when it is one: low-rank updates only, any rank per module.
+
+peft computes each update as (alpha / r) · B A; slaft keeps the candidate's scale alpha / r_candidate whatever rank
+survives, so each module's peft alpha is that scale times its kept rank (``alpha_pattern``), and its rank goes in
+``rank_pattern``. The adapter is built with peft itself and saved by peft's own ``save_pretrained``, so
+``peft.PeftModel.from_pretrained`` loads it as any other LoRA adapter.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .architectures import layers_path
+from .io import AdapterLoadError
+from .modules import LowRankUpdate
+from .sites import LORA, SITES
+
+TASK_HEADS = {"classifier", "score"}  # peft's SEQ_CLS task type saves these by itself
+
+
+class PeftExportError(AdapterLoadError):
+    """The structure holds modules peft's LoRA cannot express."""
+
+
+def to_peft(model):
+    """A ``peft.PeftModel`` (LoRA) computing what the decided SlaftModel ``model`` computes. ``model`` gives up its
+    base model to it (its slaft modules are removed)."""
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError as err:
+        raise PeftExportError("Exporting to peft needs peft: pip install peft") from err
+    structure = model.discretize()
+    other = [f"{m.key} ({m.describe()})" for m in structure.modules if m.kind != LORA]
+    if other:
+        raise PeftExportError(
+            f"peft's LoRA cannot express {len(other)} kept module(s) of this structure: {', '.join(other)}. Export "
+            "without --format peft (slaft's own format keeps them), or train with LoRA sites only "
+            "(--sites lora_q lora_k lora_v lora_o lora_ffn_in lora_ffn_out)."
+        )
+    if not structure.modules:
+        raise PeftExportError("The structure kept no module: there is no LoRA adapter to export.")
+    prefix = layers_path(model.base_model, model.arch)
+    weights, ranks, alphas = {}, {}, {}
+    for layer, site, module in model.slaft_modules():
+        assert isinstance(module, LowRankUpdate)
+        name = f"{prefix}.{layer}.{model.arch.linears[SITES[site].host]}"
+        weights[name] = (module.lora_A.detach().clone(), module.lora_B.detach().clone())
+        ranks[name], alphas[name] = module.width, module.scaling * module.width
+    heads = [name for name in model.head_names if name.split(".")[-1] not in TASK_HEADS]
+    base = model.unload()
+    task_type = TaskType.SEQ_CLS if hasattr(base, "num_labels") else None
+    first = next(iter(ranks))
+    config = LoraConfig(task_type=task_type, target_modules=sorted(ranks), r=ranks[first], lora_alpha=alphas[first],
+                        rank_pattern=ranks, alpha_pattern=alphas, lora_dropout=0.0, modules_to_save=heads or None)
+    peft_model = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, (a, b) in weights.items():
+            layer = peft_model.base_model.model.get_submodule(name)
+            layer.lora_A["default"].weight.copy_(a)
+            layer.lora_B["default"].weight.copy_(b)
+    return peft_model
