@@ -39,6 +39,7 @@ TRAIN = {
     "gate_beta": (ERR, ERR, ERR, ERR), "gate_limits": (ERR, ERR, ERR, ERR), "tau_start": (ERR, ERR, ERR, ERR),
     "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "architecture": (ERR, ERR, ERR, ERR),
     "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR),
+    "prior_sites": (ERR, ERR, ERR, ERR), "prior_weight": (ERR, ERR, ERR, ERR),
     "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
