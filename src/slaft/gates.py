@@ -83,15 +83,15 @@ class UnitGate(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Gate values for hidden activations ``h`` (..., num_units * block): exactly 0 or 1 per unit, carrying
         the probe while gradients are on."""
-        value = self.mask.to(h.dtype)
+        value = self.mask.float()
         if self.training and self.sampling and self.log_alpha is not None:
-            z = hard_concrete_sample(self.log_alpha + self.shift, self.beta, self.limits)
-            value = _RoundStraightThrough.apply(z).to(h.dtype)
-        if torch.is_grad_enabled():
-            if self.probe is None or self.probe.device != h.device or self.probe.dtype != h.dtype:
-                self.probe = torch.ones(self.num_units, device=h.device, dtype=h.dtype, requires_grad=True)
+            z = hard_concrete_sample(self.log_alpha.float() + self.shift, self.beta, self.limits)
+            value = _RoundStraightThrough.apply(z)
+        if torch.is_grad_enabled():  # the probe stays float32 under mixed precision: importances are sums of squares
+            if self.probe is None or self.probe.device != h.device:
+                self.probe = torch.ones(self.num_units, device=h.device, requires_grad=True)
             value = value + (self.probe - self.probe.detach())
-        return value.repeat_interleave(self.block)
+        return value.repeat_interleave(self.block).to(h.dtype)
 
     @torch.no_grad()
     def take_probe_gradient(self) -> torch.Tensor | None:
