@@ -44,15 +44,14 @@ class NonFiniteError(FloatingPointError):
 
 
 def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
-    """Drop ``params`` (and their state) from an optimizer, also one wrapped by accelerate."""
+    """Drop ``params`` (and their state) from a torch optimizer."""
     if optimizer is None or not params:
         return
-    inner = getattr(optimizer, "optimizer", optimizer)
     gone = {id(p) for p in params}
-    for group in inner.param_groups:
+    for group in optimizer.param_groups:
         group["params"] = [p for p in group["params"] if id(p) not in gone]
     for param in params:
-        inner.state.pop(param, None)
+        optimizer.state.pop(param, None)
 
 
 class SlaftModel(nn.Module):
@@ -158,6 +157,7 @@ class SlaftModel(nn.Module):
         """
         if self.discrete:
             return self.structure_data
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer inside accelerate's wrapper
         masks = self.search.final_masks()
         learned = self._structure_from(masks)
         removed = list(self.structure_parameters())
