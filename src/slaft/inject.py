@@ -43,10 +43,16 @@ def candidate_structure(model: nn.Module, arch: ArchitectureSpec, config: SlaftC
         for site in sites:
             host = find_linear(layers[i], arch, SITES[site].host)
             if SITES[site].kind == LORA:
-                modules.append(ModuleSpec(i, site, config.lora_rank, host.in_features, host.out_features))
+                widest = min(host.in_features, host.out_features)
+                spec = ModuleSpec(i, site, config.lora_rank, host.in_features, host.out_features)
             else:
-                dim = host.out_features
-                modules.append(ModuleSpec(i, site, config.adapter_width, dim, dim, tuple(config.activations)))
+                widest = host.out_features
+                spec = ModuleSpec(i, site, config.adapter_width, widest, widest, tuple(config.activations))
+            if spec.width > widest:
+                what = "lora_rank" if spec.kind == LORA else "adapter_width"
+                raise ConfigError(f"{what}={spec.width} is more than {site} in {arch.name!r} models can use (at most "
+                                  f"{widest}: its linear is {host.in_features} -> {host.out_features}); lower it.")
+            modules.append(spec)
     return Structure(modules=modules, discrete=False, num_layers=len(layers))
 
 
