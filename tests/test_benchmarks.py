@@ -183,7 +183,11 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     for record in records:
         assert record["stored_params"] == record["head_params"] + record["adapter_params"]
         assert record["export_max_abs_diff"] < 1e-3, record["method"]  # the export computes what was trained
-        assert record["latency_ratio_vs_base"] > 0 and record["peak_memory_mb"] > 0 and record["step_seconds"] > 0
+        assert record["peak_memory_mb"] > 0 and record["step_seconds"] > 0
+        if record["stage"] == "final":  # a learning-rate search run is not timed for inference
+            assert record["latency_ratio_vs_base"] > 0
+        else:
+            assert record["latency_ratio_vs_base"] is None
 
     capsys.readouterr()
     harness.main(args)  # everything is recorded: a second run trains nothing
@@ -209,6 +213,7 @@ def test_smoke_suite_every_method_trains_and_exports(tmp_path):
     records = read_records([tmp_path / "smoke.jsonl"])
     failed = {r["method"]: (r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"}
     assert not failed
-    assert {r["method"] for r in records} == set(harness.METHODS)
+    assert {r["method"] for r in records} == set(SUITES["smoke"].methods)
+    assert {m for m in harness.METHODS if not m.startswith("slaft")} <= set(SUITES["smoke"].methods)  # every peer
     head = {r["head_params"] for r in records}
     assert len(head) == 1  # every method trains and stores the same head

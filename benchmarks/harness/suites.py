@@ -123,6 +123,11 @@ PILOT_HEAD = "mean"
 PROTOCOL2_GRIDS = {**CPU_GRIDS, "slaft": CPU_GRIDS["lora"]}  # slaft's modules are LoRA's: the same grid
 PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kept (BENCHMARKS.md, suite pilot-mean)
 
+# The smoke suite: every peer, and slaft's two allocators (its other registered variants differ in settings only).
+SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-adalora",
+                 "peft-dora", "peft-ia3", "peft-prefix", "ah-houlsby", "ah-pfeiffer", "ah-parallel", "ah-unipelt",
+                 "ah-mam", "bitfit", "head-only", "full-ft")
+
 SUITES: dict[str, Suite] = {
     "cpu2": Suite(
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
@@ -169,7 +174,9 @@ SUITES: dict[str, Suite] = {
     ),
     "smoke": Suite(
         name="smoke",
-        description="Every registered method once (one task, one seed, one rate, a few steps): do all libraries work?",
+        description="Every peer method and both slaft allocators once (one task, one seed, one rate, a few steps): do "
+        "all libraries work?",
+        methods=SMOKE_METHODS,
         model="minilm",
         tasks=("stsb",),
         seeds=(0,),
