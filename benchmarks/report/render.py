@@ -39,8 +39,9 @@ from .tables import (
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SUITE_ORDER = ("cpu2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
-DEFAULT_SUITES = ("cpu2", "pilot-mean", "pilot-cls", "dev")  # protocol 2 and how it was set up; `cpu` on request
+SUITE_ORDER = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
+DEFAULT_SUITES = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev")  # protocol 2 and its set-up; `cpu` on request
+SETUP_SUITES = ("design2", "pilot-mean", "pilot-cls", "dev")  # they chose tasks, head and design: scores only
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
 END = "<!-- ANALYSIS:END -->"
@@ -125,10 +126,6 @@ def _link(path: Path, out: Path) -> str:
 def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[str]:
     suite = SUITES.get(summary.suite)
     seeds = len(suite.seeds) if suite else max(len(c.runs) for c in summary.cells.values())
-    stem = f"{summary.suite}"
-    metrics = {t: metric_of(t) for t in summary.tasks}
-    pareto = pareto_plot(summary, figures / f"{stem}_pareto.png", metrics)
-    ratios = ratio_plot(summary, figures / f"{stem}_ratios.png")
     out = [f"## Suite `{summary.suite}`", ""]
     if suite:
         out += [suite.description, ""]
@@ -143,6 +140,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             out += ["### Which tasks separate methods", "",
                     "Mean ± std over the seeds run (x100). A task is kept when the better of the two is at least 5 "
                     "points above the best constant prediction.", "", table, ""]
+    if summary.suite in SETUP_SUITES:
+        out += ["### Validation scores", "", "Mean ± sample std over the seeds run, x100.", "",
+                glue_table(summary, seeds), ""]
+        slaft = slaft_table(summary)
+        return out + (["### Structures slaft found", "", slaft, ""] if slaft else [])
     out += ["### GLUE validation scores", "",
             "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
             "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
@@ -151,6 +153,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "predictor: always the same class, the best such class for the metric on that split (for a regression "
             "task a constant, whose correlation is taken as 0); a method at that level has learned nothing the "
             "metric can see.", "", glue_table(summary, seeds), ""]
+    stem = f"{summary.suite}"
+    metrics = {t: metric_of(t) for t in summary.tasks}
+    pareto = pareto_plot(summary, figures / f"{stem}_pareto.png", metrics)
+    ratios = ratio_plot(summary, figures / f"{stem}_ratios.png")
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
