@@ -247,7 +247,8 @@ def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
                 cells.append("—")
         best = max(means.values()) if means else None
         gap = best - floor if best is not None and floor is not None else None
-        verdict = "—" if gap is None else ("**yes**" if gap >= margin else "no")
+        verdict = "—" if gap is None else ("**yes**" if gap >= margin else "no" if len(means) == 2 else
+                                           "not yet: full FT not run")
         lines.append(_row([TASK_TITLES.get(task, task), metric_of(task),
                            f"{100 * floor:.1f}" if floor is not None else "—", *cells,
                            f"{100 * gap:+.1f}" if gap is not None else "—", verdict]))
