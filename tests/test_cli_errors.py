@@ -43,7 +43,8 @@ TRAIN = {
     "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
-        "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK)}
+        "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK),
+        "perturb": (ERR, ERR, ERR, ERR), "rate": (OK, ERR, ERR, ERR), "perturb_seed": (OK, OK, ERR, ERR)}
 EXPORT = {"merge": (OK, ERR, ERR, ERR), "format": (ERR, ERR, ERR, ERR)}
 INSPECT = {"png": (OK, OK, OK, OK)}
 HIDDEN = {"base_model_name_or_path"}
@@ -171,3 +172,15 @@ def test_unknown_commands_and_options_suggest_the_right_one(workspace, tmp_path,
 def test_help_of_every_command_prints(command, tmp_path):
     code, _ = run(tmp_path, command, "--help")
     assert code == 0
+
+
+@pytest.mark.parametrize("kind", ["keyboard", "word_delete", "embedding_neighbor"])
+def test_eval_scores_a_perturbed_split(workspace, tmp_path, kind):
+    import json
+
+    out = tmp_path / "perturbed.json"
+    code, message = run(tmp_path, "eval", str(workspace / "run" / "adapter"), "--perturb", kind, "--rate", "0.3",
+                        "--output", str(out))
+    assert code == 0, message
+    metrics = json.loads(out.read_text())
+    assert metrics["perturbation"] == kind and metrics["perturbation_rate"] == 0.3 and "accuracy" in metrics["eval"]

@@ -36,10 +36,21 @@ class EvalOptions:
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     max_length: Optional[int] = field(default=None, metadata={"help": "Tokens per example. Default: the run's."})
     output: Optional[str] = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
+    perturb: Optional[str] = field(default=None, metadata={"help": "Score a perturbed copy of the split: one of "
+                                                                   "slaft.perturb.KINDS (e.g. keyboard, word_delete, "
+                                                                   "embedding_neighbor)."})
+    rate: float = field(default=0.1, metadata={"help": "Fraction of words --perturb touches, in [0, 1)."})
+    perturb_seed: int = field(default=0, metadata={"help": "Seed of the perturbation."})
 
     def __post_init__(self) -> None:
         from .config import ConfigError
 
+        from .perturb import check, check_rate
+
+        if self.perturb is None:
+            check_rate(self.rate)
+        else:
+            check(self.perturb, self.rate)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.max_length is not None and self.max_length < 2:
@@ -202,7 +213,8 @@ def cmd_eval(parsed, positionals, _argv) -> int:
 
     (options,) = parsed
     metrics = evaluate_directory(positionals.adapter, task=options.task, data_dir=options.data_dir,
-                                 split=options.split, batch_size=options.batch_size, max_length=options.max_length)
+                                 split=options.split, batch_size=options.batch_size, max_length=options.max_length,
+                                 perturb=options.perturb, rate=options.rate, perturb_seed=options.perturb_seed)
     Console().print_json(json.dumps(metrics))
     if options.output:
         atomic_write_text(Path(options.output), json.dumps(metrics, indent=2) + "\n")

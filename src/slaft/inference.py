@@ -60,8 +60,10 @@ def load_directory(directory: str | Path):
 
 
 def evaluate_directory(directory: str | Path, *, task: str | None = None, data_dir: str | None = None,
-                       split: str = "validation", batch_size: int = 64, max_length: int | None = None) -> dict:
-    """Metrics of a saved run on one split; task, data directory and sequence length default to the run's own."""
+                       split: str = "validation", batch_size: int = 64, max_length: int | None = None,
+                       perturb: str | None = None, rate: float = 0.1, perturb_seed: int = 0) -> dict:
+    """Metrics of a saved run on one split; task, data directory and sequence length default to the run's own.
+    With ``perturb`` (a kind of ``slaft.perturb``), on a copy of the split perturbed at ``rate``."""
     model, tokenizer, payload = load_directory(directory)
     exported = Path(directory) / EXPORT_NAME
     meta = payload or (json.loads(exported.read_text()) if exported.is_file() else {})
@@ -77,6 +79,12 @@ def evaluate_directory(directory: str | Path, *, task: str | None = None, data_d
     if split not in data.splits:
         raise DataError(f"Task {data.spec.name!r} has no {split!r} split here; it has {sorted(data.splits)}. Pick "
                         "one with --split.")
+    if perturb is not None:
+        from .perturb import perturb_split
+
+        data.splits[split] = perturb_split(data.splits[split], data.spec.text_columns, perturb, rate, perturb_seed,
+                                           tokenizer=tokenizer, embeddings=model.get_input_embeddings().weight)
     tokenized = tokenize_task(data, tokenizer, max_length)
     metrics = evaluate(model, data.spec, tokenized[split], tokenizer, batch_size=batch_size)
-    return {"task": data.spec.name, "split": split, "eval": metrics, "examples": len(tokenized[split])}
+    out = {"task": data.spec.name, "split": split, "eval": metrics, "examples": len(tokenized[split])}
+    return {**out, "perturbation": perturb, "perturbation_rate": rate} if perturb else out
