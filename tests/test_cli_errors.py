@@ -40,6 +40,7 @@ TRAIN = {
     "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "architecture": (ERR, ERR, ERR, ERR),
     "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR),
     "prior_sites": (ERR, ERR, ERR, ERR), "prior_weight": (ERR, ERR, ERR, ERR),
+    "label_noise": (OK, ERR, ERR, ERR), "input_noise": (ERR, ERR, ERR, ERR), "input_noise_ratio": (OK, ERR, ERR, ERR),
     "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
@@ -184,3 +185,20 @@ def test_eval_scores_a_perturbed_split(workspace, tmp_path, kind):
     assert code == 0, message
     metrics = json.loads(out.read_text())
     assert metrics["perturbation"] == kind and metrics["perturbation_rate"] == 0.3 and "accuracy" in metrics["eval"]
+
+
+@pytest.mark.parametrize("noise", [["--label-noise", "0.2"], ["--input-noise", "token", "--input-noise-ratio", "0.1"],
+                                   ["--input-noise", "embedding"]])
+def test_train_with_noise_records_it(workspace, tmp_path, noise):
+    import json
+
+    code, message = run(tmp_path, "train", *base_train(workspace, "noisy"), *noise)
+    assert code == 0, message
+    recorded = json.loads((workspace / "noisy" / "metrics.json").read_text())["noise"]
+    if "--label-noise" in noise:
+        assert recorded["label"]["ratio"] == 0.2 and recorded["label"]["changed"] > 0
+    else:
+        assert recorded["input"]["kind"] == noise[1]
+    import shutil
+
+    shutil.rmtree(workspace / "noisy")

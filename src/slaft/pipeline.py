@@ -24,6 +24,7 @@ from .evaluation import evaluate
 from .io import atomic_write_text, read_payload
 from .loading import load_model_and_tokenizer
 from .model import SlaftModel, get_slaft_model
+from .noise import INPUT_NOISE_KINDS, InputNoise, check_ratio, label_noise
 from .plots import plot_structure
 from .runs import latest_checkpoint, prepare_output_dir, safe_name
 from .structure import Structure
@@ -70,6 +71,13 @@ class TrainJob:
     logging_steps: int = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N optimizer steps (for --resume)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub."})
+    label_noise: float = field(default=0.0, metadata={"help": "Fraction of training labels replaced by another "
+                                                                  "label (regression: Gaussian noise of this fraction "
+                                                                  "of the targets' spread), to measure robustness."})
+    input_noise: Optional[str] = field(default=None, metadata={"help": "Noise on training inputs: token (random "
+                                                                       "token replacement) or embedding (Gaussian)."})
+    input_noise_ratio: float = field(default=0.1, metadata={"help": "Token replacement probability, or embedding "
+                                                                    "noise relative to each embedding's RMS."})
 
     def __post_init__(self) -> None:
         if self.text_columns is not None:
@@ -88,6 +96,10 @@ class TrainJob:
                               "1e-2); pass a smaller one.")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}.")
+        check_ratio("label_noise", self.label_noise)
+        check_ratio("input_noise_ratio", self.input_noise_ratio)
+        if self.input_noise is not None and self.input_noise not in INPUT_NOISE_KINDS:
+            raise ConfigError(f"Unknown input_noise {self.input_noise!r}; choose one of {INPUT_NOISE_KINDS}.")
         if self.max_length < 2:
             raise ConfigError(f"max_length must be at least 2 tokens, got {self.max_length}.")
         if not 0 <= self.weight_decay < 1:
@@ -153,6 +165,11 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         raise DataError(f"Task {data.spec.name!r} has no train split here; pass --train-file or a --data-dir that "
                         "holds train.jsonl.")
     log(f"task {data.spec.name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()))
+    noise = {}
+    if job.label_noise > 0:
+        data.splits["train"], report = label_noise(data.splits["train"], data.spec, job.label_noise, job.seed)
+        noise["label"] = report.to_dict()
+        log(f"label noise: {report.changed:,} of {report.total:,} training labels changed")
     base, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels, trust_remote_code=job.trust_remote_code)
     positions = getattr(base.config, "max_position_embeddings", None)
     if positions is not None and job.max_length > positions:
@@ -169,6 +186,9 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
         f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the {slaft.backbone_params:,}-parameter "
         "backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
+    if job.input_noise is not None:
+        InputNoise(base, job.input_noise, job.input_noise_ratio, seed=job.seed, special_ids=tokenizer.all_special_ids)
+        noise["input"] = {"kind": job.input_noise, "ratio": job.input_noise_ratio}
     trainer = SlaftTrainer(model=slaft, args=training_arguments(job, out / "checkpoints"),
                            train_dataset=tokenized["train"], data_collator=DataCollatorWithPadding(tokenizer))
     start = time.perf_counter()
@@ -190,7 +210,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     slaft.save_pretrained(out / "adapter", extra=extra)
     tokenizer.save_pretrained(out / "adapter")
     metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": bool(checkpoint),
-               "command": command}
+               "command": command, "noise": noise}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / "structure.json", json.dumps(structure.to_dict(), indent=2) + "\n")
     plot_structure(structure, slaft.candidate, out / "structure.png", title=f"{job.model} on {data.spec.name}")
