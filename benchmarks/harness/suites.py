@@ -137,6 +137,11 @@ SUITES: dict[str, Suite] = {
         description="Protocol 2: MiniLM-L6 on the tasks the pilot kept, full training sets (SST-2 capped at "
         "10,000), 3 epochs, the mean-pooling head, rates picked on a selection seed, 3 seeds (5 for LoRA q,v and "
         "slaft).", **PROTOCOL2),
+    **{f"knob2-{epochs}ep": Suite(
+        name=f"knob2-{epochs}ep", head=PILOT_HEAD, tasks=("cola", "sst2"), seeds=(1, 2, 3), methods=("slaft",),
+        lr_grids={"slaft": (1e-3,)}, description=f"The knob, not the run length, sets the size: slaft's λ default "
+        f"for {epochs} epochs (knob2-3ep and knob2-6ep differ in run length only).", **{**PROTOCOL2, "epochs": epochs})
+       for epochs in (3, 6)},
     "design2": Suite(
         name="design2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(100,),
         methods=("peft-lora-qv", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-layer-prior",
