@@ -18,12 +18,11 @@ from pathlib import Path
 from ..harness.methods import METHODS, REFERENCE
 from ..harness.records import RESULTS_DIR, read_records
 from ..harness.run import DEFAULT_DATA_DIR
-from ..harness.suites import SUITES
+from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_SLAFT, SUITES
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
 from .summarize import SuiteSummary, is_solo, summarize
-from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_SLAFT
 from .tables import (
     TASK_TITLES,
     ablation_table,
@@ -34,6 +33,7 @@ from .tables import (
     paired_differences,
     pilot_table,
     slaft_table,
+    steptime_table,
     test_table,
 )
 
@@ -179,6 +179,12 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         if ablation:
             out += ["### Ablation", "",
                     "One change each against slaft at LoRA q,v's size (same rate, same seeds; x100).", "", ablation, ""]
+    step = steptime_table(summary.all_records) if suite and suite.protocol == 2 else None
+    if step:
+        out += ["### Step time on one batch", "",
+                "`python -m benchmarks.harness.steptime`: median over 12 optimizer steps (forward, backward, AdamW) "
+                "on one fixed batch of 32 x 128 tokens, each method alone on the machine; slaft's search step runs "
+                "the whole candidate space with its gates, its decided step the structure it kept.", "", step, ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]
@@ -228,6 +234,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
     ]
     for suite in chosen:
         summary = summarize(suite, records)
+        summary.all_records = records
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
         lines += suite_section(summary, out, figures)

@@ -253,3 +253,17 @@ def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
                            f"{100 * floor:.1f}" if floor is not None else "—", *cells,
                            f"{100 * gap:+.1f}" if gap is not None else "—", verdict]))
     return "\n".join(lines)
+
+
+def steptime_table(records: list[dict]) -> str | None:
+    """Median optimizer-step time on one fixed batch (benchmarks/harness/steptime.py), against LoRA q,v's."""
+    rows = [r for r in records if r.get("suite") == "steptime" and r.get("status") == "ok"]
+    reference = next((r["median_step_seconds"] for r in rows if r["method"] == REFERENCE), None)
+    if not rows or reference is None:
+        return None
+    head = ["Method", "Phase", "Step (ms)", f"vs {label(REFERENCE)}"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for r in rows:
+        lines.append(_row([label(r["method"]), r["phase"], f"{1000 * r['median_step_seconds']:.0f}",
+                           f"{r['median_step_seconds'] / reference:.2f}x"]))
+    return "\n".join(lines)
