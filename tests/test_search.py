@@ -186,3 +186,20 @@ def test_asking_for_the_structure_before_training_fixes_nothing(tmp_path):
     assert not model.search.started
     SlaftTrainer(model=model, args=arguments(tmp_path, 30), train_dataset=toy_dataset()).train()
     assert 0 < model.structure().num_params < model.candidate.num_params  # λ still decided the size
+
+
+def test_gradient_accumulation_gives_the_updates_of_the_whole_batch(tmp_path):
+    """Two micro-batches of 8 accumulate to the step one batch of 16 takes (the Trainer must not treat slaft's mean
+    loss as a sum over num_items_in_batch)."""
+    data = toy_dataset(16)
+    config = SlaftConfig(**SPACE, activations=("relu",), target_params=1500)
+    states = []
+    for per_device, accumulate in ((16, 1), (8, 2)):
+        model = get_slaft_model(TINY_MODELS["bert"](), config)
+        args = arguments(tmp_path / str(accumulate), 8, per_device_train_batch_size=per_device,
+                         gradient_accumulation_steps=accumulate)
+        SlaftTrainer(model=model, args=args, train_dataset=data).train()
+        states.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert states[0].keys() == states[1].keys()
+    for name in states[0]:
+        torch.testing.assert_close(states[1][name], states[0][name], atol=1e-5, rtol=0)

@@ -121,6 +121,7 @@ class GumbelChoice(nn.Module):
         self.logits = nn.Parameter(torch.zeros(num_choices))
         self.hard = hard
         self.tau = 1.0
+        self.frozen = False  # the arg-max path in training too (a decided structure that keeps its modules)
 
     def probs(self) -> torch.Tensor:
         return torch.softmax(self.logits, dim=-1)
@@ -129,7 +130,7 @@ class GumbelChoice(nn.Module):
         return int(torch.argmax(self.logits).item())
 
     def forward(self) -> torch.Tensor:  # (num_choices,) weights that sum to 1
-        if self.training:
+        if self.training and not self.frozen:
             return F.gumbel_softmax(self.logits, tau=self.tau, hard=self.hard)
         return F.one_hot(torch.argmax(self.logits), self.logits.numel()).to(self.logits.dtype)
 

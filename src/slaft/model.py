@@ -64,6 +64,10 @@ class SlaftModel(nn.Module):
     what is linear into the base weights.
     """
 
+    # The base models' task losses are means over the batch: the Trainer must not rescale them as if they were sums
+    # over ``num_items_in_batch`` (it does so for models whose forward takes **kwargs, doubling gradients under DDP).
+    accepts_loss_kwargs = False
+
     def __init__(self, base_model: nn.Module, config: SlaftConfig, structure: Structure | None = None) -> None:
         super().__init__()
         self.base_model = base_model

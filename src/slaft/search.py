@@ -38,6 +38,7 @@ class StructureSearch:
         self.model, self.config = model, config
         self.total_steps = config.total_steps
         self.driven = False  # set once a callback (or the user's own loop) drives the schedule
+        self.frozen = False  # decided, but its modules kept whole (distributed training: see freeze)
         self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
         self.choices = [m for m in model.modules() if isinstance(m, GumbelChoice)]
         costs, modules, fixed, layers, prior = [], [], [], [], []
@@ -88,6 +89,8 @@ class StructureSearch:
     def begin_step(self, step: int) -> None:
         """Set temperatures, masks and gate shifts for optimizer step ``step`` (0-based)."""
         self.driven = True
+        if self.frozen:
+            return
         total, start, end = self.steps()
         tau = annealed_temperature(step, end, self.config.tau_start, self.config.tau_end)
         for choice in self.choices:  # once per step, not per forward
@@ -168,7 +171,9 @@ class StructureSearch:
         """Per module, the kept rank components / hidden units (one entry per component), filling the budget. Asking
         changes nothing: before pruning has started it answers with the budget and ranking the units have now."""
         budget = self.budget_now()
-        if self.config.allocator == "importance" or not self.started:
+        if self.frozen:
+            mask = self.mask()
+        elif self.config.allocator == "importance" or not self.started:
             scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
             mask = select_within_budget(scores, self.units, budget, preferred=self.mask())
         else:
@@ -178,6 +183,19 @@ class StructureSearch:
             out[key] = mask[start:start + gate.num_units].repeat_interleave(gate.block)
             start += gate.num_units
         return out
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Decide without removing anything: the masks become the decision, gates stop sampling and choices take
+        their arg-max. Under DDP the modules cannot change shape while the wrapper holds their parameters, so the
+        decided structure trains on with its shut units masked, and is cut down once training ends."""
+        masks = self.final_masks()
+        for key, gate in zip(self.keys, self.gates()):
+            gate.mask.copy_(masks[key][::gate.block])
+            gate.sampling = False
+        for choice in self.choices:
+            choice.frozen = True
+        self.frozen = True
 
     def structure_parameters(self) -> list[nn.Parameter]:
         """Gate logits and activation-choice logits: trained at ``structure_lr``, removed with the gates."""

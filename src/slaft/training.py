@@ -2,8 +2,10 @@
 
 ``SlaftCallback`` drives the search from the Trainer's documented callback events: at each step's beginning it sets
 masks, gate shifts and temperatures; before each optimizer step it folds the gates' gradients into the units'
-importances; at the step that ends the search it decides the structure, passing the Trainer's optimizer so the kept
-weights keep their optimizer state (nothing restarts). It also stops a run whose trained tensors turn NaN/inf
+importances (averaged over ranks under DDP); at the step that ends the search it decides the structure, passing the
+Trainer's optimizer so the kept weights keep their optimizer state (nothing restarts). Under DDP the wrapper holds
+the parameters, so the decision freezes the masks instead and the modules are cut down when training ends; every
+rank decides the same (a test trains on two processes and compares them with one). It also stops a run whose trained tensors turn NaN/inf
 before they can be checkpointed, and puts the structure's size into the logs. The stock ``Trainer`` with
 ``callbacks=[SlaftCallback()]`` trains a SlaftModel; mixed precision, gradient accumulation and DDP/FSDP/DeepSpeed
 launches come from transformers and accelerate unchanged.
@@ -64,16 +66,22 @@ class SlaftCallback(TrainerCallback):
         slaft = unwrap(model)
         if slaft is None:
             return
-        if slaft.search is not None and slaft.search.should_decide(state.global_step):
-            slaft.discretize(optimizer)
+        if slaft.search is not None and not slaft.search.frozen and slaft.search.should_decide(state.global_step):
+            if args.world_size > 1:  # DDP holds the parameters: decide now, cut the modules down after training
+                slaft.search.freeze()
+            else:
+                slaft.discretize(optimizer)
             slaft.decided_at_step = state.global_step
         if control.should_save or control.should_log:  # the Trainer saves after this event: check first
             check_finite(slaft, state.global_step, args.output_dir)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         slaft = unwrap(model)
-        if slaft is not None:
-            check_finite(slaft, state.global_step, args.output_dir)
+        if slaft is None:
+            return
+        check_finite(slaft, state.global_step, args.output_dir)
+        if slaft.search is not None and slaft.search.frozen:
+            slaft.discretize()
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         slaft = unwrap(model)
