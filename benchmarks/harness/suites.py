@@ -106,7 +106,7 @@ PROTOCOL2_PEERS = ("peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-ada
                    "bitfit", "full-ft")
 PROTOCOL2_SLAFT = ("slaft", "slaft-budget-lora", "slaft-budget-quarter")
 PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-nowarmup",
-                       "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
+                       "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
 
 
 def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:

@@ -14,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from .protocol import Export, Method, RunContext, head_paths
+
+
+class ResetOptimizerAfterDecision(TrainerCallback):
+    """Ablation: forget the optimizer's state (Adam's moments) once the structure is decided, as a restarted second
+    phase would."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if not self.done and getattr(model, "decided_at_step", None) is not None:
+            getattr(optimizer, "optimizer", optimizer).state.clear()
+            self.done = True
 
 
 @dataclass
 class SlaftMethod(Method):
     config_kwargs: Callable[[RunContext], dict[str, Any]] = field(default=lambda ctx: {})
+    reset_optimizer: bool = False  # ablation: Adam's state forgotten after the decision
 
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from slaft import SlaftConfig, get_slaft_model
@@ -35,7 +49,8 @@ class SlaftMethod(Method):
     def train(self, model: nn.Module, ctx: RunContext) -> Trainer:
         from slaft import SlaftTrainer
 
-        trainer = ctx.make_trainer(model, ctx.epochs, ctx.lr, trainer_cls=SlaftTrainer)
+        callbacks = [ResetOptimizerAfterDecision()] if self.reset_optimizer else None
+        trainer = ctx.make_trainer(model, ctx.epochs, ctx.lr, trainer_cls=SlaftTrainer, callbacks=callbacks)
         trainer.train()
         model.discretize()  # a no-op when the search ended inside the run (search_end < 1)
         return trainer
@@ -91,6 +106,9 @@ def slaft_methods() -> list[Method]:
                     _budget(0.25, importance_scope="layer", prior_weight=2.0)),
         SlaftMethod("slaft-budget-lora-nowarmup", "slaft, no dense start (budget = LoRA q,v)", "slaft", "slaft",
                     "pruning starts at step 0 (search_start 0)", _budget(1.0, search_start=0.0)),
+        SlaftMethod("slaft-budget-lora-reset", "slaft, optimizer restarted at the decision (budget = LoRA q,v)",
+                    "slaft", "slaft", "Adam's moments forgotten once the structure is decided", _budget(1.0),
+                    reset_optimizer=True),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
                     "candidate space without the bottleneck adapter",
                     _budget(1.0, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out"))),
