@@ -169,7 +169,7 @@ def test_unknown_commands_and_options_suggest_the_right_one(workspace, tmp_path,
     assert code == 2 and "unexpected argument" in message
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "export", "inspect"])
+@pytest.mark.parametrize("command", ["train", "eval", "export", "inspect", "sweep"])
 def test_help_of_every_command_prints(command, tmp_path):
     code, _ = run(tmp_path, command, "--help")
     assert code == 0

@@ -6,6 +6,7 @@
     slaft inspect runs/bbcnews-minilm/adapter     # the learned structure as a table and a PNG heatmap
     slaft eval runs/bbcnews-minilm/adapter --split test
     slaft export runs/bbcnews-minilm/adapter out/merged --merge
+    slaft sweep --axis sparsity_weight --values 0 0.5 1 2 4 8 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Command:
 def _commands() -> dict[str, Command]:
     from .config import SlaftConfig
     from .pipeline import TrainJob
+    from .sweep import SweepOptions
 
     adapter = ("adapter", "A run's adapter directory (RUN/adapter) or an export.")
     return {
@@ -88,6 +90,8 @@ def _commands() -> dict[str, Command]:
         "export": Command("Write a compact adapter directory, or with --merge a merged checkpoint.", (ExportOptions,),
                           (adapter, ("out", "Directory to write."))),
         "inspect": Command("Print the learned structure and save its heatmap PNG.", (InspectOptions,), (adapter,)),
+        "sweep": Command("Train and score over a grid of one knob (sparsity weight, budget, noise, perturbation), "
+                         "several seeds, resumably; records and a plot.", (SweepOptions, TrainJob, SlaftConfig)),
     }
 
 
@@ -232,7 +236,25 @@ def cmd_export(parsed, positionals, _argv) -> int:
     return 0
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "inspect": cmd_inspect}
+def cmd_sweep(parsed, _positionals, _argv) -> int:
+    from rich.console import Console
+
+    from .sweep import FIGURE, RECORDS, default_root, run_sweep
+
+    options, job, config = parsed
+    console = Console()
+    root = default_root(job, options.axis)
+    records = run_sweep(options, job, config, root, log=console.print)
+    console.rule("sweep")
+    for record in records:
+        kind = f" {record['perturbation']}" if record.get("perturbation") else ""
+        console.print(f"{options.axis} {record['value']:g}{kind} seed {record['seed']}: {record['metric']} "
+                      f"{record['score']:.4f}, kept {record['kept_params']:,} parameters", markup=False)
+    console.print(f"written: {root / RECORDS}, {root / FIGURE}, {root / 'runs'}/")
+    return 0
+
+
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "inspect": cmd_inspect, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

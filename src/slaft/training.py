@@ -5,10 +5,10 @@ masks, gate shifts and temperatures; before each optimizer step it folds the gat
 importances (averaged over ranks under DDP); at the step that ends the search it decides the structure, passing the
 Trainer's optimizer so the kept weights keep their optimizer state (nothing restarts). Under DDP the wrapper holds
 the parameters, so the decision freezes the masks instead and the modules are cut down when training ends; every
-rank decides the same (a test trains on two processes and compares them with one). It also stops a run whose trained tensors turn NaN/inf
-before they can be checkpointed, and puts the structure's size into the logs. The stock ``Trainer`` with
-``callbacks=[SlaftCallback()]`` trains a SlaftModel; mixed precision, gradient accumulation and DDP/FSDP/DeepSpeed
-launches come from transformers and accelerate unchanged.
+rank decides the same (a test trains on two processes and compares them with one). It also stops a run whose
+trained tensors turn NaN/inf before they can be checkpointed, and puts the structure's size into the logs. The
+stock ``Trainer`` with ``callbacks=[SlaftCallback()]`` trains a SlaftModel; mixed precision, gradient accumulation
+and DDP/FSDP/DeepSpeed launches come from transformers and accelerate unchanged.
 
 ``SlaftTrainer`` adds what the stock one cannot know: a learning rate of its own for gate and activation logits
 (``SlaftConfig.structure_lr``), no weight decay on them, and checkpoints that hold the adapter directory only.
