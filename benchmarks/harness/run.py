@@ -97,9 +97,23 @@ def lr_grid(suite: Suite, method: str, task: str, records: list[dict]) -> tuple[
     return grid, True
 
 
+def final_lr(suite: Suite, method: str, task: str, records: list[dict]) -> float | None:
+    """The rate a method's reported seeds train at on a task, once its search is complete (else None)."""
+    grid, complete = lr_grid(suite, method, task, records)
+    if not complete:
+        return None
+    return grid[0] if method in suite.lr_from else chosen_lr(records, method, task, grid, suite.picking_seed)
+
+
+def borrowed_lr(suite: Suite, method: str, task: str, results_dir: Path) -> float | None:
+    """A suite with ``lr_suite`` searches nothing: each method trains at the rate it chose there."""
+    source = SUITES[suite.lr_suite]
+    return final_lr(source, method, task, read_records([results_path(source.name, results_dir)]))
+
+
 def search_specs(suite: Suite, method: str, task: str, records: list[dict] | None = None) -> list[RunSpec]:
-    if method in suite.lr_from:
-        return []  # it reuses another method's rate: nothing to search
+    if method in suite.lr_from or suite.lr_suite:
+        return []  # it reuses another method's or suite's rate: nothing to search
     grid, _ = lr_grid(suite, method, task, records or [])
     stage = "lr_search" if len(grid) > 1 or suite.selection_seed is not None else "final"
     return [RunSpec(suite.name, method, task, suite.picking_seed, float(lr), stage) for lr in grid]
@@ -108,7 +122,7 @@ def search_specs(suite: Suite, method: str, task: str, records: list[dict] | Non
 def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int]) -> list[RunSpec]:
     """The reported runs; with protocol 1 the picking seed's search run at the chosen rate is one of them."""
     return [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
-            if not (seed == suite.picking_seed and suite.selection_seed is None)]
+            if not (seed == suite.picking_seed and suite.selection_seed is None and suite.lr_suite is None)]
 
 
 def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1) -> dict:
@@ -230,10 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         finals = []
         for task in tasks:
             for method in methods:
-                grid, complete = lr_grid(suite, method, task, runner.records)
                 reported = [s for s in (args.seeds or suite.seeds_for(method))]
-                lr = (grid[0] if method in suite.lr_from and complete else
-                      chosen_lr(runner.records, method, task, grid, suite.picking_seed) if complete else None)
+                lr = (borrowed_lr(suite, method, task, args.results_dir) if suite.lr_suite else
+                      final_lr(suite, method, task, runner.records))
                 if lr is not None:
                     finals += final_specs(suite, method, task, lr, reported)
                     continue
@@ -241,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.plan:
                     runner.waiting += later
                 else:
-                    print(f"no learning rate chosen for {method} on {task} (search incomplete or failed); "
-                          f"its {later} seed(s) wait", flush=True)
+                    where = f"in suite {suite.lr_suite}" if suite.lr_suite else "(search incomplete or failed)"
+                    print(f"no learning rate chosen for {method} on {task} {where}; its {later} seed(s) wait",
+                          flush=True)
         runner.run(finals)
     if args.plan:
         print(f"{runner.planned} run(s) to run now, then {runner.waiting} final run(s) once their learning-rate "

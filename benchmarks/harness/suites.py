@@ -61,6 +61,15 @@ class Suite:
     eval_each_epoch: bool = False                # record the validation score after every epoch
     epochs_by_task: dict[str, float] = field(default_factory=dict)
     lr_from: dict[str, str] = field(default_factory=dict)  # method -> method whose chosen rate it reuses (ablations)
+    lr_suite: str | None = None                  # no search: each method takes the rate it chose in this suite
+    # Robustness suites (one point of a sweep each): what is swept, noise in training, perturbations in evaluation.
+    sweep: str | None = None                     # the axis: sparsity_weight, target_params, label_noise, ...
+    label_noise: float = 0.0                     # fraction of training labels replaced (slaft.noise.label_noise)
+    input_noise: str | None = None               # "token" or "embedding" noise on the training inputs
+    input_noise_ratio: float = 0.0
+    perturbations: tuple[str, ...] = ()          # the validation split scored again on perturbed copies (slaft.perturb)
+    perturbation_rates: tuple[float, ...] = ()
+    slaft_settings: dict = field(default_factory=dict)  # SlaftConfig changes for slaft methods; budget_of_lora: x
 
     def grid(self, family: str) -> tuple[float, ...]:
         return self.lr_grids[family]
@@ -83,7 +92,10 @@ class Suite:
                 "batch_size": self.batch_size, "selection_seed": self.selection_seed,
                 "warmup_ratio": self.warmup_ratio, "weight_decay": self.weight_decay,
                 "bf16": self.bf16, "lr_schedule": "linear",
-                "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples)}
+                "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples),
+                **({"label_noise": self.label_noise, "input_noise": self.input_noise,
+                    "input_noise_ratio": self.input_noise_ratio, "slaft_settings": dict(self.slaft_settings),
+                    "lr_suite": self.lr_suite} if self.sweep else {})}
 
 
 # What the two pipeline-check suites share: a few steps on tiny subsamples, short sequences, quick latency.
@@ -128,6 +140,38 @@ SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-
                  "peft-dora", "peft-ia3", "peft-prefix", "ah-houlsby", "ah-pfeiffer", "ah-parallel", "ah-unipelt",
                  "ah-mam", "bitfit", "head-only", "full-ft")
 
+# Robustness and sensitivity (issue 11): slaft in λ mode, LoRA r=8 (q,v) and Houlsby on three protocol-2 tasks,
+# three seeds, each method at the rate it chose in cpu2 (no search of their own). robust-clean is the noise-free
+# point of both noise sweeps and carries the perturbation suite; the λ and budget sweeps are slaft's alone.
+ROBUST = dict(PROTOCOL2, head=PILOT_HEAD, tasks=("cola", "sst2", "stsb"), seeds=(1, 2, 3), lr_grids=PROTOCOL2_GRIDS,
+              lr_suite="cpu2", selection_seed=100, eval_each_epoch=False)
+ROBUST_METHODS = ("slaft", "peft-lora-qv", "ah-houlsby")
+PERTURBATION_RATES = (0.05, 0.1, 0.2)
+NOISE_RATIOS = (0.05, 0.1, 0.15, 0.2)
+SPARSITY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+BUDGETS_OF_LORA = (0.25, 0.5, 1.0, 2.0)
+
+
+def _robust(name: str, sweep: str, description: str, methods=ROBUST_METHODS, **changes) -> tuple[str, Suite]:
+    return name, Suite(name=name, sweep=sweep, methods=methods, description=description, **{**ROBUST, **changes})
+
+
+def robustness_suites() -> dict[str, Suite]:
+    from slaft.perturb import KINDS
+
+    suites = [_robust("robust-clean", "perturbation", "No noise; validation also scored on perturbed copies.",
+                      perturbations=KINDS, perturbation_rates=PERTURBATION_RATES)]
+    suites += [_robust(f"robust-label-{ratio:g}", "label_noise", f"{ratio:.0%} of training labels replaced.",
+                       label_noise=ratio) for ratio in NOISE_RATIOS]
+    suites += [_robust(f"robust-token-{ratio:g}", "input_noise", f"{ratio:.0%} of training tokens replaced.",
+                       input_noise="token", input_noise_ratio=ratio) for ratio in NOISE_RATIOS]
+    suites += [_robust(f"robust-lambda-{weight:g}", "sparsity_weight", f"slaft at sparsity weight {weight:g}.",
+                       methods=("slaft",), slaft_settings={"sparsity_weight": weight}) for weight in SPARSITY_WEIGHTS]
+    suites += [_robust(f"robust-budget-{share:g}", "target_params", f"slaft at {share:g}x LoRA q,v's size.",
+                       methods=("slaft",), slaft_settings={"budget_of_lora": share}) for share in BUDGETS_OF_LORA]
+    return dict(suites)
+
+
 SUITES: dict[str, Suite] = {
     "cpu2": Suite(
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
@@ -165,6 +209,14 @@ SUITES: dict[str, Suite] = {
     "pilot-mean": _pilot(PILOT_HEAD, (0, 1, 2), ("peft-lora-qv", "full-ft"), "Part 1 as pilot-cls; part 2: which "
                          "tasks separate methods. A task is kept when the better of LoRA r=8 (q,v) and full "
                          "fine-tuning is at least 5 points above the best constant prediction over 3 seeds."),
+    **robustness_suites(),
+    "robust-quick": Suite(
+        name="robust-quick", sweep="perturbation", description="Checks the robustness machinery in a minute: label "
+        "and token noise in training, two perturbations in evaluation, two methods, a few steps.",
+        model="minilm", tasks=("sst2",), seeds=(0,), methods=("slaft", "peft-lora-qv"),
+        lr_grids={family: grid[1:2] for family, grid in CPU_GRIDS.items()}, max_train_samples={"sst2": 64},
+        label_noise=0.2, input_noise="token", input_noise_ratio=0.1, perturbations=("keyboard", "word_delete"),
+        perturbation_rates=(0.2,), **PIPELINE_CHECK),
     "quick": Suite(
         name="quick",
         description="Checks the pipeline end to end in a few minutes: 2 tasks, 2 seeds, 4 methods, a few steps each.",

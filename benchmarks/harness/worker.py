@@ -31,6 +31,7 @@ from .heads import use_head
 from .measure import MemoryMeter, StepTimer, compare_latency, logits_of, median_step_seconds, stored_size
 from .methods import get_method
 from .methods.protocol import RunContext, head_parameters, trainable_parameters
+from .robustness import add_training_noise, noise_fields, perturbed_scores
 from .suites import SUITES, Suite
 
 
@@ -73,7 +74,8 @@ def _load(suite: Suite, task: str, seed: int, data_dir: str):
     set_seed(seed)  # the head and the adapters are initialised from the run's seed
     model, tokenizer = load_model_and_tokenizer(suite.model, data.spec.num_labels)
     use_head(model, suite.head)
-    return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length)
+    noise = add_training_noise(suite, data, model, tokenizer, seed)
+    return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length), noise
 
 
 def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: str, timed: bool) -> dict:
@@ -107,7 +109,7 @@ def run(spec: dict, scratch: Path) -> dict:
     device = "cuda" if suite.device == "cuda" and torch.cuda.is_available() else "cpu"
     if suite.device == "cuda" and device != "cuda":
         raise RuntimeError(f"suite {suite.name!r} needs a CUDA device and none is visible")
-    data, model, tokenizer, tokenized = _load(suite, task, seed, spec["data_dir"])
+    data, model, tokenizer, tokenized, noise = _load(suite, task, seed, spec["data_dir"])
     # A learning-rate search run only needs its score: no per-epoch validation, no latency measurement.
     searching = spec["stage"] == "lr_search"
     per_epoch = suite.eval_each_epoch and not searching
@@ -131,7 +133,7 @@ def run(spec: dict, scratch: Path) -> dict:
                      seed=seed,
                      steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
                      make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
-                     hidden_size=model.config.hidden_size)
+                     hidden_size=model.config.hidden_size, slaft_settings=dict(suite.slaft_settings))
     backbone, head = sum(p.numel() for p in model.parameters()), head_parameters(model)
     trainable_model = method.build(model, ctx)
     trainable = trainable_parameters(trainable_model)
@@ -147,12 +149,14 @@ def run(spec: dict, scratch: Path) -> dict:
     clock.lap("train")
 
     trainable_model.eval()
-    def score(split: str) -> dict[str, float]:  # slaft's one evaluation path, for every method
-        return evaluate(trainable_model, data.spec, tokenized[split], tokenizer, batch_size=suite.eval_batch_size,
-                        progress=False)
+    def score(split) -> dict[str, float]:  # slaft's one evaluation path, for every method
+        rows = tokenized[split] if isinstance(split, str) else split
+        return evaluate(trainable_model, data.spec, rows, tokenizer, batch_size=suite.eval_batch_size, progress=False)
 
     validation = score(data.eval_split)
     test = score(data.test_split) if data.test_split else None
+    perturbed = perturbed_scores(suite, data, tokenizer, model.get_input_embeddings().weight, seed,
+                                 lambda rows: score(rows)[data.spec.main_metric])
     clock.lap("evaluate")
 
     # Export checks and latency use one fixed batch: the first validation examples, padded together.
@@ -198,6 +202,12 @@ def run(spec: dict, scratch: Path) -> dict:
         "load_average": [round(x, 2) for x in os.getloadavg()],  # > cores at the end: timings were shared
         "versions": versions(), "code_revision": code_revision(), "recipe": suite.recipe(), "details": details,
         "phase_seconds": clock.laps,
+        # Robustness suites: the sweep this run is a point of, its training noise and its perturbed scores.
+        "sweep": suite.sweep, **noise_fields(suite), "noise": noise, "perturbed": perturbed,
+        "sparsity_weight": details.get("slaft_config", {}).get("sparsity_weight"),
+        "target_params": details.get("slaft_target_params"),
+        "kept_params": details.get("slaft_kept_params", inference["stored_params"] - head),
+        "kept_sites": details.get("slaft_modules"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -39,6 +39,7 @@ class RunContext:
     make_trainer: TrainerFactory
     num_layers: int
     hidden_size: int
+    slaft_settings: dict = field(default_factory=dict)  # the suite's SlaftConfig changes (robustness sweeps)
 
     @property
     def total_steps(self) -> int:

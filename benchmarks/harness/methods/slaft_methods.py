@@ -42,7 +42,10 @@ class SlaftMethod(Method):
 
         # The benchmark's shared head (pooler and classifier) trains and is saved like every peer's.
         extra_heads = tuple(path for path in head_paths(model) if path.split(".")[-1] != "classifier")
-        config = SlaftConfig(**self.config_kwargs(ctx), modules_to_save=extra_heads or None,
+        settings = dict(ctx.slaft_settings)
+        if "budget_of_lora" in settings:  # a budget as a multiple of LoRA r=8 (q,v)'s size
+            settings["target_params"] = int(ctx.lora_qv_params * settings.pop("budget_of_lora"))
+        config = SlaftConfig(**{**self.config_kwargs(ctx), **settings}, modules_to_save=extra_heads or None,
                              base_model_name_or_path=ctx.model_id)
         return get_slaft_model(model, config)
 
