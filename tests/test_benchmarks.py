@@ -250,3 +250,34 @@ def test_smoke_suite_every_method_trains_and_exports(tmp_path):
     assert {m for m in harness.METHODS if not m.startswith("slaft")} <= set(SUITES["smoke"].methods)  # every peer
     head = {r["head_params"] for r in records}
     assert len(head) == 1  # every method trains and stores the same head
+
+
+def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
+    from benchmarks.report import robustness
+
+    def rec(suite, method, task, seed, score, **extra):
+        sweep = SUITES[suite].sweep
+        return {"suite": suite, "method": method, "task": task, "seed": seed, "lr": 1e-3, "status": "ok",
+                "score": score, "sweep": sweep, "noise_ratio": SUITES[suite].label_noise, "kept_params": 1000,
+                "sparsity_weight": SUITES[suite].slaft_settings.get("sparsity_weight"), "target_params": None,
+                **extra}
+
+    for task in ("cola", "sst2"):
+        for seed in (1, 2, 3):
+            perturbed = [{"perturbation": "keyboard", "perturbation_rate": 0.1, "score": 0.7}]
+            for method in ("peft-lora-qv", "slaft"):
+                append_record(tmp_path / "robust-clean.jsonl", rec("robust-clean", method, task, seed, 0.8,
+                                                                   perturbed=perturbed))
+                append_record(tmp_path / "robust-label-0.1.jsonl", rec("robust-label-0.1", method, task, seed,
+                                                                       0.75))
+            for weight, score in ((0.0, 0.8), (8.0, 0.6)):
+                suite = f"robust-lambda-{weight:g}"
+                append_record(tmp_path / f"{suite}.jsonl", rec(suite, "slaft", task, seed, score))
+    out = tmp_path / "ROBUSTNESS.md"
+    text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
+    assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
+    assert "| keyboard | -10.0 | -10.0 |" in text  # perturbed 70 against the same runs' clean 80
+    assert "| 8 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 1,000 |" in text
+    for figure in ("robust_sparsity_weight.png", "robust_label_noise.png", "robust_perturbation.png"):
+        assert (tmp_path / "figures" / figure).stat().st_size > 0
+    assert robustness.PLACEHOLDER in text

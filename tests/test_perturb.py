@@ -59,3 +59,15 @@ def test_a_split_keeps_its_labels_and_other_columns():
 def test_bad_perturbation_requests_are_clear_errors(kind, rate, needle):
     with pytest.raises(ConfigError, match=needle):
         perturb_texts(TEXTS, kind, rate, seed=0)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "embedding_neighbor"])
+def test_untouched_words_and_spacing_stay_exactly_as_they_were(kind):
+    text = "it 's a charming  and often\taffecting journey . "
+    for seed in range(20):
+        out = perturb_texts([text], kind, 0.1, seed=seed)[0]
+        if kind not in ("word_delete", "word_swap"):
+            same = [a == b for a, b in zip(text.split(), out.split())]
+            assert len(out.split()) >= len(text.split()) and same.count(False) <= len(same)
+        assert "' s" not in out and "journey." not in out  # no re-tokenization of words nobody touched
+    assert perturb_texts(["short text"], kind, 0.05, seed=0) == ["short text"]  # 5% of two words: usually none

@@ -1,8 +1,12 @@
 """Perturbed copies of an evaluation split: seeded, reproducible, labels kept.
 
-``rate`` is the fraction of words touched. Character typos and word deletion/swap come from nlpaug (offline, no
-downloads); word repetition and replacement by a nearest neighbour in the model's own input-embedding space are
-written here, since no library does them offline for any model.
+``rate`` is the fraction of words touched: each whitespace-separated word is touched with that probability, the
+same rule for every kind, and untouched words and the whitespace between them stay exactly as they were. The
+character typos come from nlpaug (offline, no downloads), applied to the touched word alone: nlpaug run on a whole
+text re-tokenizes it and changes words it did not touch ("it 's" becomes "it ' s", "journey ." becomes "journey."),
+which would perturb more than the rate says. Deleting, swapping and repeating words and replacing a word by its
+nearest neighbour in the model's own input-embedding space are written here (no library does the last offline for
+any model).
 
     kind                  what happens to a touched word
     char_insert           a random character inserted
@@ -11,14 +15,16 @@ written here, since no library does them offline for any model.
     char_substitute       a character replaced by a random one
     keyboard              a character replaced by a neighbour on a QWERTY keyboard
     word_delete           the word deleted
-    word_swap             the word swapped with its neighbour
+    word_swap             the word swapped with the next one
     word_repeat           the word written twice
-    embedding_neighbor    the word replaced by the token nearest to it in the model's input embeddings (cosine)
+    embedding_neighbor    the word's first token replaced by the token nearest to it in the model's input
+                          embeddings (cosine)
 """
 
 from __future__ import annotations
 
 import random
+import re
 import zlib
 
 import numpy as np
@@ -42,18 +48,19 @@ def check(kind: str, rate: float) -> None:
     check_rate(rate)
 
 
-def _augmenter(kind: str, rate: float):
-    import nlpaug.augmenter.char as nac
-    import nlpaug.augmenter.word as naw
+CHARACTER_KINDS = ("char_insert", "char_delete", "char_swap", "char_substitute", "keyboard")
 
+
+def _typo_augmenter(kind: str):
+    """nlpaug's augmenter for one character edit in one word (words of 2+ characters; case and digits kept)."""
+    import nlpaug.augmenter.char as nac
+
+    one_edit = dict(aug_word_p=1.0, aug_word_min=1, aug_word_max=1, aug_char_min=1, aug_char_max=1, min_char=2)
     if kind == "keyboard":
-        return nac.KeyboardAug(aug_word_p=rate, aug_char_max=1, aug_word_max=10**6, include_special_char=False,
-                               include_numeric=False)
-    if kind.startswith("char_"):
-        action = kind.split("_", 1)[1]
-        return nac.RandomCharAug(action=action, aug_word_p=rate, aug_char_max=1, aug_word_max=10**6,
-                                 include_upper_case=False, spec_char="")
-    return naw.RandomWordAug(action=kind.split("_", 1)[1], aug_p=rate, aug_max=None)
+        return nac.KeyboardAug(include_special_char=False, include_numeric=False, include_upper_case=False,
+                               **one_edit)
+    return nac.RandomCharAug(action=kind.split("_", 1)[1], include_upper_case=False, include_numeric=False,
+                             spec_char="", **one_edit)
 
 
 class _Neighbors:
@@ -86,6 +93,51 @@ def _seed(seed: int, index: int, text: str) -> int:
     return (seed * 1_000_003 + index + zlib.crc32(text.encode())) % 2**31
 
 
+def _typo(augmenter, word: str, state: int) -> str:
+    """One character edit in the word's longest run of letters (punctuation around or inside it stays: nlpaug would
+    split "don't" into "don ' t"); a word without two letters in a row stays as it is."""
+    runs = list(re.finditer(r"[^\W\d_]{2,}", word))
+    if not runs:
+        return word
+    run = max(runs, key=lambda match: len(match.group()))
+    random.seed(state)  # nlpaug draws from the global generators
+    np.random.seed(state % 2**32)
+    result = augmenter.augment(run.group())
+    changed = result[0] if isinstance(result, list) and result else result
+    if not isinstance(changed, str) or not changed.strip() or " " in changed:
+        return word
+    return word[:run.start()] + changed + word[run.end():]
+
+
+def _perturb_one(text: str, kind: str, rate: float, state: int, augmenter, neighbors) -> str:
+    parts = re.split(r"(\s+)", text)
+    words, spaces = parts[0::2], parts[1::2] + [""]  # spaces[i] follows words[i]
+    rng = np.random.default_rng(state)
+    touched = [bool(word) and draw < rate for word, draw in zip(words, rng.random(len(words)))]
+    if kind == "word_swap":
+        i = 0
+        while i < len(words) - 1:
+            if touched[i] and words[i + 1]:
+                words[i], words[i + 1] = words[i + 1], words[i]
+                i += 1  # a word moves once
+            i += 1
+    elif kind == "word_delete":
+        kept = [(w, s) for w, s, t in zip(words, spaces, touched) if not t]
+        joined = "".join(w + s for w, s in kept)
+        return joined if text[-1:].isspace() else joined.rstrip()
+    else:
+        for i, word in enumerate(words):
+            if not touched[i]:
+                continue
+            if kind == "word_repeat":
+                words[i] = f"{word} {word}"
+            elif kind == "embedding_neighbor":
+                words[i] = neighbors.replace(word)
+            else:
+                words[i] = _typo(augmenter, word, state + i)
+    return "".join(w + s for w, s in zip(words, spaces))
+
+
 def perturb_texts(texts: list[str], kind: str, rate: float, seed: int, *, tokenizer=None,
                   embeddings: torch.Tensor | None = None) -> list[str]:
     """Each text perturbed at ``rate``; the same (kind, rate, seed) gives the same texts."""
@@ -97,24 +149,9 @@ def perturb_texts(texts: list[str], kind: str, rate: float, seed: int, *, tokeni
         if tokenizer is None or embeddings is None:
             raise ConfigError("embedding_neighbor perturbations need the model's tokenizer and input embeddings.")
         neighbors = _Neighbors(tokenizer, embeddings)
-    augmenter = _augmenter(kind, rate) if kind not in ("word_repeat", "embedding_neighbor") else None
-    out = []
-    for index, text in enumerate(texts):
-        state = _seed(seed, index, text)
-        if augmenter is not None:
-            random.seed(state)
-            np.random.seed(state)
-            result = augmenter.augment(text)
-            out.append(result[0] if isinstance(result, list) and result else text)
-            continue
-        rng = np.random.default_rng(state)
-        words = text.split()
-        touched = rng.random(len(words)) < rate
-        if kind == "word_repeat":
-            out.append(" ".join(w for word, t in zip(words, touched) for w in ([word, word] if t else [word])))
-        else:
-            out.append(" ".join(neighbors.replace(w) if t else w for w, t in zip(words, touched)))
-    return out
+    augmenter = _typo_augmenter(kind) if kind in CHARACTER_KINDS else None
+    return [_perturb_one(text, kind, rate, _seed(seed, index, text), augmenter, neighbors)
+            for index, text in enumerate(texts)]
 
 
 def perturb_split(dataset: Dataset, text_columns: tuple[str, ...], kind: str, rate: float, seed: int, **model

@@ -1,0 +1,266 @@
+"""Turn the robustness suites' records (benchmarks/results/robust-*.jsonl) into ROBUSTNESS.md and its figures.
+
+    python -m benchmarks.report.robustness
+
+Three sensitivity analyses, each a mean over the reported seeds and then over tasks (x100): slaft's score and kept
+size against the sparsity weight λ and against a parameter budget; every method's score against the ratio of label
+or token noise in training (ratio 0 is robust-clean); and every method's score drop on perturbed copies of the
+validation split, per perturbation kind and rate, against its own clean score on the same run. Everything is
+regenerated from the records except the hand-written analysis between the ANALYSIS markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from ..harness.methods import label
+from ..harness.records import RESULTS_DIR, read_records
+from ..harness.run import DEFAULT_DATA_DIR
+from ..harness.suites import SUITES
+from .tables import TASK_TITLES
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report.robustness` keeps this block) -->"
+END = "<!-- ANALYSIS:END -->"
+PLACEHOLDER = "_No hand-written analysis yet: write it from the tables below once the sweeps are recorded._"
+NOISE_SWEEPS = {"label_noise": "label", "input_noise": "token"}  # sweep -> noise kind in the records
+
+
+def _robust_records(results_dir: Path) -> list[dict]:
+    names = [name for name, suite in SUITES.items() if suite.sweep and name != "robust-quick"]
+    paths = [results_dir / f"{name}.jsonl" for name in names if (results_dir / f"{name}.jsonl").is_file()]
+    return [r for r in read_records(paths) if r.get("status") == "ok"]
+
+
+def _mean_over_tasks(records: list[dict], value) -> tuple[float | None, float | None, int]:
+    """(mean over tasks of the per-task mean of ``value(record)``, mean over tasks of the per-task sample std, the
+    smallest number of seeds on a task)."""
+    by_task = defaultdict(list)
+    for record in records:
+        by_task[record["task"]].append(value(record))
+    if not by_task:
+        return None, None, 0
+    means = [statistics.fmean(v) for v in by_task.values()]
+    stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in by_task.values()]
+    return statistics.fmean(means), statistics.fmean(stds), min(len(v) for v in by_task.values())
+
+
+def _cell(mean: float | None, std: float | None, n: int, scale: float = 100.0) -> str:
+    return "—" if mean is None else f"{scale * mean:.1f} ± {scale * std:.1f}" + (f" (n={n})" if n < 3 else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def sparsity_section(records: list[dict], figures: Path) -> list[str]:
+    out = []
+    for sweep, knob, key in (("sparsity_weight", "λ", "sparsity_weight"), ("target_params", "budget", "target_params")):
+        points = [r for r in records if r.get("sweep") == sweep]
+        if not points:
+            continue
+        tasks = sorted({r["task"] for r in points})
+        values = sorted({r[key] for r in points if r[key] is not None})
+        rows = []
+        for value in values:
+            at = [r for r in points if r[key] == value]
+            row = [f"{value:g}"]
+            for task in tasks:
+                mean, std, n = _mean_over_tasks([r for r in at if r["task"] == task], lambda r: r["score"])
+                row.append(_cell(mean, std, n))
+            size, _, _ = _mean_over_tasks(at, lambda r: r["kept_params"])
+            row += [_cell(*_mean_over_tasks(at, lambda r: r["score"])), f"{size:,.0f}"]
+            rows.append(row)
+        header = [knob, *[TASK_TITLES.get(t, t) for t in tasks], "mean over tasks", "kept adapter params"]
+        name = f"robust_{sweep}.png"
+        _knob_plot(points, key, tasks, figures / name, knob)
+        out += [f"### slaft against its {knob}", "", _table(header, rows), "", f"![{knob} sweep](benchmarks/figures/"
+                f"{name})", ""]
+    return out
+
+
+def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob: str) -> None:
+    fig = Figure(figsize=(10, 4))
+    score_ax, size_ax = fig.subplots(1, 2)
+    for task in tasks:
+        values = sorted({r[key] for r in points if r["task"] == task and r[key] is not None})
+        scores = [100 * statistics.fmean(r["score"] for r in points if r["task"] == task and r[key] == v)
+                  for v in values]
+        sizes = [statistics.fmean(r["kept_params"] for r in points if r["task"] == task and r[key] == v)
+                 for v in values]
+        score_ax.plot(values, scores, marker="o", label=TASK_TITLES.get(task, task))
+        size_ax.plot(values, sizes, marker="o", label=TASK_TITLES.get(task, task))
+    for ax, ylabel in ((score_ax, "validation score x100"), (size_ax, "kept adapter parameters")):
+        ax.set_xlabel(knob)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def noise_section(records: list[dict], figures: Path) -> list[str]:
+    out = []
+    clean = [r for r in records if r.get("sweep") == "perturbation"]
+    for sweep, kind in NOISE_SWEEPS.items():
+        noisy = [r for r in records if r.get("sweep") == sweep]
+        if not noisy:
+            continue
+        points = clean + noisy
+        ratios = sorted({r["noise_ratio"] for r in points})
+        methods = sorted({r["method"] for r in points})
+        rows, curves = [], {}
+        for method in methods:
+            cells, curve = [], []
+            for ratio in ratios:
+                at = [r for r in points if r["method"] == method and r["noise_ratio"] == ratio]
+                mean, std, n = _mean_over_tasks(at, lambda r: r["score"])
+                cells.append(_cell(mean, std, n))
+                curve.append(None if mean is None else 100 * mean)
+            base, at10 = curve[0], curve[ratios.index(0.1)] if 0.1 in ratios else None
+            drop = "—" if base is None or at10 is None else f"{at10 - base:+.1f}"
+            rows.append([label(method), *cells, drop])
+            curves[method] = curve
+        header = ["method", *[f"{ratio:.0%}" for ratio in ratios], "change at 10%"]
+        name = f"robust_{sweep}.png"
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        for method, curve in curves.items():
+            ax.plot([100 * r for r in ratios], curve, marker="o", label=label(method))
+        ax.set_xlabel(f"{kind} noise in training (%)")
+        ax.set_ylabel("validation score x100, mean over tasks")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        figures.mkdir(parents=True, exist_ok=True)
+        fig.savefig(figures / name, dpi=120)
+        out += [f"### {kind.capitalize()} noise in training", "",
+                f"Mean ± std over seeds, then mean over tasks ({', '.join(sorted({r['task'] for r in points}))}); "
+                "0% is robust-clean.", "", _table(header, rows), "", f"![{kind} noise](benchmarks/figures/{name})", ""]
+    return out
+
+
+def perturbation_section(records: list[dict], figures: Path) -> list[str]:
+    clean = [r for r in records if r.get("sweep") == "perturbation" and r.get("perturbed")]
+    if not clean:
+        return []
+    methods = sorted({r["method"] for r in clean})
+    kinds = list(dict.fromkeys(p["perturbation"] for r in clean for p in r["perturbed"]))
+    rates = sorted({p["perturbation_rate"] for r in clean for p in r["perturbed"]})
+
+    def drop(method: str, kind: str, rate: float) -> float | None:
+        runs = [r for r in clean if r["method"] == method]
+        changes = [{**r, "change": p["score"] - r["score"]} for r in runs for p in r["perturbed"]
+                   if p["perturbation"] == kind and p["perturbation_rate"] == rate]
+        return _mean_over_tasks(changes, lambda r: r["change"])[0]
+
+    out = ["### Perturbed evaluation", "",
+           "Change of the validation score (x100) on a perturbed copy against the same run's clean score, mean over "
+           "seeds and tasks; each column is one method, each table one rate.", ""]
+    fig = Figure(figsize=(4 * len(rates), 4))
+    axes = fig.subplots(1, len(rates), squeeze=False)[0]
+    for ax, rate in zip(axes, rates):
+        rows = []
+        for kind in kinds:
+            rows.append([kind, *[_signed(drop(m, kind, rate)) for m in methods]])
+        means = [[drop(m, k, rate) for k in kinds] for m in methods]
+        rows.append(["**mean**", *[_signed(statistics.fmean([d for d in ds if d is not None]) if any(
+            d is not None for d in ds) else None) for ds in means]])
+        out += [f"Rate {rate:.0%}:", "", _table(["perturbation", *[label(m) for m in methods]], rows), ""]
+        width = 0.8 / len(methods)
+        for i, (method, ds) in enumerate(zip(methods, means)):
+            ax.bar([k + i * width for k in range(len(kinds))], [100 * (d or 0.0) for d in ds], width,
+                   label=label(method))
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(kinds))], kinds, rotation=60, fontsize=7)
+        ax.set_title(f"rate {rate:.0%}", fontsize=9)
+        ax.set_ylabel("score change x100")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    figures.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figures / "robust_perturbation.png", dpi=120)
+    return out + ["![perturbations](benchmarks/figures/robust_perturbation.png)", ""]
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:+.1f}"
+
+
+def examples_section(data_dir: Path | None, rate: float = 0.1, count: int = 2) -> list[str]:
+    """A few SST-2 validation sentences next to their perturbed copies, one pair per kind (needs the data)."""
+    if data_dir is None or not (data_dir / "sst2").is_dir():
+        return []
+    from slaft.data import load_task
+    from slaft.loading import load_model_and_tokenizer
+    from slaft.perturb import KINDS, perturb_texts
+
+    texts = load_task("sst2", data_dir=str(data_dir)).splits["validation"]["sentence"][:count]
+    model, tokenizer = load_model_and_tokenizer("minilm", 2)
+    embeddings = model.get_input_embeddings().weight
+    rows = [[kind, original, changed] for kind in KINDS
+            for original, changed in zip(texts, perturb_texts(texts, kind, rate, seed=1, tokenizer=tokenizer,
+                                                              embeddings=embeddings))]
+    return [f"### What the perturbations do (SST-2 validation, rate {rate:.0%}, seed 1)", "",
+            _table(["kind", "original", "perturbed"], [[k, o.replace("|", "/"), c.replace("|", "/")]
+                                                       for k, o, c in rows]), ""]
+
+
+def _kept_analysis(path: Path) -> str:
+    if path.is_file():
+        text = path.read_text()
+        if BEGIN in text and END in text:
+            return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    return PLACEHOLDER
+
+
+def render(results_dir: Path, out: Path, figures: Path = FIGURES, data_dir: Path | None = None) -> str:
+    records = _robust_records(results_dir)
+    suites = sorted({r["suite"] for r in records})
+    lines = [
+        "# Robustness and sensitivity: slaft, LoRA r=8 (q,v) and Houlsby under noise, perturbation and its own knob",
+        "",
+        "Generated by `python -m benchmarks.report.robustness` from `benchmarks/results/robust-*.jsonl`, which "
+        "`python -m benchmarks.harness --suite robust-…` writes (see `benchmarks/README.md`). Each method trains at "
+        "the learning rate it chose in protocol 2 (`cpu2`), with protocol 2's recipe, on CoLA, SST-2 and STS-B, "
+        f"seeds 1-3. Suites recorded: {', '.join(suites) if suites else 'none yet'}.",
+        "",
+        "## Analysis",
+        "",
+        BEGIN,
+        _kept_analysis(out),
+        END,
+        "",
+    ]
+    body = sparsity_section(records, figures) + noise_section(records, figures) + perturbation_section(records,
+                                                                                                      figures)
+    lines += body or ["_No robustness records yet._", ""]
+    lines += examples_section(data_dir)
+    text = "\n".join(lines).rstrip() + "\n"
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report.robustness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out", type=Path, default=REPO / "ROBUSTNESS.md")
+    parser.add_argument("--figures-dir", type=Path, default=FIGURES)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="GLUE jsonl folders, for the perturbed examples (skipped when absent)")
+    args = parser.parse_args(argv)
+    render(args.results_dir, args.out, args.figures_dir, args.data_dir)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
