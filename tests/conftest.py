@@ -63,3 +63,28 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
     tiny_bert(num_labels=2).save_pretrained(root)
     return root
+
+
+CAUSAL_WORDS = ["good", "bad", "fine", "poor", "movie", "book", "very", "not", "positive", "negative", "classify",
+                "the", "text", "into", "one", "of", ":", ",", ".", "answer"]
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory) -> Path:
+    """A tiny Llama causal LM and a word-level tokenizer (with bos, eos and pad) saved like a hub checkpoint."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-causal")
+    vocab = {token: i for i, token in enumerate(["<pad>", "<unk>", "<s>", "</s>", *CAUSAL_WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer.save_pretrained(root)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128, pad_token_id=0,
+                         bos_token_id=2, eos_token_id=3, tie_word_embeddings=True, initializer_range=0.5)
+    LlamaForCausalLM(config).save_pretrained(root)
+    return root

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from slaft.cli import EvalOptions, ExportOptions, InspectOptions, RunOptions, main
+from slaft.cli import EvalOptions, ExportOptions, GenerateOptions, InspectOptions, RunOptions, main
 from slaft.config import SlaftConfig
 from slaft.pipeline import TrainJob
 
@@ -21,7 +21,8 @@ OK, ERR = "runs", "error"
 
 # Train flags: the outcome for 0, -1, 1e30 and abc. Every TrainJob and SlaftConfig field must appear here.
 TRAIN = {
-    "model": (ERR, ERR, ERR, ERR), "task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK),
+    "model": (ERR, ERR, ERR, ERR), "objective": (ERR, ERR, ERR, ERR), "task": (ERR, ERR, ERR, ERR),
+    "data_dir": (OK, OK, OK, OK),
     "train_file": (ERR, ERR, ERR, ERR), "validation_file": (ERR, ERR, ERR, ERR), "test_file": (ERR, ERR, ERR, ERR),
     "text_columns": (ERR, ERR, ERR, ERR), "label_column": (ERR, ERR, ERR, ERR), "num_labels": (ERR, ERR, ERR, ERR),
     "max_train_samples": (ERR, ERR, ERR, ERR), "output_dir": (OK, OK, OK, OK), "epochs": (ERR, ERR, ERR, ERR),
@@ -48,6 +49,7 @@ EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ER
         "perturb": (ERR, ERR, ERR, ERR), "rate": (OK, ERR, ERR, ERR), "perturb_seed": (OK, OK, ERR, ERR)}
 EXPORT = {"merge": (OK, ERR, ERR, ERR), "format": (ERR, ERR, ERR, ERR)}
 INSPECT = {"png": (OK, OK, OK, OK)}
+GENERATE = {"prompt": (OK, OK, OK, OK), "max_new_tokens": (ERR, ERR, ERR, ERR)}  # checked in test_causal_lm.py
 HIDDEN = {"base_model_name_or_path"}
 
 
@@ -55,7 +57,7 @@ def test_the_lists_cover_every_option():
     fields = lambda *classes: {f.name for c in classes for f in dataclasses.fields(c)} - HIDDEN  # noqa: E731
     assert set(TRAIN) == fields(TrainJob, SlaftConfig, RunOptions)
     assert set(EVAL) == fields(EvalOptions) and set(EXPORT) == fields(ExportOptions)
-    assert set(INSPECT) == fields(InspectOptions)
+    assert set(INSPECT) == fields(InspectOptions) and set(GENERATE) == fields(GenerateOptions)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,7 @@ def test_unknown_commands_and_options_suggest_the_right_one(workspace, tmp_path,
     assert code == 2 and "unexpected argument" in message
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "export", "inspect", "sweep"])
+@pytest.mark.parametrize("command", ["train", "eval", "export", "inspect", "sweep", "generate"])
 def test_help_of_every_command_prints(command, tmp_path):
     code, _ = run(tmp_path, command, "--help")
     assert code == 0

@@ -7,6 +7,8 @@
     slaft eval runs/bbcnews-minilm/adapter --split test
     slaft export runs/bbcnews-minilm/adapter out/merged --merge
     slaft sweep --axis sparsity_weight --values 0 0.5 1 2 4 8 --seeds 0 1 2
+    slaft train --model smollm2 --objective causal-lm --max-train-samples 300 --max-length 256
+    slaft generate runs/bbcnews-smollm2/adapter --prompt "Classify the text ..."
 """
 
 from __future__ import annotations
@@ -66,6 +68,20 @@ class ExportOptions:
 
 
 @dataclass
+class GenerateOptions:
+    prompt: str = field(default="", metadata={"help": "The prompt (a user turn of the chat template, if any)."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Most tokens to generate (greedy decoding)."})
+
+    def __post_init__(self) -> None:
+        from .config import ConfigError
+
+        if not self.prompt.strip():
+            raise ConfigError("Pass the text to continue with --prompt \"...\".")
+        if not 1 <= self.max_new_tokens <= 100_000:
+            raise ConfigError(f"max_new_tokens must be between 1 and 100,000, got {self.max_new_tokens}.")
+
+
+@dataclass
 class InspectOptions:
     png: Optional[str] = field(default=None, metadata={"help": "Heatmap path. Default: <adapter>/structure.png."})
 
@@ -90,6 +106,7 @@ def _commands() -> dict[str, Command]:
         "export": Command("Write a compact adapter directory, or with --merge a merged checkpoint.", (ExportOptions,),
                           (adapter, ("out", "Directory to write."))),
         "inspect": Command("Print the learned structure and save its heatmap PNG.", (InspectOptions,), (adapter,)),
+        "generate": Command("Continue a prompt with a causal-LM run (greedy).", (GenerateOptions,), (adapter,)),
         "sweep": Command("Train and score over a grid of one knob (sparsity weight, budget, noise, perturbation), "
                          "several seeds, resumably; records and a plot.", (SweepOptions, TrainJob, SlaftConfig)),
     }
@@ -254,7 +271,16 @@ def cmd_sweep(parsed, _positionals, _argv) -> int:
     return 0
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "inspect": cmd_inspect, "sweep": cmd_sweep}
+def cmd_generate(parsed, positionals, _argv) -> int:
+    from .inference import generate_text
+
+    (options,) = parsed
+    print(generate_text(positionals.adapter, options.prompt, max_new_tokens=options.max_new_tokens))
+    return 0
+
+
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "inspect": cmd_inspect, "sweep": cmd_sweep,
+            "generate": cmd_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

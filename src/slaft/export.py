@@ -64,7 +64,7 @@ def export(directory: str | Path, out: str | Path, *, merge: bool = False, forma
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
-    extra = {key: payload.get(key) for key in ("task", "data", "max_length", "scores")}
+    extra = {key: payload.get(key) for key in ("task", "data", "max_length", "scores", "objective")}
     if format == "peft":
         from .peft_export import to_peft
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
 
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from .causal_lm import evaluate_causal, tokenize_causal
 from .data import DataError, load_task, tokenize_task
 from .evaluation import evaluate
 from .io import CONFIG_NAME, AdapterLoadError, read_payload
@@ -36,8 +39,11 @@ def load_directory(directory: str | Path):
                                "pass a run's adapter directory or an export.")
     payload = read_payload(directory) if has_adapter else None
     if has_model:  # a merged export: the directory is its own base model
+        exported = directory / EXPORT_NAME
+        meta = json.loads(exported.read_text()) if exported.is_file() else {}
+        auto = AutoModelForCausalLM if meta.get("objective") == "causal-lm" else AutoModelForSequenceClassification
         try:
-            base = AutoModelForSequenceClassification.from_pretrained(directory)
+            base = auto.from_pretrained(directory)
         except (OSError, ValueError) as err:
             raise AdapterLoadError(f"{directory} holds a config.json but no loadable model ({err}).") from err
         try:
@@ -50,7 +56,8 @@ def load_directory(directory: str | Path):
             base_name, num_labels = payload["config"]["base_model_name_or_path"], payload["num_labels"]
         except (KeyError, TypeError) as err:
             raise AdapterLoadError(f"{directory / CONFIG_NAME} lacks the base model or label count ({err}).") from err
-        base, tokenizer = load_model_and_tokenizer(base_name, num_labels)
+        base, tokenizer = load_model_and_tokenizer(base_name, num_labels,
+                                                   causal_lm=payload.get("objective") == "causal-lm")
         if any((directory / name).is_file() for name in TOKENIZER_FILES):
             tokenizer = AutoTokenizer.from_pretrained(directory)
     apply_label_names(base, payload)
@@ -84,7 +91,31 @@ def evaluate_directory(directory: str | Path, *, task: str | None = None, data_d
 
         data.splits[split] = perturb_split(data.splits[split], data.spec.text_columns, perturb, rate, perturb_seed,
                                            tokenizer=tokenizer, embeddings=model.get_input_embeddings().weight)
-    tokenized = tokenize_task(data, tokenizer, max_length)
-    metrics = evaluate(model, data.spec, tokenized[split], tokenizer, batch_size=batch_size)
+    if meta.get("objective") == "causal-lm":
+        tokenized = tokenize_causal(data, tokenizer, max_length)
+        metrics = evaluate_causal(model, data.spec, tokenized[split], tokenizer, max_length, batch_size=batch_size)
+    else:
+        tokenized = tokenize_task(data, tokenizer, max_length)
+        metrics = evaluate(model, data.spec, tokenized[split], tokenizer, batch_size=batch_size)
     out = {"task": data.spec.name, "split": split, "eval": metrics, "examples": len(tokenized[split])}
     return {**out, "perturbation": perturb, "perturbation_rate": rate} if perturb else out
+
+
+@torch.no_grad()
+def generate_text(directory: str | Path, prompt: str, *, max_new_tokens: int = 64) -> str:
+    """Greedy continuation of ``prompt`` by a saved causal-LM run (adapter directory or merged export), as a user
+    turn of the tokenizer's chat template when it has one."""
+    model, tokenizer, payload = load_directory(directory)
+    if not hasattr(model, "generate") or getattr(model.config, "is_encoder_decoder", False) or (
+            payload is not None and payload.get("objective") != "causal-lm"):
+        raise AdapterLoadError(f"{directory} is not a causal-LM run (train one with --objective causal-lm); "
+                               "use `slaft eval` to score a classification run.")
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt")
+    else:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    ids = ids.to(next(model.parameters()).device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .architectures import architecture_for_model_type
 
@@ -68,8 +68,9 @@ def resolve_model_path(name_or_path: str) -> tuple[str, dict]:
 
 
 def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote_code: bool = False,
-                             dtype: torch.dtype = torch.float32):
-    """A sequence-classification (num_labels > 1) or regression (num_labels == 1) model and its tokenizer."""
+                             dtype: torch.dtype = torch.float32, causal_lm: bool = False):
+    """A sequence-classification (num_labels > 1) or regression (num_labels == 1) model and its tokenizer; with
+    ``causal_lm`` the model with its language-model head instead (``num_labels`` is then unused)."""
     path, extra = resolve_model_path(name_or_path)
     try:  # the config first: an unsupported architecture fails before any weights are read
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
@@ -82,9 +83,13 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
         raise ModelLoadError(f"Could not load a tokenizer for {name_or_path!r} ({str(err).strip()[:300]}). Save "
                              "the model's tokenizer into the same directory (tokenizer.save_pretrained).") from err
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype, **extra
-        )
+        if causal_lm:
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype,
+                                                         **extra)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype, **extra
+            )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err
     if extra.get("gguf_file") and name_or_path in PACKAGED_MODELS:

@@ -18,6 +18,7 @@ import torch
 from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
+from .causal_lm import CausalCollator, evaluate_causal, tokenize_causal
 from .config import ConfigError, SlaftConfig
 from .data import DataError, TaskData, load_task, tokenize_task
 from .evaluation import evaluate
@@ -30,6 +31,7 @@ from .runs import latest_checkpoint, prepare_output_dir, safe_name
 from .structure import Structure
 from .training import SlaftTrainer
 
+OBJECTIVES = ("classification", "causal-lm")
 MIN_FREE_BYTES = 200 * 2**20  # checkpoints of the largest bundled search space, twice over, plus outputs
 MAX_EPOCHS = 10_000
 # What `slaft eval` needs to load the run's own data again.
@@ -42,6 +44,9 @@ class TrainJob:
     """Everything `slaft train` needs besides the SlaftConfig. Defaults are the bundled main job."""
 
     model: str = field(default="minilm", metadata={"help": "minilm, smollm2, a hub id or a local directory."})
+    objective: str = field(default="classification", metadata={
+        "help": "classification (a task head on the model) or causal-lm (a decoder answers each prompt with the "
+                "class name; loss on the answer tokens, scored by answer log-likelihood)."})
     task: str = field(default="bbcnews", metadata={"help": "bbcnews (embedded default), a GLUE task name, or csv / "
                                                            "json with --train-file."})
     data_dir: Optional[str] = field(default=None, metadata={"help": "Directory of GLUE tasks as <task>/<split>.jsonl "
@@ -110,6 +115,8 @@ class TrainJob:
             raise ConfigError(f"max_train_samples must be >= 1, got {self.max_train_samples}.")
         if self.num_labels is not None and self.num_labels < 1:
             raise ConfigError(f"num_labels must be 1 (regression) or the number of classes, got {self.num_labels}.")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         if self.output_dir is None:
             self.output_dir = str(Path("runs") / safe_name(f"{self.task}-{Path(self.model).name}"))
 
@@ -170,14 +177,28 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         data.splits["train"], report = label_noise(data.splits["train"], data.spec, job.label_noise, job.seed)
         noise["label"] = report.to_dict()
         log(f"label noise: {report.changed:,} of {report.total:,} training labels changed")
-    base, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels, trust_remote_code=job.trust_remote_code)
+    causal = job.objective == "causal-lm"
+    base, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels, trust_remote_code=job.trust_remote_code,
+                                               causal_lm=causal)
     positions = getattr(base.config, "max_position_embeddings", None)
     if positions is not None and job.max_length > positions:
         raise ConfigError(f"max_length={job.max_length} is longer than {job.model} can read ({positions} positions); "
                           f"pass --max-length {positions} or less.")
-    _label_names(base, data)
-    tokenized = tokenize_task(data, tokenizer, job.max_length)
+    if not causal:
+        _label_names(base, data)
+    tokenized = (tokenize_causal if causal else tokenize_task)(data, tokenizer, job.max_length)
     config.base_model_name_or_path = job.model
+
+    def score(model, split: str) -> dict[str, float]:
+        if causal:
+            return evaluate_causal(model, data.spec, tokenized[split], tokenizer, job.max_length,
+                                   batch_size=job.eval_batch_size)
+        return evaluate(model, data.spec, tokenized[split], tokenizer, batch_size=job.eval_batch_size)
+
+    before = None
+    if causal and not resume:  # what the untuned model answers, for comparison
+        before = score(base, data.eval_split)
+        log(f"untuned {job.model}: " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
 
     checkpoint = latest_checkpoint(out / "checkpoints") if resume else None
     if checkpoint:
@@ -190,7 +211,8 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         InputNoise(base, job.input_noise, job.input_noise_ratio, seed=job.seed, special_ids=tokenizer.all_special_ids)
         noise["input"] = {"kind": job.input_noise, "ratio": job.input_noise_ratio}
     trainer = SlaftTrainer(model=slaft, args=training_arguments(job, out / "checkpoints"),
-                           train_dataset=tokenized["train"], data_collator=DataCollatorWithPadding(tokenizer))
+                           train_dataset=tokenized["train"],
+                           data_collator=CausalCollator(tokenizer) if causal else DataCollatorWithPadding(tokenizer))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - start
@@ -200,17 +222,16 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         log("warning: the search kept no module, so only the task head was trained. Lower --sparsity-weight or "
             "name a budget with --target-params.")
 
-    scores = {"validation": evaluate(slaft, data.spec, tokenized[data.eval_split], tokenizer,
-                                     batch_size=job.eval_batch_size)}
+    scores = {"validation": score(slaft, data.eval_split)}
     if data.test_split:
-        scores["test"] = evaluate(slaft, data.spec, tokenized[data.test_split], tokenizer,
-                                  batch_size=job.eval_batch_size)
-    extra = {"task": data.spec.name, "max_length": job.max_length, "scores": scores,
+        scores["test"] = score(slaft, data.test_split)
+    extra = {"task": data.spec.name, "max_length": job.max_length, "scores": scores, "objective": job.objective,
              "data": {key: getattr(job, key) for key in DATA_FIELDS}}
     slaft.save_pretrained(out / "adapter", extra=extra)
     tokenizer.save_pretrained(out / "adapter")
     metrics = {**_metrics_record(job, data, slaft, scores, train_seconds), "resumed": bool(checkpoint),
-               "command": command, "noise": noise}
+               "command": command, "noise": noise, "objective": job.objective,
+               **({"untuned": before} if before is not None else {})}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(out / "structure.json", json.dumps(structure.to_dict(), indent=2) + "\n")
     plot_structure(structure, slaft.candidate, out / "structure.png", title=f"{job.model} on {data.spec.name}")

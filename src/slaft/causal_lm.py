@@ -1,0 +1,139 @@
+"""A classification task posed to a causal language model: prompts with verbalized answers, trained with the loss on
+the answer tokens only, and scored by answer log-likelihood (the class whose name the model finds likeliest).
+
+    prompt   "Classify the text into one of: business, entertainment, politics, sport, tech.\n\nText: ..."
+             wrapped in the tokenizer's chat template as a user turn when it has one, else followed by "\nAnswer:"
+    answer   the class name and the end-of-sequence token; every prompt token has label -100
+
+Scoring runs the prompt with every class's answer and sums the answer tokens' log-probabilities; the scores act as
+logits for the task's usual metrics, so a causal-LM run reports what a classification run reports. Regression tasks
+have no names to verbalize and are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import ConfigError
+from .data import TaskData, TaskSpec, compute_metrics
+
+IGNORE = -100
+
+
+def class_names(spec: TaskSpec) -> list[str]:
+    if spec.is_regression:
+        raise ConfigError(f"Task {spec.name!r} is a regression: a causal LM needs class names to answer with. Use "
+                          "--objective classification for it.")
+    names = spec.label_names or tuple(str(i) for i in range(spec.num_labels))
+    return [str(name).replace("_", " ") for name in names]
+
+
+def _prompt(spec: TaskSpec, row: dict, texts: dict[str, str]) -> str:
+    fields = "\n".join(f"{column.replace('_', ' ').capitalize()}: {texts[column]}" for column in spec.text_columns)
+    return f"Classify the {' and '.join(spec.text_columns)} into one of: {', '.join(class_names(spec))}.\n\n{fields}"
+
+
+class PromptEncoder:
+    """Token ids of prompts and answers for one tokenizer, with the prompt's texts cut to fit ``max_length``."""
+
+    def __init__(self, tokenizer, spec: TaskSpec, max_length: int) -> None:
+        if tokenizer.eos_token_id is None:
+            raise ConfigError("The tokenizer has no end-of-sequence token; a causal-LM answer needs one to end.")
+        self.tokenizer, self.spec, self.max_length = tokenizer, spec, max_length
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+        self.answers = [self.answer_ids(name) for name in class_names(spec)]
+        overhead = len(self.prompt_ids(_prompt(spec, {}, {c: "" for c in spec.text_columns})))
+        room = max_length - overhead - max(len(a) for a in self.answers)
+        if room < 8 * len(spec.text_columns):
+            raise ConfigError(f"max_length={max_length} leaves no room for the text after the prompt ({overhead} "
+                              f"tokens) and the longest answer; pass a larger --max-length.")
+        self.text_budget = room // len(spec.text_columns)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        if self.chat:
+            return list(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                           add_generation_prompt=True, tokenize=True))
+        return self.tokenizer(prompt + "\nAnswer:")["input_ids"]
+
+    def answer_ids(self, answer: str) -> list[int]:
+        text = answer if self.chat else f" {answer}"
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+
+    def _cut(self, text: str) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= self.text_budget else self.tokenizer.decode(ids[:self.text_budget])
+
+    def prompt_of(self, row: dict) -> list[int]:
+        return self.prompt_ids(_prompt(self.spec, row, {c: self._cut(str(row[c])) for c in self.spec.text_columns}))
+
+
+def tokenize_causal(data: TaskData, tokenizer, max_length: int) -> DatasetDict:
+    """Every split as input_ids / attention_mask / labels (answer tokens only), plus "prompt_length" and "label"
+    (the class id, for scoring)."""
+    encoder = PromptEncoder(tokenizer, data.spec, max_length)
+
+    def encode(row: dict) -> dict:
+        prompt, answer = encoder.prompt_of(row), encoder.answers[int(row["label"])]
+        ids = prompt + answer
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE] * len(prompt) + answer,
+                "prompt_length": len(prompt), "label": int(row["label"])}
+
+    out = {}
+    for split, dataset in data.splits.items():
+        drop = [c for c in dataset.column_names if c != "label"]
+        out[split] = dataset.map(encode, remove_columns=drop, desc=f"Encoding prompts ({split})")
+    return DatasetDict(out)
+
+
+class CausalCollator:
+    """Right-pads input_ids (pad token), attention_mask (0) and labels (-100); drops the scoring columns."""
+
+    def __init__(self, tokenizer) -> None:
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        for row in rows:
+            gap = width - len(row["input_ids"])
+            batch["input_ids"].append(list(row["input_ids"]) + [self.pad] * gap)
+            batch["attention_mask"].append(list(row["attention_mask"]) + [0] * gap)
+            batch["labels"].append(list(row["labels"]) + [IGNORE] * gap)
+        return {key: torch.tensor(value) for key, value in batch.items()}
+
+
+@torch.no_grad()
+def answer_scores(model: nn.Module, dataset: Dataset, tokenizer, spec: TaskSpec, max_length: int, *,
+                  batch_size: int = 16, progress: bool = True) -> np.ndarray:
+    """(N, classes) summed log-probabilities of each class's answer after each example's prompt."""
+    encoder = PromptEncoder(tokenizer, spec, max_length)
+    collate = CausalCollator(tokenizer)
+    rows = []
+    for ids, prompt_length in zip(dataset["input_ids"], dataset["prompt_length"]):
+        prompt = list(ids[:prompt_length])
+        rows += [{"input_ids": prompt + answer, "attention_mask": [1] * (len(prompt) + len(answer)),
+                  "labels": [IGNORE] * len(prompt) + answer} for answer in encoder.answers]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="scoring answers", leave=False, disable=not progress):
+        batch = {k: v.to(device) for k, v in collate(rows[start:start + batch_size]).items()}
+        labels = batch.pop("labels")
+        logits = model(**batch).logits[:, :-1].float()
+        targets = labels[:, 1:]
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        scores.append((logprobs * (targets != IGNORE)).sum(-1).cpu())
+    model.train(was_training)
+    return torch.cat(scores).view(len(dataset), len(encoder.answers)).numpy()
+
+
+def evaluate_causal(model: nn.Module, spec: TaskSpec, dataset: Dataset, tokenizer, max_length: int, *,
+                    batch_size: int = 16, progress: bool = True) -> dict[str, float]:
+    """The task's metrics with the likeliest class name as the prediction."""
+    scores = answer_scores(model, dataset, tokenizer, spec, max_length, batch_size=batch_size, progress=progress)
+    return compute_metrics(spec, scores, np.asarray(dataset["label"]))
