@@ -102,6 +102,15 @@ class SlaftModel(nn.Module):
         except AttributeError:
             return getattr(self.base_model, name)
 
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """The base model's gradient checkpointing, non-reentrant by default: with transformers' reentrant default
+        and a frozen embedding layer, no gradient would reach the adapters inside checkpointed blocks. A caller who
+        asks for the reentrant variant gets input embeddings that require grad, which makes it work too."""
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        self.base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if kwargs["use_reentrant"]:
+            self.base_model.enable_input_require_grads()
+
     def is_head(self, name: str) -> bool:
         """True for a parameter name (relative to the base model) inside a task head."""
         return any(name == h or name.startswith(h + ".") for h in self.head_names)

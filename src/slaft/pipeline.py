@@ -30,8 +30,10 @@ from .plots import plot_structure
 from .runs import latest_checkpoint, prepare_output_dir, safe_name
 from .structure import Structure
 from .training import SlaftTrainer
+from .warm_start import init_from_peft
 
 OBJECTIVES = ("classification", "causal-lm")
+BACKBONE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MIN_FREE_BYTES = 200 * 2**20  # checkpoints of the largest bundled search space, twice over, plus outputs
 MAX_EPOCHS = 10_000
 # What `slaft eval` needs to load the run's own data again.
@@ -73,9 +75,14 @@ class TrainJob:
     max_length: int = field(default=128, metadata={"help": "Tokens per example; longer texts are truncated."})
     seed: int = field(default=42, metadata={"help": "Seed of the data split, initialisation and training order."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
+    backbone_dtype: str = field(default="float32", metadata={"help": "float32, or bfloat16 to hold the frozen "
+                                                                     "backbone in half the memory (adapters stay "
+                                                                     "float32)."})
     logging_steps: int = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N optimizer steps (for --resume)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub."})
+    init_from: Optional[str] = field(default=None, metadata={"help": "A peft LoRA adapter directory whose weights "
+                                                                     "start slaft's low-rank candidates (and head)."})
     label_noise: float = field(default=0.0, metadata={"help": "Fraction of training labels replaced by another "
                                                                   "label (regression: Gaussian noise of this fraction "
                                                                   "of the targets' spread), to measure robustness."})
@@ -115,6 +122,9 @@ class TrainJob:
             raise ConfigError(f"max_train_samples must be >= 1, got {self.max_train_samples}.")
         if self.num_labels is not None and self.num_labels < 1:
             raise ConfigError(f"num_labels must be 1 (regression) or the number of classes, got {self.num_labels}.")
+        if self.backbone_dtype not in BACKBONE_DTYPES:
+            raise ConfigError(f"Unknown backbone_dtype {self.backbone_dtype!r}; choose one of "
+                              f"{', '.join(BACKBONE_DTYPES)}.")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         if self.output_dir is None:
@@ -179,7 +189,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         log(f"label noise: {report.changed:,} of {report.total:,} training labels changed")
     causal = job.objective == "causal-lm"
     base, tokenizer = load_model_and_tokenizer(job.model, data.spec.num_labels, trust_remote_code=job.trust_remote_code,
-                                               causal_lm=causal)
+                                               causal_lm=causal, dtype=BACKBONE_DTYPES[job.backbone_dtype])
     positions = getattr(base.config, "max_position_embeddings", None)
     if positions is not None and job.max_length > positions:
         raise ConfigError(f"max_length={job.max_length} is longer than {job.model} can read ({positions} positions); "
@@ -204,6 +214,8 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     if checkpoint:
         log(f"resuming from {checkpoint}")
     slaft = model_for_checkpoint(base, config, checkpoint)
+    if job.init_from and checkpoint is None:
+        log(init_from_peft(slaft, job.init_from))
     log(f"candidate space: {slaft.candidate.num_sites} modules, {slaft.candidate.num_params:,} parameters "
         f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the {slaft.backbone_params:,}-parameter "
         "backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))

@@ -1,0 +1,107 @@
+"""Warm start: a peft LoRA adapter's weights as the first ranks of slaft's low-rank candidates.
+
+peft's update on a linear is (alpha / r) · B A (alpha / √r with rsLoRA). slaft's candidate there has a larger rank
+r_c and the fixed scale s = alpha_c / r_c, so the adapter's A fills the candidate's first r rows and its B, rescaled
+by (alpha / r) / s, the first r columns; the candidate's other ranks keep B = 0. Before training, the slaft model
+therefore computes what the peft model computes (the other candidates start at zero too), and the search begins
+from a known-good structure with its evidence already in the importances. The adapter's saved head (peft's
+``modules_to_save``) is copied when the slaft model trains the same module. Tensors are read with safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import torch
+
+from .architectures import layers_path
+from .io import AdapterLoadError
+from .sites import LORA, SITES
+
+PEFT_PREFIX = "base_model.model."
+
+
+class WarmStartError(AdapterLoadError):
+    """The peft adapter cannot start this slaft model; the message says why and what to do."""
+
+
+def _pattern_value(patterns: dict, name: str, default):
+    for key, value in patterns.items():
+        if re.fullmatch(rf"(.*\.)?{key}", name):
+            return value
+    return default
+
+
+def _read(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    config_path, weights_path = directory / "adapter_config.json", directory / "adapter_model.safetensors"
+    if not config_path.is_file() or not weights_path.is_file():
+        raise WarmStartError(f"{directory} is not a peft adapter directory: it needs adapter_config.json and "
+                             "adapter_model.safetensors (a .bin adapter is pickle and is not read; re-save it with "
+                             "safe_serialization=True).")
+    try:
+        config = json.loads(config_path.read_text())
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(weights_path))
+    except (OSError, ValueError, json.JSONDecodeError) as err:
+        raise WarmStartError(f"Could not read the peft adapter in {directory} ({err}).") from err
+    if config.get("peft_type") != "LORA":
+        raise WarmStartError(f"{directory} holds a {config.get('peft_type')} adapter; only LoRA adapters can start "
+                             "slaft's low-rank candidates.")
+    if config.get("use_dora"):
+        raise WarmStartError(f"{directory} is a DoRA adapter (its magnitude vectors have no slaft counterpart); "
+                             "start from a plain LoRA adapter.")
+    return config, tensors
+
+
+def init_from_peft(model, directory: str | Path) -> str:
+    """Copy a peft LoRA adapter into the candidate space of a searching SlaftModel; returns a one-line report."""
+    directory = Path(directory)
+    config, tensors = _read(directory)
+    if model.discrete:
+        raise WarmStartError("Warm starts begin a search: call init_from_peft before training, on a model that is "
+                             "still searching.")
+    prefix = layers_path(model.base_model, model.arch)
+    host_sites = {model.arch.linears[site.host]: name for name, site in SITES.items()
+                  if site.kind == LORA and site.host in model.arch.linears}
+    modules = {(layer, site): module for layer, site, module in model.slaft_modules()}
+    params = dict(model.base_model.named_parameters())
+    copied, heads = 0, 0
+    with torch.no_grad():
+        for key, tensor in tensors.items():
+            name = key.removeprefix(PEFT_PREFIX)
+            match = re.fullmatch(rf"{re.escape(prefix)}\.(\d+)\.(.+)\.lora_([AB])\.weight", name)
+            if match is None:
+                if name in params and model.is_head(name):
+                    if params[name].shape != tensor.shape:
+                        raise WarmStartError(f"The adapter's {name} has shape {tuple(tensor.shape)}, the model's "
+                                             f"{tuple(params[name].shape)}: was it trained with another label count?")
+                    params[name].copy_(tensor)
+                    heads += 1
+                    continue
+                raise WarmStartError(f"The adapter tensor {key} has no place in this slaft model (not a LoRA A/B on "
+                                     f"a block linear under {prefix}, nor a head slaft trains).")
+            layer, path, which = int(match.group(1)), match.group(2), match.group(3)
+            site = host_sites.get(path)
+            module = modules.get((layer, site))
+            if module is None:
+                raise WarmStartError(f"The adapter has LoRA on block {layer}'s {path}, which is not in this slaft "
+                                     f"candidate space (site {site}); add it with --sites or --layers.")
+            if which == "B":
+                continue  # copied with its A
+            a, b = tensor, tensors[key[:-len("lora_A.weight")] + "lora_B.weight"]
+            rank = a.shape[0]
+            if rank > module.width:
+                raise WarmStartError(f"The adapter's rank {rank} on block {layer}'s {path} is larger than slaft's "
+                                     f"candidate rank {module.width}; pass --lora-rank {rank} or more.")
+            alpha = _pattern_value(config.get("alpha_pattern") or {}, f"{prefix}.{layer}.{path}",
+                                   config.get("lora_alpha", rank))
+            scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+            module.lora_A[:rank].copy_(a)
+            module.lora_B[:, :rank].copy_(b * (scale / module.scaling))
+            module.lora_B[:, rank:].zero_()
+            copied += 1
+    return f"warm start from {directory}: {copied} LoRA module(s) and {heads} head tensor(s) copied"
