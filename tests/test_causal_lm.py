@@ -121,3 +121,30 @@ def test_slaft_train_causal_lm_improves_on_the_untuned_model_and_merges_exactly(
                                                                               "abc"]):
         with pytest.raises(SystemExit) if "abc" in bad else contextlib.nullcontext():
             assert main(["generate", str(out / "adapter"), *bad]) == 2
+
+
+@pytest.mark.parametrize("model_kind", ["tiny", "chat"])
+def test_cached_answer_scores_equal_full_forward_passes(tiny_causal_dir, tmp_path, model_kind):
+    """The prompt-once, cache-per-class scoring gives each answer's summed log-probability as a full forward pass
+    of prompt + answer does, for prompts of different lengths in one batch."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from slaft.causal_lm import answer_scores
+    from slaft.data import load_task
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
+    if model_kind == "chat":
+        tokenizer.chat_template = "{% for m in messages %}<s> {{ m['content'] }} </s>{% endfor %}<s>"
+    model = LlamaForCausalLM.from_pretrained(tiny_causal_dir).eval()
+    lines = ["text,label", "very good movie,positive", "bad,negative", "not a very very fine book,positive"]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    data = load_task("csv", train_file=str(tmp_path / "t.csv"), validation_file=str(tmp_path / "t.csv"))
+    rows = tokenize_causal(data, tokenizer, 48)["validation"]
+    cached = answer_scores(model, rows, tokenizer, data.spec, 48, batch_size=3, progress=False)
+    encoder = PromptEncoder(tokenizer, data.spec, 48)
+    for i, (ids, length) in enumerate(zip(rows["input_ids"], rows["prompt_length"])):
+        for c, answer in enumerate(encoder.answers):
+            full = torch.tensor([list(ids[:length]) + answer])
+            logprobs = torch.log_softmax(model(input_ids=full).logits[0, :-1].float(), dim=-1)
+            expected = sum(logprobs[length - 1 + k, token] for k, token in enumerate(answer))
+            assert abs(cached[i, c] - float(expected)) < 1e-4, (i, c)

@@ -106,30 +106,52 @@ class CausalCollator:
         return {key: torch.tensor(value) for key, value in batch.items()}
 
 
+def _left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
 @torch.no_grad()
 def answer_scores(model: nn.Module, dataset: Dataset, tokenizer, spec: TaskSpec, max_length: int, *,
                   batch_size: int = 16, progress: bool = True) -> np.ndarray:
-    """(N, classes) summed log-probabilities of each class's answer after each example's prompt."""
+    """(N, classes) summed log-probabilities of each class's answer after each example's prompt.
+
+    Each batch of prompts runs once (left-padded, so they all end at the last position) and its key/value cache
+    serves every class's answer, which is the same token sequence for every example: the cost is one prompt pass
+    plus one short pass per class, not one full pass per class."""
+    import copy
+
     encoder = PromptEncoder(tokenizer, spec, max_length)
-    collate = CausalCollator(tokenizer)
-    rows = []
-    for ids, prompt_length in zip(dataset["input_ids"], dataset["prompt_length"]):
-        prompt = list(ids[:prompt_length])
-        rows += [{"input_ids": prompt + answer, "attention_mask": [1] * (len(prompt) + len(answer)),
-                  "labels": [IGNORE] * len(prompt) + answer} for answer in encoder.answers]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    prompts = [list(ids[:length]) for ids, length in zip(dataset["input_ids"], dataset["prompt_length"])]
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     scores = []
-    for start in tqdm(range(0, len(rows), batch_size), desc="scoring answers", leave=False, disable=not progress):
-        batch = {k: v.to(device) for k, v in collate(rows[start:start + batch_size]).items()}
-        labels = batch.pop("labels")
-        logits = model(**batch).logits[:, :-1].float()
-        targets = labels[:, 1:]
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        scores.append((logprobs * (targets != IGNORE)).sum(-1).cpu())
+    for start in tqdm(range(0, len(prompts), batch_size), desc="scoring answers", leave=False,
+                      disable=not progress):
+        ids, mask = (t.to(device) for t in _left_padded(prompts[start:start + batch_size], pad))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # the first answer token's distribution
+        batch_scores = []
+        for answer in encoder.answers:
+            total = first[:, answer[0]].clone()
+            if len(answer) > 1:
+                follow = torch.tensor(answer[:-1], device=device).expand(len(ids), -1)
+                step_mask = torch.cat([mask, torch.ones_like(follow)], dim=-1)
+                step_positions = positions[:, -1:] + torch.arange(1, follow.shape[1] + 1, device=device)
+                logits = model(input_ids=follow, attention_mask=step_mask, position_ids=step_positions,
+                               past_key_values=copy.deepcopy(out.past_key_values), use_cache=True).logits
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                targets = torch.tensor(answer[1:], device=device)
+                total += logprobs.gather(-1, targets.expand(len(ids), -1).unsqueeze(-1)).squeeze(-1).sum(-1)
+            batch_scores.append(total.cpu())
+        scores.append(torch.stack(batch_scores, dim=-1))
     model.train(was_training)
-    return torch.cat(scores).view(len(dataset), len(encoder.answers)).numpy()
+    return torch.cat(scores).numpy()
 
 
 def evaluate_causal(model: nn.Module, spec: TaskSpec, dataset: Dataset, tokenizer, max_length: int, *,
