@@ -205,9 +205,12 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
                                    batch_size=job.eval_batch_size)
         return evaluate(model, data.spec, tokenized[split], tokenizer, batch_size=job.eval_batch_size)
 
-    before = None
-    if causal and not resume:  # what the untuned model answers, for comparison
+    before, untuned = None, out / "untuned.json"  # what the untuned model answers, for comparison (causal LM)
+    if causal and resume and untuned.is_file():
+        before = json.loads(untuned.read_text())
+    elif causal:
         before = score(base, data.eval_split)
+        atomic_write_text(untuned, json.dumps(before) + "\n")
         log(f"untuned {job.model}: " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
 
     checkpoint = latest_checkpoint(out / "checkpoints") if resume else None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .io import is_complete_adapter
 
-RUN_PARTS = ("checkpoints", "adapter", "metrics.json", "structure.json", "structure.png")
+RUN_PARTS = ("checkpoints", "adapter", "metrics.json", "structure.json", "structure.png", "untuned.json")
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: its presence marks a complete checkpoint
 
 
