@@ -194,23 +194,26 @@ def _signed(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:+.1f}"
 
 
-def examples_section(data_dir: Path | None, rate: float = 0.1, count: int = 2) -> list[str]:
-    """A few SST-2 validation sentences next to their perturbed copies, one pair per kind (needs the data)."""
+def examples_section(data_dir: Path | None, rate: float = 0.1, count: int = 2, pool: int = 40) -> list[str]:
+    """Per kind, the first ``count`` of the first ``pool`` SST-2 validation sentences that the perturbation changed,
+    next to their originals (needs the data)."""
     if data_dir is None or not (data_dir / "sst2").is_dir():
         return []
     from slaft.data import load_task
     from slaft.loading import load_model_and_tokenizer
     from slaft.perturb import KINDS, perturb_texts
 
-    texts = load_task("sst2", data_dir=str(data_dir)).splits["validation"]["sentence"][:count]
+    texts = load_task("sst2", data_dir=str(data_dir)).splits["validation"]["sentence"][:pool]
     model, tokenizer = load_model_and_tokenizer("minilm", 2)
     embeddings = model.get_input_embeddings().weight
-    rows = [[kind, original, changed] for kind in KINDS
-            for original, changed in zip(texts, perturb_texts(texts, kind, rate, seed=1, tokenizer=tokenizer,
-                                                              embeddings=embeddings))]
+    rows = []
+    for kind in KINDS:
+        changed = [(o, c) for o, c in zip(texts, perturb_texts(texts, kind, rate, seed=1, tokenizer=tokenizer,
+                                                               embeddings=embeddings)) if o != c]
+        rows += [[kind, o.replace("|", "/"), c.replace("|", "/")] for o, c in changed[:count]]
     return [f"### What the perturbations do (SST-2 validation, rate {rate:.0%}, seed 1)", "",
-            _table(["kind", "original", "perturbed"], [[k, o.replace("|", "/"), c.replace("|", "/")]
-                                                       for k, o, c in rows]), ""]
+            f"For each kind, the first {count} of the first {pool} sentences it changed (at this rate a short "
+            "sentence is often left as it was).", "", _table(["kind", "original", "perturbed"], rows), ""]
 
 
 def _kept_analysis(path: Path) -> str:
