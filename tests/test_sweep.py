@@ -78,6 +78,11 @@ def test_a_sparsity_sweep_runs_records_plots_and_resumes_without_training(worksp
     assert code == 0, message
     assert sorted(map(json.dumps, records(out))) == sorted(map(json.dumps, found))
 
+    # Other training options in the same directory would mix differently trained points: refused.
+    code, message = sweep(workspace, "--axis", "sparsity_weight", "--values", "0", "8", "--seeds", "0", "1",
+                          "--learning-rate", "0.01", "--output-dir", str(out))
+    assert code == 2 and "job.learning_rate" in message
+
 
 def test_a_perturbation_sweep_trains_once_per_seed(workspace):
     out = workspace / "perturb"

@@ -13,8 +13,10 @@ Every other option is `slaft train`'s and applies to every point. What a sweep w
     <sweep dir>/runs/<point>/       each point's own run: adapter/, metrics.json, checkpoints while it trains
 
 A killed sweep continues where it stopped when started again with the same command: points with a record are
-skipped, a point killed mid-run resumes from its last complete checkpoint. The perturbation axis trains one run per
-seed and scores it on perturbed copies of its validation split (rate 0 is the clean split).
+skipped, a point killed mid-run resumes from its last complete checkpoint. A sweep directory holds one sweep
+(``sweep.json`` keeps its settings): other training options there are refused; more values or seeds are welcome.
+The perturbation axis trains one run per seed and scores it on perturbed copies of its validation split (rate 0 is
+the clean split).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ AXES = {"sparsity_weight": SlaftConfig, "target_params": SlaftConfig, "label_noi
         "input_noise_ratio": TrainJob, "perturbation": None}
 DEFAULT_VALUES = {"sparsity_weight": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "label_noise": (0.0, 0.05, 0.1, 0.15, 0.2),
                   "input_noise_ratio": (0.0, 0.05, 0.1, 0.15, 0.2), "perturbation": (0.0, 0.05, 0.1, 0.2)}
-RECORDS, FIGURE = "sweep.jsonl", "sweep.png"
+RECORDS, FIGURE, SETTINGS = "sweep.jsonl", "sweep.png", "sweep.json"
 
 
 @dataclass
@@ -154,12 +156,34 @@ def _train(job: TrainJob, config: SlaftConfig, log: Callable) -> dict:
     return run_train(job, config, log=log, resume=resume, overwrite=not resume)
 
 
+def _check_settings(root: Path, options: SweepOptions, job: TrainJob, config: SlaftConfig) -> None:
+    """A sweep directory holds one sweep: starting it again with other settings would mix points trained
+    differently, so it is refused (the grid and the seeds may grow)."""
+    settings = {"axis": options.axis, "perturbations": options.perturbations,
+                "job": {k: v for k, v in dataclasses.asdict(job).items() if k not in ("seed", "output_dir")},
+                "config": config.to_dict()}
+    settings = json.loads(json.dumps(settings))  # tuples as lists, as they are stored
+    path = root / SETTINGS
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        changed = sorted(f"{part}.{key}" for part in ("job", "config") for key in
+                         set(stored.get(part, {})) | set(settings[part])
+                         if stored.get(part, {}).get(key) != settings[part].get(key))
+        changed += [key for key in ("axis", "perturbations") if stored.get(key) != settings[key]]
+        if changed:
+            raise ConfigError(f"{root} holds a sweep started with other settings ({', '.join(changed)}). Continue "
+                              "it with its own options, or pass another --output-dir.")
+    else:
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+
+
 def run_sweep(options: SweepOptions, job: TrainJob, config: SlaftConfig, root: str | Path, *,
               log: Callable = print) -> list[dict]:
     """Train and score every point not yet recorded under ``root``; returns all records and redraws the figure."""
     root = Path(root)
     points = plan(options, job, config, root)
     root.mkdir(parents=True, exist_ok=True)
+    _check_settings(root, options, job, config)
     path = root / RECORDS
     records = read_records(path)
     done = {_key(r) for r in records}
