@@ -32,7 +32,7 @@ def class_names(spec: TaskSpec) -> list[str]:
     return [str(name).replace("_", " ") for name in names]
 
 
-def _prompt(spec: TaskSpec, row: dict, texts: dict[str, str]) -> str:
+def _prompt(spec: TaskSpec, texts: dict[str, str]) -> str:
     fields = "\n".join(f"{column.replace('_', ' ').capitalize()}: {texts[column]}" for column in spec.text_columns)
     return f"Classify the {' and '.join(spec.text_columns)} into one of: {', '.join(class_names(spec))}.\n\n{fields}"
 
@@ -46,7 +46,7 @@ class PromptEncoder:
         self.tokenizer, self.spec, self.max_length = tokenizer, spec, max_length
         self.chat = bool(getattr(tokenizer, "chat_template", None))
         self.answers = [self.answer_ids(name) for name in class_names(spec)]
-        overhead = len(self.prompt_ids(_prompt(spec, {}, {c: "" for c in spec.text_columns})))
+        overhead = len(self.prompt_ids(_prompt(spec, {c: "" for c in spec.text_columns})))
         room = max_length - overhead - max(len(a) for a in self.answers)
         if room < 8 * len(spec.text_columns):
             raise ConfigError(f"max_length={max_length} leaves no room for the text after the prompt ({overhead} "
@@ -68,7 +68,7 @@ class PromptEncoder:
         return text if len(ids) <= self.text_budget else self.tokenizer.decode(ids[:self.text_budget])
 
     def prompt_of(self, row: dict) -> list[int]:
-        return self.prompt_ids(_prompt(self.spec, row, {c: self._cut(str(row[c])) for c in self.spec.text_columns}))
+        return self.prompt_ids(_prompt(self.spec, {c: self._cut(str(row[c])) for c in self.spec.text_columns}))
 
 
 def tokenize_causal(data: TaskData, tokenizer, max_length: int) -> DatasetDict:
