@@ -127,7 +127,7 @@ def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: st
 
 
 # Part 1 (seed 0 of LoRA r=8 (q,v) with each head on every candidate task) chose the mean-pooling head: LoRA's
-# seven task scores average 66.7 with it and 64.9 with [CLS]. Part 2 continues the mean suite: LoRA on seeds 1-2
+# seven task scores average 66.7 with it and 64.8 with [CLS]. Part 2 continues the mean suite: LoRA on seeds 1-2
 # everywhere, and full fine-tuning on three seeds where LoRA alone does not clear the bar.
 PILOT_HEAD = "mean"
 
