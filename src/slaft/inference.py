@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .causal_lm import evaluate_causal, tokenize_causal
