@@ -148,3 +148,18 @@ def test_cached_answer_scores_equal_full_forward_passes(tiny_causal_dir, tmp_pat
             logprobs = torch.log_softmax(model(input_ids=full).logits[0, :-1].float(), dim=-1)
             expected = sum(logprobs[length - 1 + k, token] for k, token in enumerate(answer))
             assert abs(cached[i, c] - float(expected)) < 1e-4, (i, c)
+
+
+def test_a_chat_answer_ends_with_the_token_that_ends_the_turn_not_a_mislabelled_eos(tiny_causal_dir):
+    """SmolLM2's GGUF tokenizer names <|im_start|> as its eos token while its chat turns end with <|im_end|>: the
+    answer must end as the template ends an assistant turn, or generation never stops after the class name."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
+                               "{% if add_generation_prompt %}assistant : {% endif %}")
+    tokenizer.eos_token = "<s>"  # mislabelled, as in the GGUF tokenizer
+    encoder = PromptEncoder(tokenizer, TaskSpec("toy", ("text",), 2, ("accuracy",),
+                                                label_names=("negative", "positive")), 48)
+    assert [tokenizer.convert_ids_to_tokens(a) for a in encoder.answers] == [["negative", "</s>"],
+                                                                             ["positive", "</s>"]]

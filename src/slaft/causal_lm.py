@@ -60,6 +60,19 @@ class PromptEncoder:
         return self.tokenizer(prompt + "\nAnswer:")["input_ids"]
 
     def answer_ids(self, answer: str) -> list[int]:
+        """The answer as the model should write it: with a chat template, the assistant turn as the template renders
+        it, up to the special token that ends the turn (a tokenizer's eos token need not be that token: SmolLM2's
+        GGUF tokenizer names <|im_start|>); without one, the answer and the eos token."""
+        if self.chat:
+            user = [{"role": "user", "content": "x"}]
+            head = list(self.tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True))
+            turn = list(self.tokenizer.apply_chat_template(user + [{"role": "assistant", "content": answer}],
+                                                           tokenize=True))
+            if turn[:len(head)] == head and len(turn) > len(head):
+                tail = turn[len(head):]
+                special = set(self.tokenizer.all_special_ids) | set(self.tokenizer.get_added_vocab().values())
+                end = next((i for i, token in enumerate(tail) if token in special), len(tail) - 1)
+                return tail[:end + 1]
         text = answer if self.chat else f" {answer}"
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
 
