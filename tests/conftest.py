@@ -88,3 +88,27 @@ def tiny_causal_dir(tmp_path_factory) -> Path:
                          bos_token_id=2, eos_token_id=3, tie_word_embeddings=True, initializer_range=0.5)
     LlamaForCausalLM(config).save_pretrained(root)
     return root
+
+
+def run_cli(cwd, *argv: str) -> tuple[int, str]:
+    """The CLI in-process: (exit code, stderr); any exception escaping it fails the test."""
+    import contextlib
+    import io
+    import os
+
+    err = io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                from slaft.cli import main
+
+                code = main(list(argv))
+            except SystemExit as exit_:  # argparse refuses a value
+                code = exit_.code
+    finally:
+        os.chdir(previous)
+    message = err.getvalue()
+    assert "Traceback" not in message
+    return code, (message.strip() if code else "")

@@ -8,11 +8,12 @@ import dataclasses
 
 import pytest
 
-from slaft.cli import EvalOptions, ExportOptions, GenerateOptions, InspectOptions, RunOptions, main
+from slaft.cli import EvalOptions, ExportOptions, GenerateOptions, InspectOptions, RunOptions
 from slaft.config import SlaftConfig
 from slaft.pipeline import TrainJob
 
 from conftest import WORDS
+from conftest import run_cli as run
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -78,28 +79,6 @@ def base_train(root, out: str) -> list[str]:
     return ["--model", str(root / "model"), "--task", "csv", "--train-file", str(root / "train.csv"),
             "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--adapter-width", "8",
             "--lora-rank", "2", "--output-dir", str(root / out)]
-
-
-def run(cwd, *argv: str) -> tuple[int, str]:
-    """The CLI in-process: (exit code, stderr); any exception escaping it fails the test."""
-    import contextlib
-    import io
-    import os
-
-    err = io.StringIO()
-    previous = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                code = main(list(argv))
-            except SystemExit as exit_:  # argparse refuses a value
-                code = exit_.code
-    finally:
-        os.chdir(previous)
-    message = err.getvalue()
-    assert "Traceback" not in message
-    return code, (message.strip() if code else "")
 
 
 def check(code: int, message: str, expected: str, what: str) -> None:

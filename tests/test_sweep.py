@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 
 import pytest
 
 from slaft import sweep as sweep_module
-from slaft.cli import main
 from slaft.config import ConfigError, SlaftConfig
 from slaft.pipeline import TrainJob
 from slaft.sweep import RECORDS, SweepOptions, plan
 
-from conftest import WORDS
+from conftest import WORDS, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -35,21 +31,9 @@ def workspace(tmp_path_factory, tiny_model_dir):
 
 
 def sweep(root, *argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    previous = os.getcwd()
-    os.chdir(root)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                code = main(["sweep", "--model", str(root / "model"), "--task", "csv", "--train-file",
-                             str(root / "train.csv"), "--epochs", "2", "--batch-size", "8", "--max-length", "16",
-                             "--adapter-width", "8", "--lora-rank", "4", *argv])
-            except SystemExit as exit_:
-                code = exit_.code
-    finally:
-        os.chdir(previous)
-    assert "Traceback" not in err.getvalue()
-    return code, err.getvalue().strip()
+    return run_cli(root, "sweep", "--model", str(root / "model"), "--task", "csv", "--train-file",
+                   str(root / "train.csv"), "--epochs", "2", "--batch-size", "8", "--max-length", "16",
+                   "--adapter-width", "8", "--lora-rank", "4", *argv)
 
 
 def records(directory) -> list[dict]:

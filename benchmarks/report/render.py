@@ -48,12 +48,13 @@ END = "<!-- ANALYSIS:END -->"
 PLACEHOLDER = "_No hand-written analysis yet. Write it here, from the tables and the generated findings below._"
 
 
-def _kept_analysis(path: Path) -> str:
+def kept_analysis(path: Path, begin: str = BEGIN, placeholder: str = PLACEHOLDER) -> str:
+    """The hand-written block between ``begin`` and the END marker of an existing report, or ``placeholder``."""
     if path.is_file():
         text = path.read_text()
-        if BEGIN in text and END in text:
-            return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
-    return PLACEHOLDER
+        if begin in text and END in text:
+            return text.split(begin, 1)[1].split(END, 1)[0].strip("\n")
+    return placeholder
 
 
 def _unique(values) -> list:
@@ -228,7 +229,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         "## Analysis",
         "",
         BEGIN,
-        _kept_analysis(out),
+        kept_analysis(out),
         END,
         "",
     ]

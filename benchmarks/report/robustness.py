@@ -22,12 +22,12 @@ from ..harness.methods import label
 from ..harness.records import RESULTS_DIR, read_records
 from ..harness.run import DEFAULT_DATA_DIR
 from ..harness.suites import SUITES
+from .render import END, kept_analysis
 from .tables import TASK_TITLES
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report.robustness` keeps this block) -->"
-END = "<!-- ANALYSIS:END -->"
 PLACEHOLDER = "_No hand-written analysis yet: write it from the tables below once the sweeps are recorded._"
 NOISE_SWEEPS = {"label_noise": "label", "input_noise": "token"}  # sweep -> noise kind in the records
 
@@ -216,14 +216,6 @@ def examples_section(data_dir: Path | None, rate: float = 0.1, count: int = 2, p
             "sentence is often left as it was).", "", _table(["kind", "original", "perturbed"], rows), ""]
 
 
-def _kept_analysis(path: Path) -> str:
-    if path.is_file():
-        text = path.read_text()
-        if BEGIN in text and END in text:
-            return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
-    return PLACEHOLDER
-
-
 def render(results_dir: Path, out: Path, figures: Path = FIGURES, data_dir: Path | None = None) -> str:
     records = _robust_records(results_dir)
     suites = sorted({r["suite"] for r in records})
@@ -238,7 +230,7 @@ def render(results_dir: Path, out: Path, figures: Path = FIGURES, data_dir: Path
         "## Analysis",
         "",
         BEGIN,
-        _kept_analysis(out),
+        kept_analysis(out, BEGIN, PLACEHOLDER),
         END,
         "",
     ]
