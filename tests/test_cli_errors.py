@@ -10,6 +10,7 @@ import pytest
 
 from slaft.cli import EvalOptions, ExportOptions, GenerateOptions, InspectOptions, RunOptions
 from slaft.config import SlaftConfig
+from slaft.multitask.config import MultiTaskConfig
 from slaft.pipeline import TrainJob
 
 from conftest import WORDS
@@ -45,11 +46,15 @@ TRAIN = {
     "prior_sites": (ERR, ERR, ERR, ERR), "prior_weight": (ERR, ERR, ERR, ERR),
     "label_noise": (OK, ERR, ERR, ERR), "input_noise": (ERR, ERR, ERR, ERR), "input_noise_ratio": (OK, ERR, ERR, ERR),
     "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),
+    # multi-task: --tasks needs two tasks; its options are refused without --tasks
+    "tasks": (ERR, ERR, ERR, ERR), "pool_share": (ERR, ERR, ERR, ERR), "pool_params": (ERR, ERR, ERR, ERR),
+    "shared_heads": (ERR, ERR, ERR, ERR), "sampling": (ERR, ERR, ERR, ERR),
+    "sampling_temperature": (ERR, ERR, ERR, ERR),
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
         "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK),
         "perturb": (ERR, ERR, ERR, ERR), "rate": (OK, ERR, ERR, ERR), "perturb_seed": (OK, OK, ERR, ERR)}
-EXPORT = {"merge": (OK, ERR, ERR, ERR), "format": (ERR, ERR, ERR, ERR)}
+EXPORT = {"merge": (OK, ERR, ERR, ERR), "format": (ERR, ERR, ERR, ERR), "task": (ERR, ERR, ERR, ERR)}
 INSPECT = {"png": (OK, OK, OK, OK)}
 GENERATE = {"prompt": (OK, OK, OK, OK), "max_new_tokens": (ERR, ERR, ERR, ERR)}  # checked in test_causal_lm.py
 HIDDEN = {"base_model_name_or_path"}
@@ -57,7 +62,7 @@ HIDDEN = {"base_model_name_or_path"}
 
 def test_the_lists_cover_every_option():
     fields = lambda *classes: {f.name for c in classes for f in dataclasses.fields(c)} - HIDDEN  # noqa: E731
-    assert set(TRAIN) == fields(TrainJob, SlaftConfig, RunOptions)
+    assert set(TRAIN) == fields(TrainJob, SlaftConfig, MultiTaskConfig, RunOptions)
     assert set(EVAL) == fields(EvalOptions) and set(EXPORT) == fields(ExportOptions)
     assert set(INSPECT) == fields(InspectOptions) and set(GENERATE) == fields(GenerateOptions)
 

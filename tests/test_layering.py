@@ -8,15 +8,32 @@ from conftest import REPO
 
 
 def imports() -> dict[str, set[str]]:
+    """Module -> the package modules it imports, named by their dotted path below slaft ("model",
+    "multitask.model"); a subpackage's ``__init__`` is its own node ("multitask")."""
     package = REPO / "src" / "slaft"
-    modules = {path.stem for path in package.glob("*.py")}
+
+    def name(path) -> str:
+        parts = path.relative_to(package).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
+
+    paths = {name(path): path for path in package.rglob("*.py")}
     graph = {}
-    for path in package.glob("*.py"):
+    for module, path in paths.items():
+        here = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
+        if module == "__init__":
+            here = []
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
-        graph[path.stem] = found & modules
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                targets = [node.module] if node.module else [alias.name for alias in node.names]
+                for target in targets:
+                    dotted = ".".join([*base, *target.split(".")])
+                    while dotted and dotted not in paths:  # "multitask.config.X" -> "multitask.config"
+                        dotted = dotted.rpartition(".")[0]
+                    if dotted:
+                        found.add(dotted)
+        graph[module] = found - {module}
     return graph
 
 

@@ -125,7 +125,8 @@ def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int
             if not (seed == suite.picking_seed and suite.selection_seed is None and suite.lr_suite is None)]
 
 
-def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1) -> dict:
+def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1,
+            worker: str = "benchmarks.harness.worker") -> dict:
     """Run one spec in a worker process and append its record (a failure record if it failed). With ``jobs`` > 1
     the worker is one of that many running at once and gets its share of the cores as torch threads."""
     logs = results.parent / "logs" / spec.suite
@@ -142,7 +143,7 @@ def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: in
         error = None
         with open(log_path, "w") as log:
             try:
-                command = [sys.executable, "-m", "benchmarks.harness.worker", str(spec_path), str(record_path)]
+                command = [sys.executable, "-m", worker, str(spec_path), str(record_path)]
                 proc = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
                                       env=env)
                 if proc.returncode != 0:
@@ -165,8 +166,8 @@ class Runner:
     """Executes specs (``jobs`` at a time), skipping keys already recorded, and reports progress."""
 
     def __init__(self, suite: Suite, results: Path, data_dir: Path, *, retry_failed: bool, plan_only: bool,
-                 jobs: int = 1) -> None:
-        self.suite, self.results, self.data_dir = suite, results, data_dir
+                 jobs: int = 1, worker: str = "benchmarks.harness.worker") -> None:
+        self.suite, self.results, self.data_dir, self.worker = suite, results, data_dir, worker
         self.retry_failed, self.plan_only, self.jobs = retry_failed, plan_only, jobs
         self.records = read_records([results])
         self.done = {run_key(r): r for r in self.records}
@@ -193,7 +194,7 @@ class Runner:
             list(pool.map(self._run_one, todo))
 
     def _run_one(self, spec: RunSpec) -> None:
-        record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s, self.jobs)
+        record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s, self.jobs, self.worker)
         with self._lock:
             self.ran += 1
             self.records = [r for r in self.records if run_key(r) != spec.key] + [record]

@@ -7,6 +7,7 @@
     slaft eval runs/bbcnews-minilm/adapter --split test
     slaft export runs/bbcnews-minilm/adapter out/merged --merge
     slaft sweep --axis sparsity_weight --values 0 0.5 1 2 4 8 --seeds 0 1 2
+    slaft train --tasks sst2,stsb,cola --data-dir ../shared/data/glue   # one backbone, a structure per task
     slaft train --model smollm2 --objective causal-lm --max-train-samples 300 --max-length 256
     slaft generate runs/bbcnews-smollm2/adapter --prompt "Classify the text ..."
 """
@@ -63,6 +64,8 @@ class EvalOptions:
 @dataclass
 class ExportOptions:
     merge: bool = field(default=False, metadata={"help": "Fold linear paths into the base weights."})
+    task: Optional[str] = field(default=None, metadata={"help": "Multi-task runs: export this task only (default: "
+                                                                "every task, each to OUT/<task>)."})
     format: str = field(default="slaft", metadata={"help": "slaft (its own adapter format) or peft (a peft LoRA "
                                                            "adapter; the structure must be LoRA only)."})
 
@@ -95,14 +98,16 @@ class Command:
 
 def _commands() -> dict[str, Command]:
     from .config import SlaftConfig
+    from .multitask.config import MultiTaskConfig
     from .pipeline import TrainJob
     from .sweep import SweepOptions
 
     adapter = ("adapter", "A run's adapter directory (RUN/adapter) or an export.")
     return {
         "train": Command("Search the structure, train it, evaluate and save (default: MiniLM on BBC News).",
-                         (TrainJob, SlaftConfig, RunOptions)),
-        "eval": Command("Score a saved adapter (or export) on a task split.", (EvalOptions,), (adapter,)),
+                         (TrainJob, SlaftConfig, MultiTaskConfig, RunOptions)),
+        "eval": Command("Score a saved adapter (or export, or multi-task run) on a task split.", (EvalOptions,),
+                        (adapter,)),
         "export": Command("Write a compact adapter directory, or with --merge a merged checkpoint.", (ExportOptions,),
                           (adapter, ("out", "Directory to write."))),
         "inspect": Command("Print the learned structure and save its heatmap PNG.", (InspectOptions,), (adapter,)),
@@ -173,8 +178,25 @@ def cmd_train(parsed, _positionals, argv: list[str]) -> int:
 
     from .pipeline import run_train
 
-    job, config, options = parsed
+    job, config, multitask, options = parsed
     console = Console()
+    from .multitask.config import MultiTaskConfig
+
+    if not job.tasks and multitask != MultiTaskConfig():
+        from .config import ConfigError
+
+        changed = [f"--{k.replace('_', '-')}" for k, v in multitask.to_dict().items()
+                   if v != getattr(MultiTaskConfig(), k)]
+        raise ConfigError(f"{', '.join(changed)} only apply to multi-task runs: add --tasks, or drop them.")
+    if job.tasks:
+        from .multitask.pipeline import run_train_multitask
+
+        metrics = run_train_multitask(job, config, multitask, log=console.print, resume=options.resume,
+                                      overwrite=options.overwrite, command=shlex.join(["slaft", *argv]))
+        console.rule("result")
+        _print_multitask_metrics(console, metrics)
+        console.print(f"written: {job.output_dir}/metrics.json, multitask/, tasks/<task>/, structures/, sharing.png")
+        return 0
     metrics = run_train(job, config, log=console.print, resume=options.resume, overwrite=options.overwrite,
                         command=shlex.join(["slaft", *argv]))
     console.rule("result")
@@ -202,6 +224,37 @@ def _print_metrics(console, metrics: dict) -> None:
     )
 
 
+def _print_multitask_metrics(console, metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for column in ("task", "validation", "test", "kept adapter params", "modules"):
+        table.add_column(column)
+    for task, scores in metrics["scores"].items():
+        main = next(iter(scores["validation"]))
+        test = f"{scores['test'][main]:.4f}" if scores.get("test") else "-"
+        table.add_row(task, f"{main} {scores['validation'][main]:.4f}", test,
+                      f"{metrics['params']['per_task'][task]:,}", str(metrics["sites"][task]))
+    console.print(table)
+    p = metrics["params"]
+    console.print(f"shared pool {p['pool']:,} of {p['candidate']:,} candidate parameters (a module shared by several "
+                  f"tasks counted once); stored in all {metrics['stored_params']:,} with the heads; train "
+                  f"{metrics['train_seconds']:.0f} s")
+    _print_sharing(console, metrics["sharing"]["tasks"], metrics["sharing"]["params"])
+
+
+def _print_sharing(console, tasks: list[str], matrix) -> None:
+    from rich.table import Table
+
+    table = Table(title="adapter parameters kept by both tasks", show_header=True, header_style="bold")
+    table.add_column("")
+    for task in tasks:
+        table.add_column(task, justify="right")
+    for task, row in zip(tasks, matrix):
+        table.add_row(task, *(f"{float(v):,.0f}" for v in row))
+    console.print(table)
+
+
 def cmd_inspect(parsed, positionals, _argv) -> int:
     from rich.console import Console
 
@@ -210,6 +263,10 @@ def cmd_inspect(parsed, positionals, _argv) -> int:
     from .structure import Structure
 
     (options,) = parsed
+    from .multitask.store import is_multitask_dir
+
+    if is_multitask_dir(positionals.adapter):
+        return _inspect_multitask(positionals.adapter, options)
     payload = read_payload(positionals.adapter)
     try:
         learned, candidate = Structure.from_dict(payload["structure"]), Structure.from_dict(payload["candidate"])
@@ -226,6 +283,36 @@ def cmd_inspect(parsed, positionals, _argv) -> int:
     return 0
 
 
+def _inspect_multitask(directory: str, options) -> int:
+    from rich.console import Console
+
+    from .io import AdapterLoadError
+    from .multitask.store import read_multitask
+    from .plots import plot_sharing, plot_structure
+    from .structure import Structure
+
+    payload, _, _ = read_multitask(directory, None)
+    try:
+        structures = {name: Structure.from_dict(d) for name, d in payload["task_structures"].items()}
+        pool, candidate = Structure.from_dict(payload["pool"]), Structure.from_dict(payload["candidate"])
+        base = payload["config"]["base_model_name_or_path"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise AdapterLoadError(f"{directory} holds no valid multi-task structures ({err}).") from err
+    console = Console()
+    console.print(f"[bold]{directory}[/bold]: multi-task, phase {payload.get('phase')}, base {base}, "
+                  f"{len(structures)} tasks, shared pool {pool.num_params:,} of {candidate.num_params:,} parameters")
+    out = Path(options.png or directory)
+    for name, structure in structures.items():
+        console.print(f"\n[bold]{name}[/bold]")
+        console.print(str(structure), markup=False)
+        plot_structure(structure, candidate, out / f"structure-{name}.png", title=f"{base} on {name}")
+    names, matrix = list(structures), payload.get("sharing") or []
+    _print_sharing(console, names, matrix)
+    plot_sharing(matrix, names, out / "sharing.png", title=f"{base}: parameters shared")
+    console.print(f"heatmaps: {out}/structure-<task>.png, {out}/sharing.png")
+    return 0
+
+
 def cmd_eval(parsed, positionals, _argv) -> int:
     from rich.console import Console
 
@@ -233,6 +320,22 @@ def cmd_eval(parsed, positionals, _argv) -> int:
     from .io import atomic_write_text
 
     (options,) = parsed
+    from .multitask.store import is_multitask_dir
+
+    if is_multitask_dir(positionals.adapter):
+        from .config import ConfigError
+        from .multitask.inference import evaluate_multitask_directory
+
+        if options.perturb:
+            raise ConfigError("--perturb scores one task's adapter: pass RUN/tasks/<task> instead of the multi-task "
+                              "directory.")
+        metrics = evaluate_multitask_directory(positionals.adapter, task=options.task, data_dir=options.data_dir,
+                                               split=options.split, batch_size=options.batch_size,
+                                               max_length=options.max_length)
+        Console().print_json(json.dumps(metrics))
+        if options.output:
+            atomic_write_text(Path(options.output), json.dumps(metrics, indent=2) + "\n")
+        return 0
     metrics = evaluate_directory(positionals.adapter, task=options.task, data_dir=options.data_dir,
                                  split=options.split, batch_size=options.batch_size, max_length=options.max_length,
                                  perturb=options.perturb, rate=options.rate, perturb_seed=options.perturb_seed)
@@ -248,6 +351,18 @@ def cmd_export(parsed, positionals, _argv) -> int:
     from .export import export
 
     (options,) = parsed
+    from .multitask.store import is_multitask_dir
+
+    if is_multitask_dir(positionals.adapter):
+        from .multitask.inference import export_multitask
+
+        Console().print(export_multitask(positionals.adapter, positionals.out, task=options.task, merge=options.merge,
+                                         format=options.format), markup=False)
+        return 0
+    if options.task is not None:
+        from .config import ConfigError
+
+        raise ConfigError(f"--task picks a task of a multi-task run; {positionals.adapter} holds one task already.")
     Console().print(export(positionals.adapter, positionals.out, merge=options.merge, format=options.format),
                     markup=False)
     return 0

@@ -438,6 +438,12 @@ def _load_custom(task_name: str, train_file: str, validation_file: str | None, t
 # ---------------------------------------------------------------- public entry points
 
 
+def canonical_task_name(task: str) -> str:
+    """The name a task is known by ("SST-2" -> "sst2"); unknown names come back lower-cased."""
+    key = task.lower().strip()
+    return _ALIASES.get(key, key)
+
+
 def load_task(task: str = "bbcnews", *, data_dir: str | None = None, train_file: str | None = None,
               validation_file: str | None = None, test_file: str | None = None,
               text_columns: tuple[str, ...] | None = None, label_column: str = "label",

@@ -67,28 +67,51 @@ def fingerprint(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     return digest.hexdigest()[:32]
 
 
-def write_adapter(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], payload: dict) -> None:
-    """Write the tensors, then the payload with their checksum; each file atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+def write_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> str:
+    """Write a safetensors file atomically; returns its SHA-256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp,
                   metadata={"format": "pt", "library": "slaft"})
         checksum = sha256_file(Path(tmp))
-        os.replace(tmp, directory / WEIGHTS_NAME)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return checksum
+
+
+def read_verified_tensors(path: str | os.PathLike, checksum: str | None) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, after its SHA-256 matched ``checksum`` (when one is recorded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdapterLoadError(f"{path} is missing; the adapter directory is incomplete.")
+    if checksum and sha256_file(path) != checksum:
+        raise AdapterLoadError(f"{path} does not match its recorded checksum: the file is corrupted or truncated. "
+                               "Re-export or re-download the adapter.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise AdapterLoadError(f"{path} cannot be read as safetensors ({err}); the file is corrupted.") from err
+
+
+def write_adapter(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], payload: dict) -> None:
+    """Write the tensors, then the payload with their checksum; each file atomically."""
+    directory = Path(directory)
+    checksum = write_tensors(directory / WEIGHTS_NAME, tensors)
     atomic_write_text(directory / CONFIG_NAME, json.dumps({**payload, "weights_sha256": checksum}, indent=2) + "\n")
 
 
-def read_payload(directory: str | os.PathLike) -> dict:
-    path = Path(directory) / CONFIG_NAME
+def read_payload(directory: str | os.PathLike, name: str = CONFIG_NAME,
+                 missing_hint: str = "not a slaft adapter directory (save one with SlaftModel.save_pretrained or "
+                                     "`slaft train`)") -> dict:
+    """The JSON object in ``directory/name``; a clear error when it is missing or corrupted."""
+    path = Path(directory) / name
     if not path.is_file():
-        raise AdapterLoadError(f"No {CONFIG_NAME} in {directory}: not a slaft adapter directory (save one with "
-                               "SlaftModel.save_pretrained or `slaft train`).")
+        raise AdapterLoadError(f"No {name} in {directory}: {missing_hint}.")
     try:
         payload = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -110,10 +133,7 @@ def verified_weights_path(directory: str | os.PathLike, payload: dict) -> Path:
 
 def read_tensors(directory: str | os.PathLike, payload: dict) -> dict[str, torch.Tensor]:
     path = verified_weights_path(directory, payload)
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise AdapterLoadError(f"{path} cannot be read as safetensors ({err}); the file is corrupted.") from err
+    return read_verified_tensors(path, None)
 
 
 def is_complete_adapter(directory: str | os.PathLike) -> bool:

@@ -87,8 +87,10 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
             model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype,
                                                          **extra)
         else:
+            # A checkpoint that already has a head of another label count gets a fresh one of this task's size.
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype, **extra
+                path, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype,
+                ignore_mismatched_sizes=True, **extra
             )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err

@@ -51,6 +51,9 @@ class TrainJob:
                 "class name; loss on the answer tokens, scored by answer log-likelihood)."})
     task: str = field(default="bbcnews", metadata={"help": "bbcnews (embedded default), a GLUE task name, or csv / "
                                                            "json with --train-file."})
+    tasks: Optional[list[str]] = field(default=None, metadata={
+        "help": "Several tasks for one multi-task run (one backbone, a shared pool, a structure per task): task "
+                "names, comma- or space-separated, or NAME=FILE for your own CSV/JSON data."})
     data_dir: Optional[str] = field(default=None, metadata={"help": "Directory of GLUE tasks as <task>/<split>.jsonl "
                                                                     "(e.g. ../shared/data/glue). Default: the hub."})
     train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSON Lines training file."})
@@ -128,7 +131,9 @@ class TrainJob:
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         if self.output_dir is None:
-            self.output_dir = str(Path("runs") / safe_name(f"{self.task}-{Path(self.model).name}"))
+            what = self.task if not self.tasks else "multitask-" + "-".join(
+                part.partition("=")[0] for entry in self.tasks for part in str(entry).split(",") if part.strip())
+            self.output_dir = str(Path("runs") / safe_name(f"{what}-{Path(self.model).name}"))
 
 
 def training_arguments(job: TrainJob, output_dir: Path) -> TrainingArguments:
@@ -169,6 +174,9 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     Checkpoints go through the Trainer; ``resume=True`` continues a killed run from its last complete checkpoint
     and, with the same seed, ends where an uninterrupted run ends.
     """
+    if job.tasks:
+        raise ConfigError("This job names several --tasks: train it with slaft.multitask.pipeline."
+                          "run_train_multitask (what `slaft train --tasks` runs).")
     config = config or SlaftConfig()
     out = Path(job.output_dir)
     prepare_output_dir(out, resume=resume, overwrite=overwrite, needed_bytes=MIN_FREE_BYTES)

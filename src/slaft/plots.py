@@ -49,11 +49,33 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
     ax.set_title(f"{title}\n{learned.num_sites}/{candidate.num_sites} modules, {learned.num_params:,} of "
                  f"{candidate.num_params:,} candidate parameters ({100 * ratio:.1f}%)".strip(), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03, label="fraction of candidate width kept")
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     return path
+
+
+def plot_sharing(matrix, tasks: list[str], path: str | Path, *, title: str = "") -> Path:
+    """Save a PNG: task x task, each cell the adapter parameters both tasks use (the diagonal: a task's own size)."""
+    values = np.asarray(matrix, dtype=float)
+    fig = Figure(figsize=(1.0 * len(tasks) + 2.8, 0.8 * len(tasks) + 1.8))
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="magma", vmin=0, aspect="auto")
+    top = values.max() if values.size else 0.0
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            ax.text(j, i, f"{values[i, j]:,.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if values[i, j] < 0.6 * top else "black")
+    ax.set_xticks(range(len(tasks)), tasks, fontsize=8, rotation=30)
+    ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
+    ax.set_title(title or "adapter parameters shared by two tasks", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04, label="parameters kept by both")
+    return _save(fig, path)
 
 
 def _mean_and_spread(records: list[dict], key: str) -> tuple[list[float], list[float], list[float]]:

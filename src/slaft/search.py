@@ -31,6 +31,42 @@ from .sites import fixed_cost, unit_cost
 GATE_INIT_SPREAD = 2.0  # gate logits start at this many standard deviations per std of log importance density
 
 
+def schedule_steps(config: SlaftConfig, total_steps: int | None, trainer: str) -> tuple[int, int, int]:
+    """(total, step pruning starts, step the structure is final) of a run of ``total_steps`` optimizer steps."""
+    if total_steps is None:
+        raise RuntimeError(f"The search does not know the training length: set SlaftConfig.total_steps, or train "
+                           f"with {trainer}.")
+    return (total_steps, round(config.search_start * total_steps),
+            max(1, round(config.search_end * total_steps)))
+
+
+def probe_gradients(gates) -> torch.Tensor | None:
+    """The gates' dL/dz since the last call, flat and averaged over DDP ranks (None before any backward pass)."""
+    grads = [gate.take_probe_gradient() for gate in gates]
+    if any(g is None for g in grads):
+        return None
+    flat = torch.cat(grads)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(flat)
+        flat /= torch.distributed.get_world_size()
+    return flat
+
+
+def build_units(model, config: SlaftConfig) -> Units:
+    """The flat unit table (module, cost, fixed cost, block, prior) of a model's gated candidate modules, in
+    ``model.slaft_modules()`` order."""
+    costs, modules, fixed, layers, prior = [], [], [], [], []
+    for index, (layer, site, module) in enumerate(model.slaft_modules()):
+        spec, units = model.candidate.get(layer, site), module.gate.num_units
+        costs += [float(module.gate.block * unit_cost(spec.kind, spec.in_features, spec.out_features))] * units
+        modules += [index] * units
+        layers += [layer] * units
+        prior += [config.prior_weight if site in config.prior_sites else 1.0] * units
+        fixed.append(float(fixed_cost(spec.kind, spec.out_features)))
+    return Units(torch.tensor(modules, dtype=torch.long), torch.tensor(costs), torch.tensor(fixed),
+                 torch.tensor(layers, dtype=torch.long), torch.tensor(prior))
+
+
 class StructureSearch:
     """Drives the gates of a searching ``SlaftModel`` (``model.search``); ``SlaftCallback`` calls it each step."""
 
@@ -41,16 +77,7 @@ class StructureSearch:
         self.frozen = False  # decided, but its modules kept whole (distributed training: see freeze)
         self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
         self.choices = [m for m in model.modules() if isinstance(m, GumbelChoice)]
-        costs, modules, fixed, layers, prior = [], [], [], [], []
-        for index, (layer, site, module) in enumerate(model.slaft_modules()):
-            spec, units = model.candidate.get(layer, site), module.gate.num_units
-            costs += [float(module.gate.block * unit_cost(spec.kind, spec.in_features, spec.out_features))] * units
-            modules += [index] * units
-            layers += [layer] * units
-            prior += [config.prior_weight if site in config.prior_sites else 1.0] * units
-            fixed.append(float(fixed_cost(spec.kind, spec.out_features)))
-        self.units = Units(torch.tensor(modules, dtype=torch.long), torch.tensor(costs), torch.tensor(fixed),
-                           torch.tensor(layers, dtype=torch.long), torch.tensor(prior))
+        self.units = build_units(model, config)
 
     # The model's modules and flat views over their units ---------------------------------------------------------
     def gates(self):
@@ -71,11 +98,8 @@ class StructureSearch:
     # Schedule ----------------------------------------------------------------------------------------------------
     def steps(self) -> tuple[int, int, int]:
         """(total, step pruning starts, step the structure is final)."""
-        if self.total_steps is None:
-            raise RuntimeError("The search does not know the training length: set SlaftConfig.total_steps, or train "
-                               "with slaft.SlaftTrainer or a Trainer with slaft.SlaftCallback().")
-        total = self.total_steps
-        return total, round(self.config.search_start * total), max(1, round(self.config.search_end * total))
+        return schedule_steps(self.config, self.total_steps, "slaft.SlaftTrainer or a Trainer with "
+                                                              "slaft.SlaftCallback()")
 
     @property
     def started(self) -> bool:
@@ -150,13 +174,9 @@ class StructureSearch:
         """Fold this step's gate gradients into the importances (before the optimizer step). Under DDP the
         gradients are averaged over ranks first, so every rank keeps the same importances and decisions."""
         gates = self.gates()
-        grads = [gate.take_probe_gradient() for gate in gates]
-        if any(g is None for g in grads):
+        flat = probe_gradients(gates)
+        if flat is None:
             return
-        flat = torch.cat(grads)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(flat)
-            flat /= torch.distributed.get_world_size()
         first = int(self.model.slaft_importance_updates) == 0
         start = 0
         for gate in gates:

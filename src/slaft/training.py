@@ -25,10 +25,10 @@ from transformers import Trainer, TrainerCallback
 from .model import NonFiniteError, SlaftModel
 
 
-def unwrap(model) -> SlaftModel | None:
-    """The SlaftModel inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
+def unwrap(model, kind: type = SlaftModel):
+    """The ``kind`` model (a SlaftModel by default) inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
     for _ in range(8):
-        if isinstance(model, SlaftModel) or model is None:
+        if isinstance(model, kind) or model is None:
             return model
         model = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
     return None
@@ -120,8 +120,12 @@ class SlaftTrainer(Trainer):
             callbacks.append(SlaftCallback())
         super().__init__(*args, callbacks=callbacks, **kwargs)
 
+    def slaft_model(self):
+        """The slaft model this Trainer trains (inside any wrapper), or None."""
+        return unwrap(self.model)
+
     def create_optimizer(self):
-        slaft = unwrap(self.model)
+        slaft = self.slaft_model()
         if self.optimizer is None and slaft is not None:
             groups = optimizer_groups(slaft, self.args.weight_decay, slaft.slaft_config.structure_lr)
             optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, slaft)
@@ -130,7 +134,7 @@ class SlaftTrainer(Trainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Checkpoints and final saves hold the adapter directory (slaft tensors and head), not the backbone."""
-        slaft = unwrap(self.model)
+        slaft = self.slaft_model()
         if slaft is None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super().save_model(output_dir, _internal_call)
         output_dir = output_dir or self.args.output_dir
@@ -143,7 +147,7 @@ class SlaftTrainer(Trainer):
         """Resume from a slaft checkpoint. transformers has no public hook for loading a checkpoint that holds only
         part of a non-``PreTrainedModel`` model, so this one private method is overridden; the model must already
         have the checkpoint's structure (``slaft.pipeline.model_for_checkpoint`` builds it)."""
-        slaft = unwrap(model or self.model)
+        slaft = self.slaft_model() if model is None else unwrap(model)
         if slaft is None:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         slaft.load_adapter_weights(resume_from_checkpoint)

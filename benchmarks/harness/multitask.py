@@ -1,0 +1,232 @@
+"""The multi-task benchmark (suite ``mt2``): one model for the four tasks of protocol 2, against single-task cpu2.
+
+    python -m benchmarks.harness.multitask --plan          # what is still to run
+    python -m benchmarks.harness.multitask --jobs 2        # run (or resume) it
+    python -m benchmarks.harness.multitask --suite mt-quick  # the pipeline check: a few steps (a test runs it)
+
+Two multi-task methods train one MiniLM on CoLA, SST-2, STS-B and BBC News at once, with cpu2's data, head, batch
+size, schedule and three epochs over every task's training set (so the same optimizer steps in total as the four
+single-task runs together), batches of one task each, drawn in proportion to the tasks' sizes:
+
+* ``slaft-multitask``: slaft's shared pool; each task's structure within LoRA r=8 (q,v)'s size (as cpu2's
+  ``slaft-budget-lora``), the stored pool within half the sum of the four budgets (a unit several tasks keep counts
+  once); the pooler is shared, the classifier is per task.
+* ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
+  classifiers.
+
+Their rates are searched on the selection seed (100) as in cpu2; the reported seeds are those every compared method
+has in cpu2. The single-task comparisons (slaft at LoRA's size, LoRA q,v per task) are cpu2's own records. Records go
+to ``results/mt2.jsonl``; one run = one line, keyed like every other suite (its "task" is the joined task list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+TASKS = ("cola", "sst2", "stsb", "bbcnews")
+METHODS = ("slaft-multitask", "peft-lora-shared")
+POOL_SHARE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskSuite:
+    name: str
+    base: str                     # the single-task suite whose data, head and recipe it shares
+    grid: tuple[float, ...]
+    selection_seed: int
+    seeds: tuple[int, ...]
+    max_train_samples: int | None = None  # a cap on every task (pipeline checks only)
+    timeout_s: int = 4 * 3600
+
+
+SUITES_MT = {
+    "mt2": MultiTaskSuite("mt2", "cpu2", (1e-3, 3e-3), 100, (2, 3, 4)),
+    "mt-quick": MultiTaskSuite("mt-quick", "quick", (1e-3,), 0, (0,), max_train_samples=48, timeout_s=900),
+}
+
+
+def _load_tasks(suite, data_dir: str, cap: int | None):
+    from slaft.data import load_task
+
+    tasks = []
+    for task in TASKS:
+        data = load_task(task, data_dir=data_dir, seed=suite.data_seed,
+                         max_train_samples=cap or suite.max_train_samples.get(task))
+        for split in [s for s in data.splits if s != "train"]:
+            if suite.max_eval_samples:
+                rows = data.splits[split]
+                data.splits[split] = rows.select(range(min(suite.max_eval_samples, len(rows))))
+        tasks.append(data)
+    return tasks
+
+
+def _build(method: str, base, infos, ctx_params: int, model_id: str):
+    """The multi-task model of ``method`` around ``base`` (its heads: the shared pooler, per-task classifiers)."""
+    from slaft import SlaftConfig
+    from slaft.multitask import MultiTaskConfig, MultiTaskSlaftModel
+    from slaft.structure import Structure
+
+    if method == "slaft-multitask":
+        config = SlaftConfig(target_params=ctx_params, base_model_name_or_path=model_id)
+        return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(pool_share=POOL_SHARE))
+    from peft import LoraConfig, inject_adapter_in_model
+
+    layers = base.config.num_hidden_layers
+    model = MultiTaskSlaftModel(base, SlaftConfig(base_model_name_or_path=model_id), infos,
+                                pool=Structure([], discrete=True, num_layers=layers))
+    inject_adapter_in_model(LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"]),
+                            model.base_model)
+    return model
+
+
+def _adapter_params(method: str, model) -> int:
+    if method == "slaft-multitask":
+        return model.pool_params()
+    return sum(p.numel() for n, p in model.base_model.named_parameters() if "lora_" in n)
+
+
+def run(spec: dict, scratch: Path) -> dict:
+    import torch
+    from transformers import DataCollatorWithPadding, set_seed
+    from transformers.utils import logging as hf_logging
+
+    from slaft.data import tokenize_task
+    from slaft.evaluation import evaluate
+    from slaft.loading import load_model_and_tokenizer
+    from slaft.multitask import MultiTaskDataset, MultiTaskTrainer, TaskInfo
+
+    from .environment import code_revision, device_description, versions
+    from .heads import use_head
+    from .suites import SUITES
+    from .worker import _training_args
+
+    hf_logging.set_verbosity_error()
+    mt_suite = SUITES_MT[spec["suite"]]
+    suite = SUITES[mt_suite.base]
+    method, seed, lr = spec["method"], int(spec["seed"]), float(spec["lr"])
+    tasks = _load_tasks(suite, spec["data_dir"], mt_suite.max_train_samples)
+    set_seed(seed)
+    base, tokenizer = load_model_and_tokenizer(suite.model, 2)
+    use_head(base, suite.head)
+    tokenized = [tokenize_task(data, tokenizer, suite.max_length) for data in tasks]
+    infos = [TaskInfo(d.spec.name, d.spec.num_labels) for d in tasks]
+    lora_qv = base.config.num_hidden_layers * 2 * 8 * 2 * base.config.hidden_size
+    model = _build(method, base, infos, lora_qv, suite.model)
+    backbone = model.backbone_params
+    args = _training_args(suite, scratch / "train", suite.epochs, lr, seed, per_epoch=False)
+    trainer = MultiTaskTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
+                               train_dataset=MultiTaskDataset([splits["train"] for splits in tokenized]))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    trainer.train()
+    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if method == "slaft-multitask":
+        model.discretize()
+    model.eval()
+    scores, tests = {}, {}
+    for data, splits in zip(tasks, tokenized):
+        model.set_task(data.spec.name)
+        metric = data.spec.main_metric
+        scores[data.spec.name] = evaluate(model, data.spec, splits[data.eval_split], tokenizer,
+                                          batch_size=suite.eval_batch_size, progress=False)[metric]
+        if data.test_split:
+            tests[data.spec.name] = evaluate(model, data.spec, splits[data.test_split], tokenizer,
+                                             batch_size=suite.eval_batch_size, progress=False)[metric]
+    heads = model.head_params()
+    adapter = _adapter_params(method, model)
+    details = {}
+    if method == "slaft-multitask":
+        structures = model.task_structures()
+        details = {"per_task_params": {n: s.num_params for n, s in structures.items()},
+                   "per_task_modules": {n: s.num_sites for n, s in structures.items()},
+                   "structures": {n: s.to_dict() for n, s in structures.items()},
+                   "candidate": model.candidate.to_dict(),
+                   "sharing": model.sharing().tolist(), "decided_at_step": model.decided_at_step}
+    return {
+        "status": "ok", "suite": mt_suite.name, "protocol": 2, "head": suite.head, "stage": spec["stage"],
+        "method": method, "label": LABELS[method], "task": "+".join(TASKS), "tasks": list(TASKS), "seed": seed,
+        "lr": lr, "metric": "mean", "score": sum(scores.values()) / len(scores), "scores": scores,
+        "test_scores": tests, "metrics": {d.spec.name: d.spec.main_metric for d in tasks},
+        "train_examples": {d.spec.name: len(t["train"]) for d, t in zip(tasks, tokenized)},
+        "backbone_params": backbone, "adapter_params": adapter, "shared_params": adapter, "head_params": heads,
+        "stored_params": adapter + sum(heads.values()), "lora_qv_params": lora_qv, "pool_share": POOL_SHARE,
+        "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
+        "steps": trainer.state.global_step,
+        "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
+                        for h in trainer.state.log_history if any(k.startswith("loss_") for k in h)],
+        "device": device_description("cpu"), "threads": torch.get_num_threads(), "versions": versions(),
+        "code_revision": code_revision(), "recipe": suite.recipe(), "details": details,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)", "peft-lora-shared": "LoRA q,v shared"}
+
+
+def search_specs(suite: MultiTaskSuite):
+    from .run import RunSpec
+
+    return [RunSpec(suite.name, method, "+".join(TASKS), suite.selection_seed, lr,
+                    "lr_search" if len(suite.grid) > 1 else "final") for method in METHODS for lr in suite.grid]
+
+
+def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...]):
+    """Each method's reported seeds at the rate its search chose (none while the search is incomplete)."""
+    from .records import chosen_lr
+    from .run import RunSpec
+
+    task, todo = "+".join(TASKS), []
+    for method in METHODS:
+        lr = chosen_lr(records, method, task, suite.grid, suite.selection_seed)
+        if lr is not None:
+            todo += [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
+                     if seed != suite.selection_seed]
+    return todo
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and not argv[0].startswith("-"):  # worker mode: SPEC.json RECORD.json
+        spec_path, record_path = Path(argv[0]), Path(argv[1])
+        with tempfile.TemporaryDirectory(prefix="slaft-mt-", dir=record_path.parent) as scratch:
+            record = run(json.loads(spec_path.read_text()), Path(scratch))
+        record_path.write_text(json.dumps(record, allow_nan=True))
+        return 0
+    from .records import RESULTS_DIR, read_records, results_path
+    from .run import DEFAULT_DATA_DIR, Runner
+    from .suites import SUITES
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.multitask", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(SUITES_MT), default="mt2")
+    parser.add_argument("--seeds", nargs="+", type=int, help="subset of the suite's reported seeds")
+    parser.add_argument("--stage", choices=("all", "lr_search", "final"), default="all")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--retry-failed", action="store_true")
+    parser.add_argument("--plan", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    mt_suite = SUITES_MT[args.suite]
+    suite = dataclasses.replace(SUITES[mt_suite.base], name=mt_suite.name, run_timeout_s=mt_suite.timeout_s)
+    results = results_path(mt_suite.name, args.results_dir)
+    runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
+                    jobs=args.jobs, worker="benchmarks.harness.multitask")
+    print(f"suite {mt_suite.name}: {', '.join(METHODS)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
+    if args.stage != "final":
+        runner.run(search_specs(mt_suite))
+    if args.stage != "lr_search":
+        runner.run(final_specs(mt_suite, read_records([results]), tuple(args.seeds or mt_suite.seeds)))
+    if args.plan:
+        print(f"{runner.planned} run(s) to run now (the final seeds are listed once their search is complete)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

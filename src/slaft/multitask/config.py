@@ -1,0 +1,72 @@
+"""What a multi-task run adds to ``SlaftConfig``: the tasks' shared pool budget, head sharing and task sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..config import ConfigError, closest
+
+SAMPLINGS = ("proportional", "temperature", "uniform")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task of a multi-task model: its name and label space."""
+
+    name: str
+    num_labels: int
+    label_names: Optional[tuple[str, ...]] = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "num_labels": self.num_labels,
+                "label_names": list(self.label_names) if self.label_names else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TaskInfo":
+        names = data.get("label_names")
+        return cls(str(data["name"]), int(data["num_labels"]), tuple(names) if names else None)
+
+
+@dataclass
+class MultiTaskConfig:
+    """How several tasks share one pool of candidate modules and how training draws their batches."""
+
+    pool_share: float = field(default=0.5, metadata={
+        "help": "The stored pool (the union of every task's kept units, a shared unit counted once) may hold this "
+                "fraction of the sum of the tasks' own budgets: below 1, tasks must share units."})
+    pool_params: Optional[float] = field(default=None, metadata={
+        "help": "The pool's budget as a parameter count (overrides --pool-share)."})
+    shared_heads: bool = field(default=True, metadata={
+        "help": "Head parts whose shape does not depend on the label count (BERT's pooler) are shared by the "
+                "tasks; the label-sized parts are always one per task. --no-shared-heads gives each task all of "
+                "its head."})
+    sampling: str = field(default="proportional", metadata={
+        "help": "Which task each batch comes from: proportional (every example once per epoch), temperature "
+                "(probability ∝ size^(1/T)) or uniform."})
+    sampling_temperature: float = field(default=2.0, metadata={"help": "T of temperature sampling (1 = proportional)."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.pool_share <= 16 or not math.isfinite(self.pool_share):
+            raise ConfigError(f"pool_share must be in (0, 16], got {self.pool_share}.")
+        if self.pool_params is not None and not (self.pool_params >= 1 and math.isfinite(self.pool_params)):
+            raise ConfigError(f"pool_params must be a parameter count >= 1, got {self.pool_params}.")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"Unknown sampling {self.sampling!r}.{closest(self.sampling, SAMPLINGS)} "
+                              f"Known: {SAMPLINGS}.")
+        if not 0 < self.sampling_temperature <= 100 or not math.isfinite(self.sampling_temperature):
+            raise ConfigError(f"sampling_temperature must be in (0, 100], got {self.sampling_temperature}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MultiTaskConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

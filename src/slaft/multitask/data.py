@@ -1,0 +1,110 @@
+"""Several tasks' tokenized datasets as one, and a batch sampler that gives every batch a single task.
+
+``TaskBatchSampler`` yields index lists into ``MultiTaskDataset``; each batch comes from one task, and ``group``
+consecutive batches (gradient accumulation × processes) come from the same task, so that an optimizer step sees one
+task on every rank. Sampling:
+
+* proportional: every example once per epoch, the tasks' batches shuffled together (what concatenating the datasets
+  would give, with one task per batch);
+* temperature T: the task of each group is drawn with probability ∝ size^(1/T), its batch from a reshuffled stream
+  of that task (T = 1 is proportional in expectation, large T tends to uniform);
+* uniform: every task equally often.
+
+An epoch has as many batches in every mode. The order depends on the seed and the epoch only, so a resumed run
+skips exactly the batches it had seen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from torch.utils.data import Dataset, Sampler
+
+
+class MultiTaskDataset(Dataset):
+    """The examples of several tokenized datasets, each with its task's index in a "task" field (by default the
+    dataset's position; ``task_ids`` names them, e.g. to train only a task added to a trained model)."""
+
+    def __init__(self, datasets: list, task_ids: list[int] | None = None) -> None:
+        self.datasets = list(datasets)
+        self.task_ids = list(task_ids) if task_ids is not None else list(range(len(self.datasets)))
+        if len(self.task_ids) != len(self.datasets):
+            raise ValueError(f"{len(self.datasets)} datasets but {len(self.task_ids)} task ids")
+        self.offsets = [0]
+        for dataset in self.datasets:
+            self.offsets.append(self.offsets[-1] + len(dataset))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        for task in range(len(self.datasets)):
+            if index < self.offsets[task + 1]:
+                return task, index - self.offsets[task]
+        raise IndexError(index)
+
+    def __getitem__(self, index: int) -> dict:
+        task, row = self.locate(index)
+        return {**self.datasets[task][row], "task": self.task_ids[task]}
+
+
+class TaskBatchSampler(Sampler[list[int]]):
+    """See the module docstring."""
+
+    def __init__(self, sizes: list[int], batch_size: int, *, sampling: str = "proportional",
+                 temperature: float = 2.0, group: int = 1, seed: int = 0) -> None:
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"every task needs at least one training example, got sizes {sizes}")
+        self.sizes, self.batch_size, self.sampling = list(sizes), int(batch_size), sampling
+        self.temperature, self.group, self.seed, self.epoch = float(temperature), max(1, int(group)), seed, 0
+        self.offsets = [sum(sizes[:t]) for t in range(len(sizes))]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def task_batches(self, task: int) -> int:
+        return math.ceil(self.sizes[task] / self.batch_size)
+
+    def __len__(self) -> int:
+        return sum(self.task_batches(t) for t in range(len(self.sizes)))
+
+    def probabilities(self) -> list[float]:
+        if self.sampling == "uniform":
+            weights = [1.0] * len(self.sizes)
+        elif self.sampling == "temperature":
+            weights = [size ** (1.0 / self.temperature) for size in self.sizes]
+        else:
+            weights = [float(size) for size in self.sizes]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def _stream(self, task: int, rng: random.Random):
+        """The task's batches, reshuffled each time they run out."""
+        while True:
+            order = list(range(self.sizes[task]))
+            rng.shuffle(order)
+            for start in range(0, len(order), self.batch_size):
+                yield [self.offsets[task] + i for i in order[start:start + self.batch_size]]
+
+    def __iter__(self):
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        streams = [self._stream(t, rng) for t in range(len(self.sizes))]
+        if self.sampling == "proportional":
+            counts = [self.task_batches(t) for t in range(len(self.sizes))]
+            groups = []
+            for task, count in enumerate(counts):
+                groups += [task] * math.ceil(count / self.group)
+            rng.shuffle(groups)
+            left = list(counts)
+            for task in groups:
+                for _ in range(min(self.group, left[task])):
+                    left[task] -= 1
+                    yield next(streams[task])
+            return
+        probabilities, produced = self.probabilities(), 0
+        while produced < len(self):
+            task = rng.choices(range(len(self.sizes)), weights=probabilities)[0]
+            for _ in range(min(self.group, len(self) - produced)):
+                produced += 1
+                yield next(streams[task])

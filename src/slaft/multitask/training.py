@@ -1,0 +1,93 @@
+"""Multi-task training on the Hugging Face ``Trainer``: a callback drives the shared search, batches hold one task.
+
+``MultiTaskCallback`` does for a ``MultiTaskSlaftModel`` what ``SlaftCallback`` does for one task (schedule, gate
+gradients before the optimizer step, the decision with the optimizer's state kept, DDP-safe freezing) and adds each
+task's mean training loss since the last log (``loss_<task>``) and the pool's size to the logs. ``MultiTaskTrainer``
+trains on a ``TaskBatchSampler`` through the public ``get_train_dataloader``.
+"""
+
+from __future__ import annotations
+
+from torch.utils.data import DataLoader
+from transformers import TrainerCallback
+
+from ..training import SlaftTrainer, check_finite, unwrap
+from .data import TaskBatchSampler
+from .model import MultiTaskSlaftModel
+
+
+def unwrap_multitask(model) -> MultiTaskSlaftModel | None:
+    return unwrap(model, MultiTaskSlaftModel)
+
+
+class MultiTaskCallback(TrainerCallback):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is not None and mt.total_steps is None:
+            mt.total_steps = state.max_steps
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is not None:
+            mt.begin_step(state.global_step)
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is not None:
+            mt.after_backward()
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is None:
+            return
+        if mt.should_decide(state.global_step):
+            if args.world_size > 1:
+                mt.freeze()
+            else:
+                mt.discretize(optimizer)
+            mt.decided_at_step = state.global_step
+        if control.should_save or control.should_log:
+            check_finite(mt, state.global_step, args.output_dir)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is not None and mt.frozen:
+            mt.discretize()
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        mt = unwrap_multitask(model)
+        if mt is None or logs is None:
+            return
+        stats = {f"loss_{task.name}": round(float(mt.loss_sums[i] / mt.loss_counts[i]), 4)
+                 for i, task in enumerate(mt.tasks) if mt.loss_counts[i] > 0}
+        mt.loss_sums.zero_()
+        mt.loss_counts.zero_()
+        stats["slaft/pool_params"] = float(mt.pool_params())
+        logs.update(stats)
+        if state.log_history:
+            state.log_history[-1].update(stats)
+
+
+class MultiTaskTrainer(SlaftTrainer):
+    """A ``SlaftTrainer`` for a ``MultiTaskSlaftModel``: one-task batches drawn by ``sampling`` (slaft's parameter
+    groups and checkpoints of the multi-task directory come from ``SlaftTrainer``)."""
+
+    def __init__(self, *args, sampling: str = "proportional", temperature: float = 2.0, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if not any(isinstance(c, MultiTaskCallback) for c in callbacks):
+            callbacks.append(MultiTaskCallback())
+        self.sampling, self.temperature = sampling, temperature
+        super().__init__(*args, callbacks=callbacks, **kwargs)
+
+    def slaft_model(self):
+        return unwrap_multitask(self.model)
+
+    def get_train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset
+        group = self.args.gradient_accumulation_steps * max(1, self.args.world_size)
+        sampler = TaskBatchSampler([len(d) for d in dataset.datasets], self.args.per_device_train_batch_size,
+                                   sampling=self.sampling, temperature=self.temperature, group=group,
+                                   seed=self.args.seed)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
+                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)

@@ -1,0 +1,267 @@
+"""Multi-task structure learning on tiny models: sharing-aware allocation, one-task batches, per-task outputs equal to
+the per-task exports, adding a task, save/load, and the CLI end to end on the user's own CSV files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from datasets import Dataset
+
+from conftest import WORDS, run_cli, tiny_bert, tiny_llama
+from slaft import SlaftConfig
+from slaft.allocation import Units
+from slaft.model import SlaftModel
+from slaft.multitask import (MultiTaskConfig, MultiTaskDataset, MultiTaskSlaftModel, MultiTaskTrainer,
+                             TaskBatchSampler, TaskInfo)
+from slaft.multitask.allocation import select_shared, sharing_matrix
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+TASKS = [TaskInfo("pos", 2, ("no", "yes")), TaskInfo("topic", 3), TaskInfo("score", 1)]
+
+
+# Allocation -----------------------------------------------------------------------------------------------------------
+def units(n: int = 12) -> Units:
+    return Units(torch.arange(n) // 2, torch.full((n,), 10.0), torch.zeros(n // 2))
+
+
+def test_every_task_and_the_pool_stay_within_their_budgets_and_a_shared_unit_counts_once():
+    table = units()
+    scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
+    masks = select_shared(scores, table, [60, 60, 60], 90)
+    for mask in masks:
+        assert table.kept_params(mask) <= 60
+    assert table.kept_params(masks.any(0)) <= 90 < sum(table.kept_params(m) for m in masks)
+    assert sharing_matrix(masks, table)[0, 0] == table.kept_params(masks[0])
+
+
+def test_a_smaller_pool_makes_tasks_share_more():
+    table = units()
+    scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(1))
+    loose, tight = select_shared(scores, table, [60] * 3, 120), select_shared(scores, table, [60] * 3, 60)
+    off_diagonal = ~torch.eye(3, dtype=torch.bool)
+    assert sharing_matrix(tight, table)[off_diagonal].sum() > sharing_matrix(loose, table)[off_diagonal].sum()
+
+
+def test_tasks_that_rank_alike_share_their_units():
+    table = units()
+    same = torch.linspace(1, 0, 12).repeat(2, 1)
+    masks = select_shared(same, table, [40, 40], 40)
+    assert torch.equal(masks[0], masks[1]) and table.kept_params(masks[0]) == 40
+
+
+# Sampling -------------------------------------------------------------------------------------------------------------
+def test_proportional_sampling_sees_every_example_once_with_one_task_per_group_of_batches():
+    sampler = TaskBatchSampler([10, 25, 7], 4, group=2, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3 + 7 + 2
+    seen = sorted(i for batch in batches for i in batch)
+    assert seen == list(range(42))
+    task_of = [0 if b[0] < 10 else 1 if b[0] < 35 else 2 for b in batches]
+    assert all(len({0 if i < 10 else 1 if i < 35 else 2 for i in batch}) == 1 for batch in batches)
+    runs, start = [], 0  # groups of 2 batches share a task, except a task's last odd batch
+    while start < len(task_of):
+        end = start
+        while end < len(task_of) and task_of[end] == task_of[start] and end - start < 2:
+            end += 1
+        runs.append(end - start)
+        start = end
+    assert sum(r == 2 for r in runs) >= 4
+    sampler.set_epoch(1)
+    assert list(sampler) != batches and sorted(i for b in sampler for i in b) == list(range(42))
+
+
+def test_temperature_and_uniform_sampling_flatten_task_frequencies():
+    sizes = [1000, 10]
+    proportional = TaskBatchSampler(sizes, 10).probabilities()
+    tempered = TaskBatchSampler(sizes, 10, sampling="temperature", temperature=2.0).probabilities()
+    uniform = TaskBatchSampler(sizes, 10, sampling="uniform").probabilities()
+    assert proportional[1] < tempered[1] < uniform[1] == 0.5
+    drawn = [b[0] >= 1000 for b in TaskBatchSampler(sizes, 10, sampling="uniform", seed=0)]
+    assert len(drawn) == 101 and 30 < sum(drawn) < 70
+
+
+# The model ------------------------------------------------------------------------------------------------------------
+def dataset(n: int, num_labels: int, seed: int) -> Dataset:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 120, (n, 8), generator=generator)
+    labels = torch.randint(0, num_labels, (n,)).tolist() if num_labels > 1 else torch.rand(n).tolist()
+    return Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * 8] * n, "labels": labels})
+
+
+def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+    return {key: torch.tensor([f[key] for f in features]) for key in features[0]}
+
+
+def train(model, datasets, tmp_path, task_ids=None, epochs: int = 3):
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=8,
+                             num_train_epochs=epochs, learning_rate=1e-2, logging_steps=4, save_strategy="no",
+                             report_to=[], remove_unused_columns=False, disable_tqdm=True, use_cpu=True)
+    trainer = MultiTaskTrainer(model=model, args=args, train_dataset=MultiTaskDataset(datasets, task_ids),
+                               data_collator=collate)
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mt")
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=2000), TASKS, MultiTaskConfig(pool_share=0.5))
+    trainer = train(model, [dataset(64, 2, 0), dataset(32, 3, 1), dataset(48, 1, 2)], tmp)
+    return model, trainer, tmp
+
+
+@pytest.fixture
+def probe():
+    generator = torch.Generator().manual_seed(9)
+    return {"input_ids": torch.randint(5, 120, (4, 8), generator=generator),
+            "attention_mask": torch.ones(4, 8, dtype=torch.long)}
+
+
+def outputs(model, probe) -> dict[str, torch.Tensor]:
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for task in model.tasks:
+            model.set_task(task.name)
+            out[task.name] = model(**probe).logits
+    return out
+
+
+def test_training_decides_a_structure_per_task_within_the_task_and_pool_budgets(trained):
+    model, trainer, _ = trained
+    assert model.discrete and model.decided_at_step is not None
+    structures = model.task_structures()
+    for task in TASKS:
+        assert 0 < structures[task.name].num_params <= 2000
+    assert model.pool_params() <= 0.5 * 3 * 2000 < sum(s.num_params for s in structures.values())
+    assert model.pool_params() < model.candidate.num_params
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"loss_pos", "loss_topic", "loss_score", "slaft/pool_params"} <= logged
+    sharing = model.sharing()
+    assert all(sharing[i, i] == structures[t.name].num_params for i, t in enumerate(TASKS))
+
+
+def test_each_task_from_one_loaded_model_equals_its_single_task_export(trained, probe, tmp_path):
+    model, _, _ = trained
+    served = outputs(model, probe)
+    for task in TASKS:
+        directory = model.export_task(task.name, tmp_path / task.name)
+        single = SlaftModel.from_pretrained(tiny_bert(task.num_labels), directory).eval()
+        assert single.structure().num_params == model.task_structures()[task.name].num_params
+        with torch.no_grad():
+            assert torch.allclose(single(**probe).logits, served[task.name], atol=1e-6)
+    assert served["topic"].shape[-1] == 3 and served["score"].shape[-1] == 1
+
+
+def test_the_saved_set_reloads_with_identical_outputs(trained, probe, tmp_path):
+    model, _, _ = trained
+    model.save_pretrained(tmp_path / "set")
+    names = sorted(p.name for p in (tmp_path / "set" / "heads").iterdir())
+    assert names == ["pos.safetensors", "score.safetensors", "topic.safetensors"]
+    assert (tmp_path / "set" / "pool.safetensors").is_file()
+    again = MultiTaskSlaftModel.from_pretrained(tiny_bert(2), tmp_path / "set")
+    before, after = outputs(model, probe), outputs(again, probe)
+    assert all(torch.equal(before[t], after[t]) for t in before)
+
+
+def test_adding_a_task_leaves_the_other_tasks_outputs_unchanged(trained, probe, tmp_path):
+    model, _, _ = trained
+    model.save_pretrained(tmp_path / "before")
+    grown = MultiTaskSlaftModel.from_pretrained(tiny_bert(2), tmp_path / "before")
+    before = outputs(grown, probe)
+    grown.add_task(TaskInfo("extra", 4))
+    head = grown.base_model.classifier.tasks["extra"].weight.detach().clone()
+    grown.train()
+    train(grown, [dataset(40, 4, 5)], tmp_path, task_ids=[3], epochs=2)
+    after = outputs(grown, probe)
+    assert all(torch.equal(before[t], after[t]) for t in before)
+    assert after["extra"].shape[-1] == 4
+    assert not torch.equal(head, grown.base_model.classifier.tasks["extra"].weight)
+
+
+def test_a_search_phase_save_resumes_with_the_same_masks_and_importances(tmp_path):
+    model = MultiTaskSlaftModel(tiny_llama(2), SlaftConfig(target_params=3000, total_steps=40), TASKS)
+    model.task_importance.uniform_()
+    model.task_updates.fill_(1)
+    model.begin_step(20)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = MultiTaskSlaftModel.from_pretrained(tiny_llama(2), tmp_path / "ckpt")
+    assert torch.equal(again.task_masks, model.task_masks) and torch.equal(again.task_importance,
+                                                                            model.task_importance)
+    assert not model.task_masks.all()  # pruning had started
+
+
+def test_bad_multitask_input_gets_clear_errors():
+    from slaft.config import ConfigError
+
+    with pytest.raises(ConfigError, match="distinct names"):
+        MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a", 2), TaskInfo("a", 3)])
+    with pytest.raises(ConfigError, match="cannot name files"):
+        MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a/b", 2), TaskInfo("c", 3)])
+    with pytest.raises(ConfigError, match="sampling"):
+        MultiTaskConfig(sampling="random")
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), TASKS)
+    with pytest.raises(ValueError, match="one task"):
+        model(input_ids=torch.ones(2, 4, dtype=torch.long), task=torch.tensor([0, 1]))
+
+
+# The CLI on the user's own files --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("mt-cli")
+    shutil.copytree(tiny_model_dir, root / "model")
+    for name, labels in (("sentiment", 2), ("kind", 3)):
+        rows = ["text,label"] + [f"{WORDS[i % 4]} {WORDS[4 + i % 2]} {WORDS[6]},{i % labels}" for i in range(40)]
+        (root / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def cli_train(root, *argv: str) -> tuple[int, str]:
+    return run_cli(root, "train", "--model", str(root / "model"), "--epochs", "2", "--batch-size", "8",
+                   "--max-length", "16", "--adapter-width", "8", "--lora-rank", "4", "--target-params", "1500", *argv)
+
+
+def test_cli_trains_evaluates_inspects_and_exports_a_multitask_run(workspace):
+    code, message = cli_train(workspace, "--tasks", f"sentiment={workspace / 'sentiment.csv'},kind="
+                              f"{workspace / 'kind.csv'}", "--output-dir", str(workspace / "run"))
+    assert code == 0, message
+    run = workspace / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["tasks"] == ["sentiment", "kind"] and set(metrics["scores"]) == {"sentiment", "kind"}
+    assert metrics["stored_params"] == metrics["params"]["pool"] + sum(metrics["params"]["heads"].values())
+    assert (run / "sharing.png").stat().st_size > 1000 and (run / "structures" / "kind.png").is_file()
+    assert run_cli(workspace, "eval", str(run / "multitask"), "--output", str(workspace / "e.json"))[0] == 0
+    scores = json.loads((workspace / "e.json").read_text())
+    for task in ("sentiment", "kind"):
+        assert scores[task]["eval"] == pytest.approx(metrics["scores"][task]["validation"], abs=1e-6)
+    assert run_cli(workspace, "eval", str(run / "tasks" / "kind"))[0] == 0  # a task's export alone
+    assert run_cli(workspace, "inspect", str(run / "multitask"), "--png", str(workspace / "png"))[0] == 0
+    assert (workspace / "png" / "sharing.png").is_file()
+    assert run_cli(workspace, "export", str(run / "multitask"), str(workspace / "out"), "--task", "kind")[0] == 0
+    assert (workspace / "out" / "kind" / "slaft_config.json").is_file()
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ("a={csv},a={csv}", "listed twice"),
+    ("sst2,sst-2", "same task"),
+    ("{csv}", "at least two tasks"),
+])
+def test_cli_refuses_bad_task_lists(workspace, tmp_path, tasks, message):
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "train.jsonl").write_text('{"sentence": "good", "label": 1, "idx": 0}\n' * 8)
+    code, error = cli_train(workspace, "--tasks", tasks.format(csv=workspace / "kind.csv"), "--data-dir",
+                            str(tmp_path), "--output-dir", str(tmp_path / "run"))
+    assert code == 2 and message in error
+
+
+def test_cli_refuses_a_task_without_a_train_split(workspace, tmp_path):
+    (tmp_path / "rte").mkdir()
+    (tmp_path / "rte" / "validation.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "label": 1}\n')
+    code, error = cli_train(workspace, "--tasks", f"rte,kind={workspace / 'kind.csv'}", "--data-dir", str(tmp_path),
+                            "--output-dir", str(tmp_path / "run"))
+    assert code == 2 and "train" in error
