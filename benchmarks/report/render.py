@@ -22,6 +22,7 @@ from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_SLAFT, SUITES
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
+from .multitask import section as multitask_section
 from .summarize import SuiteSummary, is_solo, summarize
 from .tables import (
     TASK_TITLES,
@@ -42,6 +43,7 @@ FIGURES = Path(__file__).resolve().parents[1] / "figures"
 SUITE_ORDER = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
 DEFAULT_SUITES = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev")  # protocol 2 and its set-up; `cpu` on request
 SETUP_SUITES = ("design2", "pilot-mean", "pilot-cls", "dev")  # they chose tasks, head and design: scores only
+MULTITASK_SUITES = ("mt2", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
 END = "<!-- ANALYSIS:END -->"
@@ -205,7 +207,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
     records = read_records(sorted(results_dir.glob("*.jsonl")))
     present = _unique(r["suite"] for r in records)
     order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
-    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES)]
+    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES) and s not in MULTITASK_SUITES]
     if not chosen:
         raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
     lines = [
@@ -239,6 +241,8 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
         lines += suite_section(summary, out, figures)
+    if "mt2" in present and (not suites or "mt2" in suites):
+        lines += multitask_section(records, out, figures)
     text = "\n".join(lines).rstrip() + "\n"
     out.write_text(text)
     return text
