@@ -244,6 +244,12 @@ def test_cli_trains_evaluates_inspects_and_exports_a_multitask_run(workspace):
     assert (workspace / "png" / "sharing.png").is_file()
     assert run_cli(workspace, "export", str(run / "multitask"), str(workspace / "out"), "--task", "kind")[0] == 0
     assert (workspace / "out" / "kind" / "slaft_config.json").is_file()
+    assert run_cli(workspace, "export", str(run / "multitask"), str(workspace / "merged"), "--merge")[0] == 0
+    assert {p.name for p in (workspace / "merged").iterdir()} == {"sentiment", "kind"}
+    assert run_cli(workspace, "eval", str(workspace / "merged" / "sentiment"), "--output",
+                   str(workspace / "m.json"))[0] == 0
+    merged = json.loads((workspace / "m.json").read_text())["eval"]
+    assert merged == pytest.approx(metrics["scores"]["sentiment"]["validation"], abs=1e-5)
 
 
 @pytest.mark.parametrize("tasks, message", [
