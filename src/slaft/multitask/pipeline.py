@@ -89,12 +89,14 @@ def task_data_fields(job: TrainJob, name: str, path: str | None) -> dict:
 
 def model_for_checkpoint(base, config: SlaftConfig, infos: list[TaskInfo], multitask: MultiTaskConfig,
                          checkpoint: str | None) -> MultiTaskSlaftModel:
-    pool = None
+    """A multi-task model in the phase a checkpoint was saved in, ready for the Trainer to load it."""
+    pool, decided_at = None, None
     if checkpoint is not None:
         payload, _, _ = read_multitask(checkpoint, None)
         if payload.get("phase") == "discrete":
-            pool = Structure.from_dict(payload["pool"])
+            pool, decided_at = Structure.from_dict(payload["pool"]), payload.get("decided_at_step")
     model = MultiTaskSlaftModel(base, config, infos, multitask, pool)
+    model.decided_at_step = decided_at
     return model
 
 
