@@ -53,24 +53,22 @@ def test_tasks_that_rank_alike_share_their_units():
 
 
 # Sampling -------------------------------------------------------------------------------------------------------------
-def test_proportional_sampling_sees_every_example_once_with_one_task_per_group_of_batches():
+def task_of(index: int) -> int:
+    return 0 if index < 10 else 1 if index < 35 else 2
+
+
+def test_proportional_sampling_sees_every_example_with_one_task_per_aligned_group_of_batches():
     sampler = TaskBatchSampler([10, 25, 7], 4, group=2, seed=3)
     batches = list(sampler)
-    assert len(batches) == len(sampler) == 3 + 7 + 2
-    seen = sorted(i for batch in batches for i in batch)
-    assert seen == list(range(42))
-    task_of = [0 if b[0] < 10 else 1 if b[0] < 35 else 2 for b in batches]
-    assert all(len({0 if i < 10 else 1 if i < 35 else 2 for i in batch}) == 1 for batch in batches)
-    runs, start = [], 0  # groups of 2 batches share a task, except a task's last odd batch
-    while start < len(task_of):
-        end = start
-        while end < len(task_of) and task_of[end] == task_of[start] and end - start < 2:
-            end += 1
-        runs.append(end - start)
-        start = end
-    assert sum(r == 2 for r in runs) >= 4
+    assert len(batches) == len(sampler) == 4 + 8 + 2  # 3, 7 and 2 batches, each rounded up to whole groups
+    assert set(i for batch in batches for i in batch) == set(range(42))
+    assert all(len({task_of(i) for i in batch}) == 1 for batch in batches)
+    tasks = [task_of(batch[0]) for batch in batches]
+    assert all(tasks[k] == tasks[k + 1] for k in range(0, len(tasks), 2))  # both ranks of a step: one task
     sampler.set_epoch(1)
-    assert list(sampler) != batches and sorted(i for b in sampler for i in b) == list(range(42))
+    assert list(sampler) != batches
+    assert list(TaskBatchSampler([10, 25, 7], 4, seed=3)) != batches  # group 1: no top-up
+    assert len(TaskBatchSampler([10, 25, 7], 4, seed=3)) == 3 + 7 + 2
 
 
 def test_temperature_and_uniform_sampling_flatten_task_frequencies():
@@ -81,6 +79,8 @@ def test_temperature_and_uniform_sampling_flatten_task_frequencies():
     assert proportional[1] < tempered[1] < uniform[1] == 0.5
     drawn = [b[0] >= 1000 for b in TaskBatchSampler(sizes, 10, sampling="uniform", seed=0)]
     assert len(drawn) == 101 and 30 < sum(drawn) < 70
+    grouped = [task_of(b[0]) for b in TaskBatchSampler([10, 25, 7], 4, sampling="uniform", group=3, seed=1)]
+    assert len(grouped) % 3 == 0 and all(len(set(grouped[k:k + 3])) == 1 for k in range(0, len(grouped), 3))
 
 
 # The model ------------------------------------------------------------------------------------------------------------
@@ -271,3 +271,23 @@ def test_cli_refuses_a_task_without_a_train_split(workspace, tmp_path):
     code, error = cli_train(workspace, "--tasks", f"rte,kind={workspace / 'kind.csv'}", "--data-dir", str(tmp_path),
                             "--output-dir", str(tmp_path / "run"))
     assert code == 2 and "train" in error
+
+
+def test_a_killed_multitask_run_resumes_to_the_same_result(workspace):
+    tasks = f"sentiment={workspace / 'sentiment.csv'},kind={workspace / 'kind.csv'}"
+    code, message = cli_train(workspace, "--tasks", tasks, "--save-steps", "7", "--output-dir",
+                              str(workspace / "whole"))
+    assert code == 0, message
+    whole = json.loads((workspace / "whole" / "metrics.json").read_text())
+    # A run killed after its checkpoint of step 14 of 20 (the structures were decided at step 10); a search-phase
+    # checkpoint's round trip is test_a_search_phase_save_resumes_with_the_same_masks_and_importances.
+    killed = workspace / "killed"
+    shutil.copytree(workspace / "whole" / "checkpoints" / "checkpoint-14", killed / "checkpoints" / "checkpoint-14")
+    code, message = cli_train(workspace, "--tasks", tasks, "--save-steps", "7", "--output-dir", str(killed),
+                              "--resume")
+    assert code == 0, message
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["resumed"] and resumed["decided_at_step"] == whole["decided_at_step"]
+    assert resumed["params"] == whole["params"] and resumed["sharing"] == whole["sharing"]
+    for task in ("sentiment", "kind"):
+        assert resumed["scores"][task]["validation"] == pytest.approx(whole["scores"][task]["validation"], abs=1e-6)

@@ -1,11 +1,12 @@
 """Several tasks' tokenized datasets as one, and a batch sampler that gives every batch a single task.
 
-``TaskBatchSampler`` yields index lists into ``MultiTaskDataset``; each batch comes from one task, and ``group``
-consecutive batches (gradient accumulation × processes) come from the same task, so that an optimizer step sees one
-task on every rank. Sampling:
+``TaskBatchSampler`` yields index lists into ``MultiTaskDataset``; each batch comes from one task, and every aligned
+run of ``group`` batches (gradient accumulation × processes) comes from one task, so that an optimizer step sees one
+task on every rank (DDP shards consecutive batches over the ranks). Sampling:
 
 * proportional: every example once per epoch, the tasks' batches shuffled together (what concatenating the datasets
-  would give, with one task per batch);
+  would give, with one task per batch); a task whose batch count is not a multiple of ``group`` tops its last
+  group up with batches drawn again from its own examples;
 * temperature T: the task of each group is drawn with probability ∝ size^(1/T), its batch from a reshuffled stream
   of that task (T = 1 is proportional in expectation, large T tends to uniform);
 * uniform: every task equally often.
@@ -67,7 +68,8 @@ class TaskBatchSampler(Sampler[list[int]]):
         return math.ceil(self.sizes[task] / self.batch_size)
 
     def __len__(self) -> int:
-        return sum(self.task_batches(t) for t in range(len(self.sizes)))
+        """Batches per epoch: every task's batches, each task's count rounded up to whole groups."""
+        return sum(self.group * math.ceil(self.task_batches(t) / self.group) for t in range(len(self.sizes)))
 
     def probabilities(self) -> list[float]:
         if self.sampling == "uniform":
@@ -91,20 +93,13 @@ class TaskBatchSampler(Sampler[list[int]]):
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         streams = [self._stream(t, rng) for t in range(len(self.sizes))]
         if self.sampling == "proportional":
-            counts = [self.task_batches(t) for t in range(len(self.sizes))]
             groups = []
-            for task, count in enumerate(counts):
-                groups += [task] * math.ceil(count / self.group)
+            for task in range(len(self.sizes)):
+                groups += [task] * math.ceil(self.task_batches(task) / self.group)
             rng.shuffle(groups)
-            left = list(counts)
-            for task in groups:
-                for _ in range(min(self.group, left[task])):
-                    left[task] -= 1
-                    yield next(streams[task])
-            return
-        probabilities, produced = self.probabilities(), 0
-        while produced < len(self):
-            task = rng.choices(range(len(self.sizes)), weights=probabilities)[0]
-            for _ in range(min(self.group, len(self) - produced)):
-                produced += 1
+        else:
+            probabilities = self.probabilities()
+            groups = rng.choices(range(len(self.sizes)), weights=probabilities, k=len(self) // self.group)
+        for task in groups:
+            for _ in range(self.group):
                 yield next(streams[task])
