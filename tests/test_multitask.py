@@ -52,6 +52,29 @@ def test_tasks_that_rank_alike_share_their_units():
     assert torch.equal(masks[0], masks[1]) and table.kept_params(masks[0]) == 40
 
 
+def test_an_exclusive_unit_serves_one_task_at_most():
+    table = units()
+    same = torch.linspace(1, 0, 12).repeat(2, 1)
+    exclusive = torch.zeros(12, dtype=torch.bool)
+    exclusive[:4] = True
+    masks = select_shared(same, table, [60, 60], 80, exclusive=exclusive)
+    assert not (masks[0] & masks[1])[:4].any() and (masks[0] | masks[1])[:4].all()
+    assert (masks[0] & masks[1])[4:].any()  # the other units are still shared
+
+
+def test_private_sites_give_each_task_units_of_its_own():
+    config = MultiTaskConfig(private_sites=["lora_q", "lora_v"])
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=1500, total_steps=20), TASKS, config)
+    model.task_importance.uniform_()
+    model.task_updates.fill_(1)
+    model.begin_step(10)
+    masks = model.final_masks()
+    private = model.exclusive
+    assert private.any() and not private.all()
+    overlap = (masks.int().sum(0) > 1)
+    assert not overlap[private].any()
+
+
 # Sampling -------------------------------------------------------------------------------------------------------------
 def task_of(index: int) -> int:
     return 0 if index < 10 else 1 if index < 35 else 2

@@ -9,7 +9,8 @@ with larger losses do not dominate. Two budgets hold at once:
   already keeps costs the pool nothing, so a unit useful to several tasks is counted once and sharing is rewarded.
 
 Pairs (task, unit) are taken greedily in order of decreasing score, the pairs kept so far first (as the single-task
-allocator does), skipping a pair that would break either budget.
+allocator does), skipping a pair that would break either budget. An ``exclusive`` unit (of a task-private site)
+serves at most one task: the first task to take it keeps it for itself.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def task_scores(importance: torch.Tensor, units: Units, scope: str = "global") -
 
 
 def select_shared(scores: torch.Tensor, units: Units, task_budgets: list[float], pool_budget: float,
-                  preferred: torch.Tensor | None = None) -> torch.Tensor:
+                  preferred: torch.Tensor | None = None, exclusive: torch.Tensor | None = None) -> torch.Tensor:
     """(T, U) bool masks: the units each task keeps, within every task budget and the pool budget (see the module
-    docstring). ``preferred`` (T, U) marks the pairs kept so far."""
+    docstring). ``preferred`` (T, U) marks the pairs kept so far; ``exclusive`` (U,) the units one task at most
+    may keep."""
     num_tasks, num_units = scores.shape
     cost, module, fixed = units.cost.tolist(), units.module.tolist(), units.fixed.tolist()
     flat = scores.detach().cpu().flatten()
@@ -44,8 +46,11 @@ def select_shared(scores: torch.Tensor, units: Units, task_budgets: list[float],
     task_used = [[False] * len(fixed) for _ in range(num_tasks)]
     task_total = [0.0] * num_tasks
     in_pool, pool_used, pool_total = [False] * num_units, [False] * len(fixed), 0.0
+    private = exclusive.tolist() if exclusive is not None else [False] * num_units
     for index in order:
         t, u = divmod(index, num_units)
+        if private[u] and in_pool[u]:
+            continue  # another task keeps this task-private unit
         m = module[u]
         task_price = cost[u] + (0.0 if task_used[t][m] else fixed[m])
         pool_price = 0.0 if in_pool[u] else cost[u] + (0.0 if pool_used[m] else fixed[m])

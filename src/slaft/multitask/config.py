@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..config import ConfigError, closest
+from ..sites import SITE_NAMES
 
 SAMPLINGS = ("proportional", "temperature", "uniform")
 
@@ -43,6 +44,9 @@ class MultiTaskConfig:
                 "fraction of the sum of the tasks' own budgets: below 1, tasks must share units."})
     pool_params: Optional[float] = field(default=None, metadata={
         "help": "The pool's budget as a parameter count (overrides --pool-share)."})
+    private_sites: Optional[list[str]] = field(default=None, metadata={
+        "help": "Task-private sites: a unit there is kept by one task at most (its own module); the other sites' "
+                "units are shared by every task that keeps them."})
     shared_heads: bool = field(default=True, metadata={
         "help": "Head parts whose shape does not depend on the label count (BERT's pooler) are shared by the "
                 "tasks; the label-sized parts are always one per task. --no-shared-heads gives each task all of "
@@ -57,6 +61,12 @@ class MultiTaskConfig:
             raise ConfigError(f"pool_share must be in (0, 16], got {self.pool_share}.")
         if self.pool_params is not None and not (self.pool_params >= 1 and math.isfinite(self.pool_params)):
             raise ConfigError(f"pool_params must be a parameter count >= 1, got {self.pool_params}.")
+        if self.private_sites is not None:
+            self.private_sites = tuple(self.private_sites)
+            for site in self.private_sites:
+                if site not in SITE_NAMES:
+                    raise ConfigError(f"Unknown private site {site!r}.{closest(site, SITE_NAMES)} Known sites: "
+                                      f"{SITE_NAMES}.")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"Unknown sampling {self.sampling!r}.{closest(self.sampling, SAMPLINGS)} "
                               f"Known: {SAMPLINGS}.")
@@ -64,7 +74,7 @@ class MultiTaskConfig:
             raise ConfigError(f"sampling_temperature must be in (0, 100], got {self.sampling_temperature}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MultiTaskConfig":

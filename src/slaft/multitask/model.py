@@ -95,6 +95,9 @@ class MultiTaskSlaftModel(nn.Module):
         else:
             self.units = build_units(self, config)
             size = self.units.cost.numel()
+            private = set(self.multitask.private_sites or ())
+            sites = [site for _, site, module in self.slaft_modules() for _ in range(module.gate.num_units)]
+            self.exclusive = torch.tensor([site in private for site in sites], dtype=torch.bool)
             self.register_buffer("task_masks", torch.ones(count, size, dtype=torch.bool))
             self.register_buffer("task_importance", torch.zeros(count, size))
             self.register_buffer("task_updates", torch.zeros(count, dtype=torch.long))
@@ -267,7 +270,8 @@ class MultiTaskSlaftModel(nn.Module):
         tasks, pool = self.budgets()
         targets = [full - fraction * (full - b) for b in tasks]
         masks = select_shared(task_scores(self.task_importance.cpu(), self.units, self.slaft_config.importance_scope),
-                              self.units, targets, full - fraction * (full - pool), preferred=self.task_masks.cpu())
+                              self.units, targets, full - fraction * (full - pool), preferred=self.task_masks.cpu(),
+                              exclusive=self.exclusive)
         self.task_masks.copy_(masks)
         self.set_task(self.active)
 
@@ -294,7 +298,7 @@ class MultiTaskSlaftModel(nn.Module):
             return self.task_masks.cpu().clone()
         tasks, pool = self.budgets()
         scores = task_scores(self.task_importance.cpu(), self.units, self.slaft_config.importance_scope)
-        return select_shared(scores, self.units, tasks, pool, preferred=self.task_masks.cpu())
+        return select_shared(scores, self.units, tasks, pool, preferred=self.task_masks.cpu(), exclusive=self.exclusive)
 
     @torch.no_grad()
     def freeze(self) -> None:
