@@ -314,3 +314,14 @@ def test_a_killed_multitask_run_resumes_to_the_same_result(workspace):
     assert resumed["params"] == whole["params"] and resumed["sharing"] == whole["sharing"]
     for task in ("sentiment", "kind"):
         assert resumed["scores"][task]["validation"] == pytest.approx(whole["scores"][task]["validation"], abs=1e-6)
+
+
+def test_gradient_checkpointing_still_trains_the_pool():
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), TASKS)
+    model.gradient_checkpointing_enable()
+    model.train()
+    ids = torch.randint(5, 120, (4, 8), generator=torch.Generator().manual_seed(0))
+    model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1, 2, 0]),
+          task=torch.ones(4, dtype=torch.long)).loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "slaft_modules" in n and "lora_B" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)

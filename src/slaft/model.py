@@ -43,6 +43,16 @@ class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the message says where and what to do."""
 
 
+def enable_gradient_checkpointing(base_model: nn.Module, gradient_checkpointing_kwargs: dict | None = None) -> None:
+    """The base model's gradient checkpointing, non-reentrant by default: with transformers' reentrant default and a
+    frozen embedding layer, no gradient would reach the adapters inside checkpointed blocks. A caller who asks for
+    the reentrant variant gets input embeddings that require grad, which makes it work too."""
+    kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+    base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if kwargs["use_reentrant"]:
+        base_model.enable_input_require_grads()
+
+
 def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
     """Drop ``params`` (and their state) from a torch optimizer."""
     if optimizer is None or not params:
@@ -103,13 +113,7 @@ class SlaftModel(nn.Module):
             return getattr(self.base_model, name)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """The base model's gradient checkpointing, non-reentrant by default: with transformers' reentrant default
-        and a frozen embedding layer, no gradient would reach the adapters inside checkpointed blocks. A caller who
-        asks for the reentrant variant gets input embeddings that require grad, which makes it work too."""
-        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-        self.base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        if kwargs["use_reentrant"]:
-            self.base_model.enable_input_require_grads()
+        enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
 
     def is_head(self, name: str) -> bool:
         """True for a parameter name (relative to the base model) inside a task head."""

@@ -27,7 +27,7 @@ from ..config import ConfigError, SlaftConfig
 from ..gates import GumbelChoice, annealed_temperature, pruned_fraction
 from ..inject import CONTAINER, attach, candidate_structure, iter_modules, remove_module
 from ..io import AdapterLoadError, fingerprint
-from ..model import remove_from_optimizer
+from ..model import enable_gradient_checkpointing, remove_from_optimizer
 from ..modules import BottleneckAdapter
 from ..search import build_units, probe_gradients, schedule_steps
 from ..structure import ModuleSpec, Structure
@@ -36,6 +36,7 @@ from .config import MultiTaskConfig, TaskInfo
 from .heads import TaskRouter, head_for_task, is_label_sized
 from .store import read_multitask, write_multitask, write_single_task
 
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # task names name files (heads/<task>.safetensors)
 SEARCH_BUFFERS = ("task_masks", "task_importance", "task_updates", "task_budgets", "pool_budget")
 
 
@@ -64,7 +65,7 @@ class MultiTaskSlaftModel(nn.Module):
         names = [task.name for task in tasks]
         if not tasks or len(set(names)) != len(names):
             raise ConfigError(f"A multi-task model needs tasks with distinct names, got {names}.")
-        bad = [name for name in names if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name)]
+        bad = [name for name in names if not TASK_NAME.fullmatch(name)]
         if bad:
             raise ConfigError(f"Task names {bad} cannot name files: use letters, digits, '_', '-' and '.'.")
         if config.allocator != "importance":
@@ -142,7 +143,7 @@ class MultiTaskSlaftModel(nn.Module):
         head (train it with a ``MultiTaskDataset`` whose ``task_ids`` name its index)."""
         if not self.discrete:
             raise RuntimeError("Tasks are added to a decided model: train (or discretize) the pool first.")
-        if task.name in [t.name for t in self.tasks] or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", task.name):
+        if task.name in [t.name for t in self.tasks] or not TASK_NAME.fullmatch(task.name):
             raise ConfigError(f"Cannot add task {task.name!r}: its name is taken or cannot name a file.")
         self.requires_grad_(False)
         for name in self.router_names:
@@ -153,6 +154,9 @@ class MultiTaskSlaftModel(nn.Module):
         self.tasks.append(task)
         self.loss_sums = torch.cat([self.loss_sums, self.loss_sums.new_zeros(1)])
         self.loss_counts = torch.cat([self.loss_counts, self.loss_counts.new_zeros(1)])
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
 
     def is_head(self, name: str) -> bool:
         return any(name == h or name.startswith(h + ".") for h in self.head_names)
