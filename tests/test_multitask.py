@@ -325,3 +325,22 @@ def test_gradient_checkpointing_still_trains_the_pool():
           task=torch.ones(4, dtype=torch.long)).loss.backward()
     grads = [p.grad for n, p in model.named_parameters() if "slaft_modules" in n and "lora_B" in n]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_per_task_evaluation_during_training_logs_each_tasks_metrics(tmp_path):
+    from transformers import TrainingArguments
+
+    from slaft.data import GLUE_TASKS, compute_metrics
+
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=2000), TASKS[:2])
+    train_sets, eval_sets = [dataset(32, 2, 0), dataset(32, 3, 1)], {"pos": dataset(16, 2, 3), "topic": dataset(16, 3, 4)}
+    spec = GLUE_TASKS["sst2"]
+    metrics = {name: (lambda p: compute_metrics(spec, p.predictions, p.label_ids)) for name in eval_sets}
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2,
+                             eval_strategy="epoch", save_strategy="no", report_to=[], remove_unused_columns=False,
+                             disable_tqdm=True, use_cpu=True, learning_rate=1e-2)
+    trainer = MultiTaskTrainer(model=model, args=args, train_dataset=MultiTaskDataset(train_sets),
+                               eval_dataset=eval_sets, data_collator=collate, task_metrics=metrics)
+    trainer.train()
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"eval_pos_accuracy", "eval_topic_accuracy", "eval_pos_loss", "eval_topic_loss"} <= logged

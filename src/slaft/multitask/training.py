@@ -70,14 +70,29 @@ class MultiTaskCallback(TrainerCallback):
 
 class MultiTaskTrainer(SlaftTrainer):
     """A ``SlaftTrainer`` for a ``MultiTaskSlaftModel``: one-task batches drawn by ``sampling`` (slaft's parameter
-    groups and checkpoints of the multi-task directory come from ``SlaftTrainer``)."""
+    groups and checkpoints of the multi-task directory come from ``SlaftTrainer``).
 
-    def __init__(self, *args, sampling: str = "proportional", temperature: float = 2.0, **kwargs):
+    Per-task evaluation during training: pass ``eval_dataset`` as a dict {task: tokenized split} and
+    ``task_metrics`` as {task: compute_metrics function}; each evaluation then scores every task with its own head
+    and structure and logs ``eval_<task>_<metric>``.
+    """
+
+    def __init__(self, *args, sampling: str = "proportional", temperature: float = 2.0,
+                 task_metrics: dict | None = None, **kwargs):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, MultiTaskCallback) for c in callbacks):
             callbacks.append(MultiTaskCallback())
-        self.sampling, self.temperature = sampling, temperature
+        self.sampling, self.temperature, self.task_metrics = sampling, temperature, dict(task_metrics or {})
         super().__init__(*args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """The Trainer evaluates a dict of eval datasets one name at a time: a task's name selects its structure,
+        head and metrics first."""
+        mt = self.slaft_model()
+        if isinstance(eval_dataset, str) and mt is not None and eval_dataset in [t.name for t in mt.tasks]:
+            mt.set_task(eval_dataset)
+            self.compute_metrics = self.task_metrics.get(eval_dataset)
+        return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     def slaft_model(self):
         return unwrap_multitask(self.model)
