@@ -333,7 +333,8 @@ def test_per_task_evaluation_during_training_logs_each_tasks_metrics(tmp_path):
     from slaft.data import GLUE_TASKS, compute_metrics
 
     model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=2000), TASKS[:2])
-    train_sets, eval_sets = [dataset(32, 2, 0), dataset(32, 3, 1)], {"pos": dataset(16, 2, 3), "topic": dataset(16, 3, 4)}
+    train_sets = [dataset(32, 2, 0), dataset(32, 3, 1)]
+    eval_sets = {"pos": dataset(16, 2, 3), "topic": dataset(16, 3, 4)}
     spec = GLUE_TASKS["sst2"]
     metrics = {name: (lambda p: compute_metrics(spec, p.predictions, p.label_ids)) for name in eval_sets}
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2,
