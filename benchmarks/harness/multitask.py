@@ -169,20 +169,21 @@ def run(spec: dict, scratch: Path) -> dict:
 LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)", "peft-lora-shared": "LoRA q,v shared"}
 
 
-def search_specs(suite: MultiTaskSuite):
+def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...] = METHODS):
     from .run import RunSpec
 
     return [RunSpec(suite.name, method, "+".join(TASKS), suite.selection_seed, lr,
-                    "lr_search" if len(suite.grid) > 1 else "final") for method in METHODS for lr in suite.grid]
+                    "lr_search" if len(suite.grid) > 1 else "final") for method in methods for lr in suite.grid]
 
 
-def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...]):
+def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...],
+                methods: tuple[str, ...] = METHODS):
     """Each method's reported seeds at the rate its search chose (none while the search is incomplete)."""
     from .records import chosen_lr
     from .run import RunSpec
 
     task, todo = "+".join(TASKS), []
-    for method in METHODS:
+    for method in methods:
         lr = chosen_lr(records, method, task, suite.grid, suite.selection_seed)
         if lr is not None:
             todo += [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.multitask", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES_MT), default="mt2")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, help="subset of the suite's reported seeds")
     parser.add_argument("--stage", choices=("all", "lr_search", "final"), default="all")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -219,10 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
                     jobs=args.jobs, worker="benchmarks.harness.multitask")
     print(f"suite {mt_suite.name}: {', '.join(METHODS)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
+    methods = tuple(args.methods)
     if args.stage != "final":
-        runner.run(search_specs(mt_suite))
+        runner.run(search_specs(mt_suite, methods))
     if args.stage != "lr_search":
-        runner.run(final_specs(mt_suite, read_records([results]), tuple(args.seeds or mt_suite.seeds)))
+        runner.run(final_specs(mt_suite, read_records([results]), tuple(args.seeds or mt_suite.seeds), methods))
     if args.plan:
         print(f"{runner.planned} run(s) to run now (the final seeds are listed once their search is complete)")
     return 0
