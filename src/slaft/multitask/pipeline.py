@@ -153,7 +153,7 @@ def run_train_multitask(job: TrainJob, config: SlaftConfig | None = None, multit
     train_seconds = time.perf_counter() - start
     structures = model.discretize()
     for name, structure in structures.items():
-        log(f"\n[{name}] {structure}")
+        log(f"\ntask {name}, {structure}")
 
     scores = score_tasks(model, tasks, tokenized, tokenizer, batch_size=job.eval_batch_size)
     data_fields = {name: task_data_fields(job, name, path) for name, path in entries}
