@@ -86,7 +86,9 @@ class GenerateOptions:
 
 @dataclass
 class InspectOptions:
-    png: Optional[str] = field(default=None, metadata={"help": "Heatmap path. Default: <adapter>/structure.png."})
+    png: Optional[str] = field(default=None, metadata={"help": "Heatmap path. Default: <adapter>/structure.png. For "
+                                                               "a multi-task run: a directory for one PNG per task "
+                                                               "and sharing.png (default: the run's directory)."})
 
 
 @dataclass(frozen=True)
