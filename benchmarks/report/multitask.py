@@ -87,6 +87,9 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
         share = f"{100 * stored / ref_stored:.0f}%" if ref_stored else "–"
         lines.append(f"| {row['label']} | {len(row['seeds'])} | " + " | ".join(per_task)
                      + f" | {_fmt(means)} | {stored:,.0f} | {share} |")
+    missing = [LABELS[m] for m in METHODS if not any(r["method"] == m for r in table)]
+    if missing:
+        lines.append(f"\nNo reported seed yet: {', '.join(missing)}.")
     lines.append("")
     multi = next((r for r in table if r["method"] == "slaft-multitask"), None)
     if multi and reference:
