@@ -11,15 +11,16 @@ import torch
 from torch import nn
 
 from .version import __version__
-from .architectures import ArchitectureError, find_heads, find_layers, find_linear, resolve_architecture
+from .architectures import ArchitectureError, find_layers, find_linear
+from .backbone import FrozenBackbone
 from .config import ConfigError, SlaftConfig
-from .inject import CONTAINER, attach, candidate_structure, detach, iter_modules, remove_module
-from .io import AdapterLoadError, fingerprint, read_payload, read_tensors, write_adapter
+from .inject import CONTAINER, attach, candidate_structure, detach, remove_module
+from .io import AdapterLoadError, read_payload, read_tensors, write_adapter
 from .merge import MergeReport, fold_low_rank, fold_serial, zero_bias
-from .modules import BottleneckAdapter, LowRankUpdate
+from .modules import LowRankUpdate
 from .search import StructureSearch
 from .sites import LORA, SITES
-from .structure import ModuleSpec, Structure
+from .structure import Structure
 
 SEARCH_STATE = ("slaft_budget", "slaft_importance_updates")  # buffers a search-phase checkpoint must carry
 
@@ -43,16 +44,6 @@ class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the message says where and what to do."""
 
 
-def enable_gradient_checkpointing(base_model: nn.Module, gradient_checkpointing_kwargs: dict | None = None) -> None:
-    """The base model's gradient checkpointing, non-reentrant by default: with transformers' reentrant default and a
-    frozen embedding layer, no gradient would reach the adapters inside checkpointed blocks. A caller who asks for
-    the reentrant variant gets input embeddings that require grad, which makes it work too."""
-    kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-    base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    if kwargs["use_reentrant"]:
-        base_model.enable_input_require_grads()
-
-
 def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
     """Drop ``params`` (and their state) from a torch optimizer."""
     if optimizer is None or not params:
@@ -64,7 +55,7 @@ def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
         optimizer.state.pop(param, None)
 
 
-class SlaftModel(nn.Module):
+class SlaftModel(FrozenBackbone):
     """A frozen base model plus slaft modules at the sites of a ``Structure``, hooked into its forward pass.
 
     While searching (``discrete`` False) the modules carry unit gates over the whole candidate space, and
@@ -74,28 +65,14 @@ class SlaftModel(nn.Module):
     what is linear into the base weights.
     """
 
-    # The base models' task losses are means over the batch: the Trainer must not rescale them as if they were sums
-    # over ``num_items_in_batch`` (it does so for models whose forward takes **kwargs, doubling gradients under DDP).
-    accepts_loss_kwargs = False
-
     def __init__(self, base_model: nn.Module, config: SlaftConfig, structure: Structure | None = None) -> None:
-        super().__init__()
-        self.base_model = base_model
-        self.slaft_config = config
-        self.arch = resolve_architecture(base_model, config.architecture)
-        config.architecture = self.arch.name
-        if config.base_model_name_or_path is None:
-            config.base_model_name_or_path = getattr(getattr(base_model, "config", None), "_name_or_path", None)
-        base_model.requires_grad_(False)
-        self.head_names = find_heads(base_model, self.arch, config.modules_to_save or ())
+        super().__init__(base_model, config)
         for name in self.head_names:
             base_model.get_submodule(name).requires_grad_(True)
         self.candidate = candidate_structure(base_model, self.arch, config)
         self.discrete = structure is not None and structure.discrete
         self.structure_data = structure if structure is not None else self.candidate
         self._handles = attach(base_model, self.arch, self.structure_data, config, gated=not self.discrete)
-        self.backbone_params = sum(p.numel() for n, p in base_model.named_parameters()
-                                   if CONTAINER not in n and not self.is_head(n))
         self.target = None if self.discrete else config.resolve_target(self.backbone_params,
                                                                         self.candidate.num_params)
         self.register_buffer("slaft_budget", torch.tensor(-1, dtype=torch.long))
@@ -112,37 +89,16 @@ class SlaftModel(nn.Module):
         except AttributeError:
             return getattr(self.base_model, name)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
-
-    def is_head(self, name: str) -> bool:
-        """True for a parameter name (relative to the base model) inside a task head."""
-        return any(name == h or name.startswith(h + ".") for h in self.head_names)
-
-    @property
-    def config(self):
-        """The base model's transformers config (what Trainer and generation code expect)."""
-        return self.base_model.config
-
-    def slaft_modules(self):
-        return iter_modules(self.base_model, self.arch)
-
     def structure_parameters(self) -> list[nn.Parameter]:
         """Gate and activation-choice logits (empty once the structure is decided)."""
         return self.search.structure_parameters() if self.search is not None else []
 
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Adapter weights and the task head: what the optimizer trains at the main learning rate."""
-        skip = {id(p) for p in self.structure_parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, **kwargs):
         """The base model's forward (the named inputs are those the Trainer keeps dataset columns for)."""
-        kwargs.pop("num_items_in_batch", None)  # the Trainer's loss-normalisation hint; base models ignore it
-        named = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                 "position_ids": position_ids, "inputs_embeds": inputs_embeds, "labels": labels}
-        inputs = {**{k: v for k, v in named.items() if v is not None}, **kwargs}
+        inputs = self.model_inputs({"input_ids": input_ids, "attention_mask": attention_mask,
+                                    "token_type_ids": token_type_ids, "position_ids": position_ids,
+                                    "inputs_embeds": inputs_embeds, "labels": labels}, kwargs)
         if self.training and self.search is not None and not self.search.driven and not self._warned_undriven:
             self._warned_undriven = True
             warnings.warn("slaft: training a searching model without SlaftCallback: the structure will not be "
@@ -153,17 +109,10 @@ class SlaftModel(nn.Module):
     # Structure ---------------------------------------------------------------------------------------------------
     def structure(self) -> Structure:
         """The learned structure once decided; while searching, the structure the gates would decide on now."""
-        return self.structure_data if self.discrete else self._structure_from(self.search.final_masks())
-
-    def _structure_from(self, masks: dict[tuple[int, str], torch.Tensor]) -> Structure:
-        modules = []
-        for layer, site, module in self.slaft_modules():
-            width = int(masks[(layer, site)].sum())
-            if width:
-                spec = self.candidate.get(layer, site)
-                acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
-                modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts))
-        return Structure(modules=modules, discrete=True, num_layers=self.candidate.num_layers)
+        if self.discrete:
+            return self.structure_data
+        masks = self.search.final_masks()
+        return self.structure_with(lambda layer, site, _: masks[(layer, site)])
 
     @torch.no_grad()
     def discretize(self, optimizer=None) -> Structure:
@@ -176,7 +125,7 @@ class SlaftModel(nn.Module):
             return self.structure_data
         optimizer = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer inside accelerate's wrapper
         masks = self.search.final_masks()
-        learned = self._structure_from(masks)
+        learned = self.structure_with(lambda layer, site, _: masks[(layer, site)])
         removed = list(self.structure_parameters())
         for layer, site, module in list(self.slaft_modules()):
             removed += list(module.gate.parameters())  # the hard-concrete logits, if any
@@ -256,10 +205,6 @@ class SlaftModel(nn.Module):
         return self.base_model
 
     # Save / load -------------------------------------------------------------------------------------------------
-    def base_fingerprint(self) -> str:
-        return fingerprint((n, p) for n, p in self.base_model.named_parameters()
-                           if CONTAINER not in n and not self.is_head(n))
-
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that make this model what it is beyond its base: slaft modules (with gate state while
         searching) and the task head, named as in the base model; while searching also the search's buffers."""

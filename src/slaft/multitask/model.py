@@ -12,6 +12,7 @@ output is then exactly its own structure's output, which ``export_task`` writes 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -22,15 +23,14 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..allocation import budget_at_weight
-from ..architectures import find_heads, resolve_architecture
 from ..config import ConfigError, SlaftConfig
 from ..gates import GumbelChoice, annealed_temperature, pruned_fraction
-from ..inject import CONTAINER, attach, candidate_structure, iter_modules, remove_module
-from ..io import AdapterLoadError, fingerprint
-from ..model import enable_gradient_checkpointing, remove_from_optimizer
-from ..modules import BottleneckAdapter
+from ..backbone import FrozenBackbone
+from ..inject import CONTAINER, attach, candidate_structure, remove_module
+from ..io import AdapterLoadError
+from ..model import remove_from_optimizer
 from ..search import build_units, probe_gradients, schedule_steps
-from ..structure import ModuleSpec, Structure
+from ..structure import Structure
 from .allocation import select_shared, sharing_matrix, task_scores
 from .config import MultiTaskConfig, TaskInfo
 from .heads import TaskRouter, head_for_task, is_label_sized
@@ -53,15 +53,12 @@ class TaskComponentMask(nn.Module):
         return self.masks[self.active].to(h.dtype)
 
 
-class MultiTaskSlaftModel(nn.Module):
+class MultiTaskSlaftModel(FrozenBackbone):
     """See the module docstring. ``base_model`` is a sequence-classification model; its label-sized head parts
     become per-task routers."""
 
-    accepts_loss_kwargs = False
-
     def __init__(self, base_model: nn.Module, config: SlaftConfig, tasks: list[TaskInfo],
                  multitask: MultiTaskConfig | None = None, pool: Structure | None = None) -> None:
-        super().__init__()
         names = [task.name for task in tasks]
         if not tasks or len(set(names)) != len(names):
             raise ConfigError(f"A multi-task model needs tasks with distinct names, got {names}.")
@@ -70,20 +67,12 @@ class MultiTaskSlaftModel(nn.Module):
             raise ConfigError(f"Task names {bad} cannot name files: use letters, digits, '_', '-' and '.'.")
         if config.allocator != "importance":
             raise ConfigError("Multi-task structure learning ranks units by importance: use allocator='importance'.")
-        self.base_model, self.slaft_config, self.tasks = base_model, config, list(tasks)
-        self.multitask = multitask or MultiTaskConfig()
-        self.arch = resolve_architecture(base_model, config.architecture)
-        config.architecture = self.arch.name
-        if config.base_model_name_or_path is None:
-            config.base_model_name_or_path = getattr(base_model.config, "_name_or_path", None)
-        base_model.requires_grad_(False)
-        self.head_names = find_heads(base_model, self.arch, config.modules_to_save or ())
+        super().__init__(base_model, config)
+        self.tasks, self.multitask = list(tasks), multitask or MultiTaskConfig()
         if not self.head_names:
             raise ConfigError(f"{type(base_model).__name__} has no task head: load the backbone with "
                               "AutoModelForSequenceClassification for multi-task training.")
         self.router_names = self._build_routers()
-        self.backbone_params = sum(p.numel() for n, p in base_model.named_parameters()
-                                   if CONTAINER not in n and not self.is_head(n))
         self.candidate = candidate_structure(base_model, self.arch, config)
         self.discrete = pool is not None
         self.pool_structure = pool if pool is not None else self.candidate
@@ -119,7 +108,7 @@ class MultiTaskSlaftModel(nn.Module):
         self._head_templates = {}  # the base's own head parts, for tasks added later (not parameters of the model)
         for name in self.head_names:
             module = self.base_model.get_submodule(name)
-            self._head_templates[name] = _copy(module)
+            self._head_templates[name] = copy.deepcopy(module)
             if not is_label_sized(module, base_labels) and self.multitask.shared_heads:
                 module.requires_grad_(True)  # shared by every task
                 continue
@@ -135,7 +124,7 @@ class MultiTaskSlaftModel(nn.Module):
         template, base_labels = self._head_templates[name], int(self.base_model.config.num_labels)
         if is_label_sized(template, base_labels):
             return head_for_task(template, base_labels, task.num_labels, self.base_model._init_weights)
-        return _copy(template)
+        return copy.deepcopy(template)
 
     def add_task(self, task: TaskInfo) -> None:
         """Add a task to a decided model without changing the others' outputs: the pool, the shared head parts and
@@ -155,16 +144,6 @@ class MultiTaskSlaftModel(nn.Module):
         self.loss_sums = torch.cat([self.loss_sums, self.loss_sums.new_zeros(1)])
         self.loss_counts = torch.cat([self.loss_counts, self.loss_counts.new_zeros(1)])
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
-
-    def is_head(self, name: str) -> bool:
-        return any(name == h or name.startswith(h + ".") for h in self.head_names)
-
-    @property
-    def config(self):
-        return self.base_model.config
-
     def task_index(self, task: str | int) -> int:
         if isinstance(task, int):
             return task
@@ -172,9 +151,6 @@ class MultiTaskSlaftModel(nn.Module):
         if task not in names:
             raise KeyError(f"Unknown task {task!r}; this model has {names}.")
         return names.index(task)
-
-    def slaft_modules(self):
-        return iter_modules(self.base_model, self.arch)
 
     def gates(self):
         return [module.gate for _, _, module in self.slaft_modules()]
@@ -198,22 +174,17 @@ class MultiTaskSlaftModel(nn.Module):
     def structure_parameters(self) -> list[nn.Parameter]:
         return [m.logits for m in self.modules() if isinstance(m, GumbelChoice)]
 
-    def weight_parameters(self) -> list[nn.Parameter]:
-        skip = {id(p) for p in self.structure_parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, task=None, **kwargs):
         """The active task's forward (``task``: a batch's task ids, all equal, selects it first)."""
-        kwargs.pop("num_items_in_batch", None)
         if task is not None:
             ids = torch.unique(task)
             if ids.numel() != 1:
                 raise ValueError(f"A batch must hold one task, got task ids {ids.tolist()}; use TaskBatchSampler.")
             self.set_task(int(ids[0]))
-        named = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                 "position_ids": position_ids, "inputs_embeds": inputs_embeds}
-        out = self.base_model(**{k: v for k, v in named.items() if v is not None}, **kwargs)
+        out = self.base_model(**self.model_inputs({"input_ids": input_ids, "attention_mask": attention_mask,
+                                                   "token_type_ids": token_type_ids, "position_ids": position_ids,
+                                                   "inputs_embeds": inputs_embeds}, kwargs))
         logits, loss = out.logits, None
         if labels is not None:
             loss = self.task_loss(logits, labels)
@@ -339,25 +310,15 @@ class MultiTaskSlaftModel(nn.Module):
         for name in SEARCH_BUFFERS:
             delattr(self, name)
         self.units, self.discrete = None, True
-        self.pool_structure = self._structure(lambda module: torch.ones(module.width, dtype=torch.bool))
+        self.pool_structure = self.structure_with(lambda _l, _s, module: torch.ones(module.width, dtype=torch.bool))
         self.set_task(self.active)
         return self.task_structures()
 
     # Structures --------------------------------------------------------------------------------------------------
-    def _structure(self, components) -> Structure:
-        modules = []
-        for layer, site, module in self.slaft_modules():
-            width = int(components(module).sum())
-            if width:
-                spec = self.candidate.get(layer, site)
-                acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
-                modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts))
-        return Structure(modules=modules, discrete=True, num_layers=self.candidate.num_layers)
-
     def task_structures(self) -> dict[str, Structure]:
         """Each task's structure (decided, or what the masks would decide now)."""
         if self.discrete:
-            return {task.name: self._structure(lambda module, i=i: module.gate.masks[i])
+            return {task.name: self.structure_with(lambda _l, _s, module, i=i: module.gate.masks[i])
                     for i, task in enumerate(self.tasks)}
         masks, out = self.final_masks(), {}
         for i, task in enumerate(self.tasks):
@@ -366,7 +327,7 @@ class MultiTaskSlaftModel(nn.Module):
                 gate = module.gate
                 widths[id(module)] = masks[i, start:start + gate.num_units].repeat_interleave(gate.block)
                 start += gate.num_units
-            out[task.name] = self._structure(lambda module, w=widths: w[id(module)])
+            out[task.name] = self.structure_with(lambda _l, _s, module, w=widths: w[id(module)])
         return out
 
     def pool_params(self) -> int:
@@ -387,22 +348,13 @@ class MultiTaskSlaftModel(nn.Module):
     def sharing(self) -> torch.Tensor:
         """(tasks, tasks) adapter parameters both tasks use; the diagonal is each task's own structure's size."""
         if self.discrete:
-            sizes = [[0.0] * len(self.tasks) for _ in self.tasks]
-            for _, site, module in self.slaft_modules():
-                spec_cost = _component_cost(module)
-                for i in range(len(self.tasks)):
-                    for j in range(len(self.tasks)):
-                        both = module.gate.masks[i] & module.gate.masks[j]
-                        if both.any():
-                            sizes[i][j] += spec_cost * int(both.sum()) + _fixed(module)
-            return torch.tensor(sizes)
+            count = range(len(self.tasks))
+            return torch.tensor([[float(self.structure_with(
+                lambda _l, _s, module, i=i, j=j: module.gate.masks[i] & module.gate.masks[j]).num_params)
+                for j in count] for i in count])
         return sharing_matrix(self.final_masks(), self.units)
 
     # Save / load / export ----------------------------------------------------------------------------------------
-    def base_fingerprint(self) -> str:
-        return fingerprint((n, p) for n, p in self.base_model.named_parameters()
-                           if CONTAINER not in n and not self.is_head(n))
-
     def pool_state_dict(self) -> dict[str, torch.Tensor]:
         """Pool modules (with their gates' state), shared heads and, while searching, the search's buffers."""
         state = {n: t for n, t in self.base_model.state_dict().items()
@@ -503,17 +455,3 @@ class MultiTaskSlaftModel(nn.Module):
         }
         return write_single_task(directory, tensors, payload)
 
-
-def _copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
-
-
-def _component_cost(module: nn.Module) -> int:
-    """Parameters per kept component (rank or hidden unit) of a decided pool module."""
-    return sum(param.numel() // param.shape[dim] for param, dim in module.sliced_parameters())
-
-
-def _fixed(module: nn.Module) -> int:
-    return module.up.bias.numel() if isinstance(module, BottleneckAdapter) else 0
