@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         record_path.write_text(json.dumps(record, allow_nan=True))
         return 0
     from .records import RESULTS_DIR, read_records, results_path
-    from .run import DEFAULT_DATA_DIR, Runner
+    from .run import DEFAULT_DATA_DIR, Runner, add_machine_jobs_option, check_jobs
     from .suites import SUITES
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.multitask", description=__doc__,
@@ -214,12 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-failed", action="store_true")
     parser.add_argument("--plan", action="store_true")
     parser.add_argument("--jobs", type=int, default=1)
+    add_machine_jobs_option(parser)
     args = parser.parse_args(argv)
+    check_jobs(parser, args)
     mt_suite = SUITES_MT[args.suite]
     suite = dataclasses.replace(SUITES[mt_suite.base], name=mt_suite.name, run_timeout_s=mt_suite.timeout_s)
     results = results_path(mt_suite.name, args.results_dir)
     runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
-                    jobs=args.jobs, worker="benchmarks.harness.multitask")
+                    jobs=args.jobs, machine_jobs=args.machine_jobs, worker="benchmarks.harness.multitask")
     print(f"suite {mt_suite.name}: {', '.join(METHODS)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
     methods = tuple(args.methods)
     if args.stage != "final":

@@ -162,13 +162,29 @@ def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: in
     return record
 
 
+def add_machine_jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--machine-jobs", type=int, default=None,
+                        help="runs on this machine at once, other harness processes' included (default: --jobs); "
+                        "each run gets cores/N threads and records parallel_jobs=N")
+
+
+def check_jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.machine_jobs is not None and args.machine_jobs < args.jobs:
+        parser.error(f"--machine-jobs ({args.machine_jobs}) counts this harness's own --jobs ({args.jobs}) too: "
+                     "it cannot be smaller")
+
+
 class Runner:
     """Executes specs (``jobs`` at a time), skipping keys already recorded, and reports progress."""
 
     def __init__(self, suite: Suite, results: Path, data_dir: Path, *, retry_failed: bool, plan_only: bool,
-                 jobs: int = 1, worker: str = "benchmarks.harness.worker") -> None:
+                 jobs: int = 1, machine_jobs: int | None = None, worker: str = "benchmarks.harness.worker") -> None:
         self.suite, self.results, self.data_dir, self.worker = suite, results, data_dir, worker
         self.retry_failed, self.plan_only, self.jobs = retry_failed, plan_only, jobs
+        # Runs on the machine at once, other harness processes included: sets threads and `parallel_jobs`.
+        self.machine_jobs = max(jobs, machine_jobs or jobs)
         self.records = read_records([results])
         self.done = {run_key(r): r for r in self.records}
         self.planned = self.ran = self.waiting = 0
@@ -194,7 +210,7 @@ class Runner:
             list(pool.map(self._run_one, todo))
 
     def _run_one(self, spec: RunSpec) -> None:
-        record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s, self.jobs, self.worker)
+        record = execute(spec, self.data_dir, self.results, self.suite.run_timeout_s, self.machine_jobs, self.worker)
         with self._lock:
             self.ran += 1
             self.records = [r for r in self.records if run_key(r) != spec.key] + [record]
@@ -221,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="list the runs still to do, run nothing")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once, sharing the cores (default 1: timings only count from solo runs)")
+    add_machine_jobs_option(parser)
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    check_jobs(parser, args)
 
     suite = SUITES[args.suite]
     tasks = args.tasks or list(suite.tasks)
@@ -231,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"GLUE data not found at {args.data_dir}; pass --data-dir or set SLAFT_GLUE_DIR")
     results = results_path(suite.name, args.results_dir)
     runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
-                    jobs=args.jobs)
+                    jobs=args.jobs, machine_jobs=args.machine_jobs)
     print(f"suite {suite.name}: {suite.description}\nresults -> {results}", flush=True)
     methods = _ordered_methods(suite, args.methods)
     if args.stage != "final":
