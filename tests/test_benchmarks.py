@@ -82,6 +82,31 @@ def test_parallel_jobs_split_the_cores_and_searches_finish_before_finals(tmp_pat
     assert lora_final[0]["lr"] == max(harness.SUITES["quick"].grid("lora"))
 
 
+def test_machine_jobs_counts_runs_of_other_harness_processes(tmp_path, monkeypatch, capsys):
+    """A harness run with --jobs 1 beside another one (--machine-jobs 2) takes half the cores and records that it
+    shared the machine, so the report never reads its timings as solo; a count below --jobs is refused."""
+    threads = []
+
+    def fake_worker(cmd, *, env, **_):
+        spec = json.loads(open(cmd[-2]).read())
+        threads.append(env.get("OMP_NUM_THREADS"))
+        with open(cmd[-1], "w") as handle:
+            json.dump({**spec, "status": "ok", "metric": "accuracy", "score": 0.5}, handle)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(harness.subprocess, "run", fake_worker)
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    args = ["--suite", "quick", "--tasks", "rte", "--methods", "bitfit", "--data-dir", str(tmp_path),
+            "--results-dir", str(tmp_path)]
+    harness.main([*args, "--machine-jobs", "2"])
+    assert threads == ["1", "1"]
+    assert {r["parallel_jobs"] for r in read_records([tmp_path / "quick.jsonl"])} == {2}
+    with pytest.raises(SystemExit):
+        harness.main([*args, "--jobs", "2", "--machine-jobs", "1"])
+    assert "cannot be smaller" in capsys.readouterr().err
+
+
+
 def _suite(**changes) -> Suite:
     import dataclasses
 
