@@ -306,6 +306,25 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     assert robustness.PLACEHOLDER in text
 
 
+def test_both_multitask_methods_train_their_adapters_and_every_head_and_nothing_else():
+    """peft marks only its own adapters trainable: the shared-LoRA model must still train its pooler and classifiers."""
+    needs("peft")
+    from benchmarks.harness import multitask
+    from conftest import tiny_bert
+    from slaft.multitask import TaskInfo
+
+    infos = [TaskInfo("a", 2), TaskInfo("b", 1)]
+    for method in multitask.METHODS:
+        model = multitask._build(method, tiny_bert(2), infos, 1000, "tiny")
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        heads = {n for n in trainable if ".pooler." in n or ".classifier." in n}
+        assert {n for n, _ in model.named_parameters() if ".classifier." in n or ".pooler." in n} == heads
+        assert any(".tasks.a." in n for n in heads) and any(".tasks.b." in n for n in heads)
+        adapters = trainable - heads
+        marker = "slaft_modules" if method == "slaft-multitask" else "lora_"
+        assert adapters and all(marker in n for n in adapters), method
+
+
 @pytest.mark.benchmark
 def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_path):
     needs("peft")
@@ -322,6 +341,7 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
     assert lora["adapter_params"] == budget == 6 * 2 * 8 * (384 + 384)
     assert all(0 < size <= budget for size in slaft["details"]["per_task_params"].values())
     assert slaft["shared_params"] <= 0.5 * 4 * budget < sum(slaft["details"]["per_task_params"].values())
+    assert lora["trainable_params"] == lora["adapter_params"] + sum(lora["head_params"].values())
     for record in records:
         assert record["stored_params"] == record["adapter_params"] + sum(record["head_params"].values())
         assert set(record["scores"]) == set(multitask.TASKS)

@@ -81,8 +81,11 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
     layers = base.config.num_hidden_layers
     model = MultiTaskSlaftModel(base, SlaftConfig(base_model_name_or_path=model_id), infos,
                                 pool=Structure([], discrete=True, num_layers=layers))
+    heads = [p for p in model.parameters() if p.requires_grad]  # the shared pooler and the per-task classifiers
     inject_adapter_in_model(LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"]),
                             model.base_model)
+    for parameter in heads:  # peft marks only its adapters trainable: the heads train for every method
+        parameter.requires_grad_(True)
     return model
 
 
@@ -120,6 +123,7 @@ def run(spec: dict, scratch: Path) -> dict:
     lora_qv = base.config.num_hidden_layers * 2 * 8 * 2 * base.config.hidden_size
     model = _build(method, base, infos, lora_qv, suite.model)
     backbone = model.backbone_params
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     args = _training_args(suite, scratch / "train", suite.epochs, lr, seed, per_epoch=False)
     trainer = MultiTaskTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
                                train_dataset=MultiTaskDataset([splits["train"] for splits in tokenized]))
@@ -154,7 +158,8 @@ def run(spec: dict, scratch: Path) -> dict:
         "lr": lr, "metric": "mean", "score": sum(scores.values()) / len(scores), "scores": scores,
         "test_scores": tests, "metrics": {d.spec.name: d.spec.main_metric for d in tasks},
         "train_examples": {d.spec.name: len(t["train"]) for d, t in zip(tasks, tokenized)},
-        "backbone_params": backbone, "adapter_params": adapter, "shared_params": adapter, "head_params": heads,
+        "backbone_params": backbone, "trainable_params": trainable, "adapter_params": adapter,
+        "shared_params": adapter, "head_params": heads,
         "stored_params": adapter + sum(heads.values()), "lora_qv_params": lora_qv, "pool_share": POOL_SHARE,
         "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
         "steps": trainer.state.global_step,
