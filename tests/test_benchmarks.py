@@ -321,7 +321,7 @@ def test_both_multitask_methods_train_their_adapters_and_every_head_and_nothing_
         assert {n for n, _ in model.named_parameters() if ".classifier." in n or ".pooler." in n} == heads
         assert any(".tasks.a." in n for n in heads) and any(".tasks.b." in n for n in heads)
         adapters = trainable - heads
-        marker = "slaft_modules" if method == "slaft-multitask" else "lora_"
+        marker = "slaft_modules" if method in multitask.POOL_SHARES else "lora_"
         assert adapters and all(marker in n for n in adapters), method
 
 
@@ -333,7 +333,7 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
 
     multitask.main(["--suite", "mt-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
     records = read_records([tmp_path / "mt-quick.jsonl"])
-    assert {r["method"] for r in records} == set(multitask.METHODS)
+    assert {r["method"] for r in records} == set(multitask.SUITES_MT["mt-quick"].methods)
     assert all(r["status"] == "ok" for r in records), [r.get("log_tail") for r in records]
     by_method = {r["method"]: r for r in records}
     slaft, lora = by_method["slaft-multitask"], by_method["peft-lora-shared"]

@@ -11,10 +11,12 @@ single-task runs together), batches of one task each, drawn in proportion to the
 * ``slaft-multitask``: slaft's shared pool; each task's structure within LoRA r=8 (q,v)'s size (as cpu2's
   ``slaft-budget-lora``), the stored pool within half the sum of the four budgets (a unit several tasks keep counts
   once); the pooler is shared, the classifier is per task.
+* ``slaft-multitask-pool1``: the same with the pool allowed the whole sum of the budgets, so no task has to share a
+  unit (tasks still share the ones they both choose); it takes the rate ``slaft-multitask`` chose.
 * ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
   classifiers.
 
-Their rates are searched on the selection seed (100) as in cpu2; the reported seeds are those every compared method
+Rates are searched on the selection seed (100) as in cpu2; the reported seeds are those every compared method
 has in cpu2. The single-task comparisons (slaft at LoRA's size, LoRA q,v per task) are cpu2's own records. Records go
 to ``results/mt2.jsonl``; one run = one line, keyed like every other suite (its "task" is the joined task list).
 """
@@ -31,8 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 TASKS = ("cola", "sst2", "stsb", "bbcnews")
-METHODS = ("slaft-multitask", "peft-lora-shared")
-POOL_SHARE = 0.5
+POOL_SHARES = {"slaft-multitask": 0.5, "slaft-multitask-pool1": 1.0}  # slaft's variants: the pool's share of Σ budgets
+METHODS = (*POOL_SHARES, "peft-lora-shared")
+LR_FROM = {"slaft-multitask-pool1": "slaft-multitask"}  # a variant without a search takes its base method's rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +47,13 @@ class MultiTaskSuite:
     seeds: tuple[int, ...]
     max_train_samples: int | None = None  # a cap on every task (pipeline checks only)
     timeout_s: int = 4 * 3600
+    methods: tuple[str, ...] = METHODS
 
 
 SUITES_MT = {
     "mt2": MultiTaskSuite("mt2", "cpu2", (1e-3, 3e-3), 100, (2, 3, 4)),
-    "mt-quick": MultiTaskSuite("mt-quick", "quick", (1e-3,), 0, (0,), max_train_samples=48, timeout_s=900),
+    "mt-quick": MultiTaskSuite("mt-quick", "quick", (1e-3,), 0, (0,), max_train_samples=48, timeout_s=900,
+                               methods=("slaft-multitask", "peft-lora-shared")),
 }
 
 
@@ -73,9 +78,9 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
     from slaft.multitask import MultiTaskConfig, MultiTaskSlaftModel
     from slaft.structure import Structure
 
-    if method == "slaft-multitask":
+    if method in POOL_SHARES:
         config = SlaftConfig(target_params=ctx_params, base_model_name_or_path=model_id)
-        return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(pool_share=POOL_SHARE))
+        return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(pool_share=POOL_SHARES[method]))
     from peft import LoraConfig, inject_adapter_in_model
 
     layers = base.config.num_hidden_layers
@@ -90,7 +95,7 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
 
 
 def _adapter_params(method: str, model) -> int:
-    if method == "slaft-multitask":
+    if method in POOL_SHARES:
         return model.pool_params()
     return sum(p.numel() for n, p in model.base_model.named_parameters() if "lora_" in n)
 
@@ -130,7 +135,7 @@ def run(spec: dict, scratch: Path) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    if method == "slaft-multitask":
+    if method in POOL_SHARES:
         model.discretize()
     model.eval()
     scores, tests = {}, {}
@@ -145,7 +150,7 @@ def run(spec: dict, scratch: Path) -> dict:
     heads = model.head_params()
     adapter = _adapter_params(method, model)
     details = {}
-    if method == "slaft-multitask":
+    if method in POOL_SHARES:
         structures = model.task_structures()
         details = {"per_task_params": {n: s.num_params for n, s in structures.items()},
                    "per_task_modules": {n: s.num_sites for n, s in structures.items()},
@@ -160,7 +165,8 @@ def run(spec: dict, scratch: Path) -> dict:
         "train_examples": {d.spec.name: len(t["train"]) for d, t in zip(tasks, tokenized)},
         "backbone_params": backbone, "trainable_params": trainable, "adapter_params": adapter,
         "shared_params": adapter, "head_params": heads,
-        "stored_params": adapter + sum(heads.values()), "lora_qv_params": lora_qv, "pool_share": POOL_SHARE,
+        "stored_params": adapter + sum(heads.values()), "lora_qv_params": lora_qv,
+        "pool_share": POOL_SHARES.get(method),
         "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
         "steps": trainer.state.global_step,
         "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
@@ -171,25 +177,27 @@ def run(spec: dict, scratch: Path) -> dict:
     }
 
 
-LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)", "peft-lora-shared": "LoRA q,v shared"}
+LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)",
+          "slaft-multitask-pool1": "slaft multi-task (pool = Σ budgets)", "peft-lora-shared": "LoRA q,v shared"}
 
 
-def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...] = METHODS):
+def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...]):
     from .run import RunSpec
 
     return [RunSpec(suite.name, method, "+".join(TASKS), suite.selection_seed, lr,
-                    "lr_search" if len(suite.grid) > 1 else "final") for method in methods for lr in suite.grid]
+                    "lr_search" if len(suite.grid) > 1 else "final")
+            for method in methods if method not in LR_FROM for lr in suite.grid]
 
 
-def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...],
-                methods: tuple[str, ...] = METHODS):
-    """Each method's reported seeds at the rate its search chose (none while the search is incomplete)."""
+def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...], methods: tuple[str, ...]):
+    """Each method's reported seeds at the rate its search (or its base method's) chose (none while the search is
+    incomplete)."""
     from .records import chosen_lr
     from .run import RunSpec
 
     task, todo = "+".join(TASKS), []
     for method in methods:
-        lr = chosen_lr(records, method, task, suite.grid, suite.selection_seed)
+        lr = chosen_lr(records, LR_FROM.get(method, method), task, suite.grid, suite.selection_seed)
         if lr is not None:
             todo += [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
                      if seed != suite.selection_seed]
@@ -211,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.multitask", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES_MT), default="mt2")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="subset of the suite's methods")
     parser.add_argument("--seeds", nargs="+", type=int, help="subset of the suite's reported seeds")
     parser.add_argument("--stage", choices=("all", "lr_search", "final"), default="all")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -227,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     results = results_path(mt_suite.name, args.results_dir)
     runner = Runner(suite, results, args.data_dir, retry_failed=args.retry_failed, plan_only=args.plan,
                     jobs=args.jobs, machine_jobs=args.machine_jobs, worker="benchmarks.harness.multitask")
-    print(f"suite {mt_suite.name}: {', '.join(METHODS)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
-    methods = tuple(args.methods)
+    methods = tuple(args.methods or mt_suite.methods)
+    print(f"suite {mt_suite.name}: {', '.join(methods)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
     if args.stage != "final":
         runner.run(search_specs(mt_suite, methods))
     if args.stage != "lr_search":

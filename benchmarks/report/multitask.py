@@ -1,7 +1,8 @@
 """The multi-task section of BENCHMARKS.md: suite ``mt2`` against cpu2's single-task runs of the same seeds.
 
-Rows: slaft's multi-task model and one LoRA q,v shared by every task (``mt2``), then one single-task run per task of
-slaft at LoRA's size and of LoRA q,v (``cpu2``), each at the seeds the multi-task runs have. A single-task approach
+Rows: slaft's multi-task models (one per pool share) and one LoRA q,v shared by every task (``mt2``), then one
+single-task run per task of slaft at LoRA's size and of LoRA q,v (``cpu2``), each at the seeds the multi-task runs
+have. A single-task approach
 stores the sum of its four runs' parameters. Figures: the sharing matrix and each task's structure (one seed).
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from slaft.plots import plot_sharing, plot_structure
 from slaft.structure import Structure
 
-from ..harness.multitask import LABELS, METHODS, TASKS
+from ..harness.multitask import LABELS, METHODS, POOL_SHARES, TASKS
 from .tables import TASK_TITLES
 
 SINGLE = {"slaft-budget-lora": "slaft single-task (budget = LoRA q,v), one per task",
@@ -69,12 +70,13 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
         "",
         "One MiniLM serves the four tasks of protocol 2. `slaft-multitask` learns a structure per task over one shared "
         "pool (each task within LoRA r=8 (q,v)'s size, the stored pool within half the sum of the four budgets, a "
-        "unit kept by several tasks counted once); `LoRA q,v shared` is one peft LoRA adapter for all tasks. Both "
-        "share the mean pooler and train a classifier per task, on batches of one task drawn in proportion to the "
-        "tasks' sizes, three epochs over every training set: the optimizer steps of the four single-task runs "
-        "together. Rates were searched on seed 100 over {1e-3, 3e-3}. The single-task rows are cpu2's runs of the "
-        f"same seeds ({', '.join(map(str, seeds))}); their stored parameters are the sum over the four tasks. "
-        "Scores: validation, ×100, mean ± sd over seeds.",
+        "unit kept by several tasks counted once); `slaft-multitask-pool1` lets the pool hold the whole sum, so no "
+        "task has to share a unit, at the rate `slaft-multitask` chose; `LoRA q,v shared` is one peft LoRA adapter "
+        "for all tasks. All share the mean pooler and train a classifier per task, on batches of one task drawn in "
+        "proportion to the tasks' sizes, three epochs over every training set: the optimizer steps of the four "
+        "single-task runs together. Rates were searched on seed 100 over {1e-3, 3e-3}. The single-task rows are "
+        f"cpu2's runs of the same seeds ({', '.join(map(str, seeds))}); their stored parameters are the sum over "
+        "the four tasks. Scores: validation, ×100, mean ± sd over seeds.",
         "",
         "| Approach | seeds | " + " | ".join(TASK_TITLES[t] for t in TASKS)
         + " | Mean | Stored params | vs single-task slaft |",
@@ -91,8 +93,7 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
     if missing:
         lines.append(f"\nNo reported seed yet: {', '.join(missing)}.")
     lines.append("")
-    multi = next((r for r in table if r["method"] == "slaft-multitask"), None)
-    if multi and reference:
+    for multi in [r for r in table if r["method"] in POOL_SHARES and reference]:
         paired = [s for s in multi["seeds"] if s in reference["seeds"]]
         diffs = [100 * (statistics.fmean(multi["scores"][s][t] for t in TASKS)
                         - statistics.fmean(reference["scores"][s][t] for t in TASKS)) for s in paired]
@@ -100,12 +101,12 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
         sd = statistics.stdev(spread) if len(spread) > 1 else 0.0
         share = statistics.fmean(multi["stored"].values()) / ref_stored
         lines += [
-            "Paired by seed, slaft multi-task minus single-task slaft (mean over the four tasks): "
+            f"Paired by seed, {multi['label']} minus single-task slaft (mean over the four tasks): "
             + ", ".join(f"seed {s}: {d:+.1f}" for s, d in zip(paired, diffs))
             + (f" (mean {statistics.fmean(diffs):+.1f}; the single-task mean's sd over seeds is {sd:.1f})."
                if diffs else "."),
-            f"Goal (issue 12): a mean no lower than single-task slaft's within the seeds' spread, with at most "
-            f"{100 * GOAL_SHARE:.0f}% of its stored parameters: stored share {100 * share:.0f}% "
+            f"Goal (issue 12) for {multi['label']}: a mean no lower than single-task slaft's within the seeds' "
+            f"spread, with at most {100 * GOAL_SHARE:.0f}% of its stored parameters: stored share {100 * share:.0f}% "
             f"({'met' if share <= GOAL_SHARE else 'not met'}); mean "
             + ("met" if diffs and statistics.fmean(diffs) >= -sd else "not met" if diffs else "not measured yet")
             + ".",
