@@ -166,6 +166,24 @@ def test_the_mean_pooling_head_averages_the_tokens_the_mask_keeps():
     torch.testing.assert_close(pooled[0], expected)
 
 
+def test_paired_differences_pair_seeds_with_the_named_reference():
+    """slaft at LoRA-all's size is paired seed by seed with LoRA on every linear, not with LoRA q,v."""
+    from types import SimpleNamespace
+
+    from benchmarks.harness.suites import PROTOCOL2_EQUAL_SIZE
+    from benchmarks.report.tables import paired_differences
+
+    scores = {"slaft-budget-lora-all": {1: 0.70, 2: 0.60}, "peft-lora-all": {1: 0.65, 2: 0.62, 3: 0.9},
+              "peft-lora-qv": {1: 0.1, 2: 0.1}}
+    runs = {m: SimpleNamespace(runs=[{"seed": s, "score": v} for s, v in by_seed.items()])
+            for m, by_seed in scores.items()}
+    summary = SimpleNamespace(tasks=["rte"], cell=lambda method, task: runs.get(method))
+    assert PROTOCOL2_EQUAL_SIZE["slaft-budget-lora-all"] == "peft-lora-all"
+    table = paired_differences(summary, ["slaft-budget-lora-all"], "peft-lora-all")
+    assert "Δ vs LoRA r=8 (all)" in table
+    assert "+1.5 ± 4.9 | +5.0 -2.0 | 1/2" in table  # seed 3 has no partner and is left out
+
+
 def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     def run(seed, score, step, jobs):
         return {**_record(method="bitfit", seed=seed, lr=3e-3, score=score), "step_seconds": step,

@@ -117,6 +117,8 @@ PILOT_RATES = {family: (rate,) for family, rate in (("lora", 1e-3), ("full", 5e-
 PROTOCOL2_PEERS = ("peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-adalora", "peft-ia3", "ah-houlsby",
                    "bitfit", "full-ft")
 PROTOCOL2_SLAFT = ("slaft", "slaft-budget-lora", "slaft-budget-quarter")
+# slaft at another hand-chosen structure's size, paired with it: the learned structure against LoRA on every linear.
+PROTOCOL2_EQUAL_SIZE = {"slaft-budget-lora-all": "peft-lora-all"}
 PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-nowarmup",
                        "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
 
@@ -175,9 +177,10 @@ def robustness_suites() -> dict[str, Suite]:
 SUITES: dict[str, Suite] = {
     "cpu2": Suite(
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
-        extend_grids=True, lr_grids=PROTOCOL2_GRIDS, methods=PROTOCOL2_PEERS + PROTOCOL2_SLAFT + PROTOCOL2_ABLATIONS,
+        extend_grids=True, lr_grids=PROTOCOL2_GRIDS,
+        methods=PROTOCOL2_PEERS + PROTOCOL2_SLAFT + PROTOCOL2_ABLATIONS + tuple(PROTOCOL2_EQUAL_SIZE),
         more_seeds={m: (1, 2, 3, 4, 5) for m in ("peft-lora-qv", *PROTOCOL2_SLAFT)},
-        lr_from={m: "slaft-budget-lora" for m in PROTOCOL2_ABLATIONS},
+        lr_from={m: "slaft-budget-lora" for m in (*PROTOCOL2_ABLATIONS, *PROTOCOL2_EQUAL_SIZE)},
         description="Protocol 2: MiniLM-L6 on the tasks the pilot kept, full training sets (SST-2 capped at "
         "10,000), 3 epochs, the mean-pooling head, rates picked on a selection seed, 3 seeds (5 for LoRA q,v and "
         "slaft).", **PROTOCOL2),

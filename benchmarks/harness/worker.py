@@ -133,7 +133,8 @@ def run(spec: dict, scratch: Path) -> dict:
                      seed=seed,
                      steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
                      make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
-                     hidden_size=model.config.hidden_size, slaft_settings=dict(suite.slaft_settings))
+                     hidden_size=model.config.hidden_size, slaft_settings=dict(suite.slaft_settings),
+                     intermediate_size=getattr(model.config, "intermediate_size", None))
     backbone, head = sum(p.numel() for p in model.parameters()), head_parameters(model)
     trainable_model = method.build(model, ctx)
     trainable = trainable_parameters(trainable_model)

@@ -15,10 +15,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ..harness.methods import METHODS, REFERENCE
+from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, read_records
 from ..harness.run import DEFAULT_DATA_DIR
-from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_SLAFT, SUITES
+from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_SLAFT, SUITES
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
@@ -178,6 +178,12 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         if paired:
             out += ["### slaft against LoRA r=8 (q,v), seed by seed", "",
                     "Each slaft variant's score minus LoRA q,v's on the same seed and task (x100).", "", paired, ""]
+        for method, peer in PROTOCOL2_EQUAL_SIZE.items():
+            same_size = paired_differences(summary, [method], peer) if method in summary.methods else None
+            if same_size:
+                out += [f"### {label(method)} against {label(peer)}, seed by seed", "",
+                        f"The learned structure at the size of another hand-chosen one: {label(method)}'s score minus "
+                        f"{label(peer)}'s on the same seed and task (x100).", "", same_size, ""]
         ablation = ablation_table(summary, "slaft-budget-lora", list(PROTOCOL2_ABLATIONS))
         if ablation:
             out += ["### Ablation", "",

@@ -173,16 +173,16 @@ def _by_seed(summary: SuiteSummary, method: str, task: str) -> dict[int, float]:
     return {int(r["seed"]): float(r["score"]) for r in cell.runs} if cell else {}
 
 
-def paired_differences(summary: SuiteSummary, methods: list[str]) -> str | None:
-    """Per task, each method's score minus LoRA q,v's on the same seeds: mean ± std over the shared seeds, the
-    per-seed differences, and how many seeds the method won."""
+def paired_differences(summary: SuiteSummary, methods: list[str], reference: str = REFERENCE) -> str | None:
+    """Per task, each method's score minus the reference's (LoRA q,v's) on the same seeds: mean ± std over the shared
+    seeds, the per-seed differences, and how many seeds the method won."""
     import statistics
 
     rows = []
     for method in methods:
         diffs_all = []
         for task in summary.tasks:
-            mine, ref = _by_seed(summary, method, task), _by_seed(summary, REFERENCE, task)
+            mine, ref = _by_seed(summary, method, task), _by_seed(summary, reference, task)
             shared = sorted(set(mine) & set(ref))
             if not shared:
                 continue
@@ -197,7 +197,7 @@ def paired_differences(summary: SuiteSummary, methods: list[str]) -> str | None:
                               "", ""]))
     if not rows:
         return None
-    head = ["Method", "Task", f"Δ vs {label(REFERENCE)} (x100, mean ± std)", "Per seed", "Seeds won"]
+    head = ["Method", "Task", f"Δ vs {label(reference)} (x100, mean ± std)", "Per seed", "Seeds won"]
     return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
 
 

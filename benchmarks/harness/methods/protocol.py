@@ -40,6 +40,7 @@ class RunContext:
     num_layers: int
     hidden_size: int
     slaft_settings: dict = field(default_factory=dict)  # the suite's SlaftConfig changes (robustness sweeps)
+    intermediate_size: int | None = None  # the feed-forward width (BERT: 4 × hidden)
 
     @property
     def total_steps(self) -> int:
@@ -52,6 +53,13 @@ class RunContext:
     def lora_qv_params(self) -> int:
         """Parameters of LoRA r=8 on query and value: the reference size the slaft budget runs aim at."""
         return self.num_layers * 2 * 8 * (self.hidden_size + self.hidden_size)
+
+    @property
+    def lora_all_params(self) -> int:
+        """Parameters of LoRA r=8 on every linear of a block (q, k, v, o and the feed-forward's two): peft-lora-all's
+        size."""
+        ffn = self.intermediate_size or 4 * self.hidden_size
+        return self.num_layers * 8 * (4 * 2 * self.hidden_size + 2 * (self.hidden_size + ffn))
 
 
 @dataclass

@@ -92,6 +92,9 @@ def slaft_methods() -> list[Method]:
                     "budget mode at LoRA r=8 (q,v)'s parameter count", _budget(1.0)),
         SlaftMethod("slaft-budget-quarter", "slaft (budget = 1/4 LoRA)", "slaft", "slaft",
                     "budget mode at a quarter of LoRA r=8 (q,v)'s parameter count", _budget(0.25)),
+        SlaftMethod("slaft-budget-lora-all", "slaft (budget = LoRA all)", "slaft", "slaft",
+                    "budget mode at LoRA r=8 on every linear's parameter count (peft-lora-all's size)",
+                    lambda ctx: {"target_params": ctx.lora_all_params}),
         # Ablations: one change each against slaft-budget-lora.
         SlaftMethod("slaft-gates-budget-lora", "slaft gates (budget = LoRA q,v)", "slaft", "slaft",
                     "allocator 'gates': hard-concrete gates under a solved shift", _budget(1.0, allocator="gates")),
