@@ -25,6 +25,7 @@ from .figures import pareto_plot, ratio_plot
 from .multitask import section as multitask_section
 from .summarize import SuiteSummary, is_solo, summarize
 from .tables import (
+    PLATEAU_GAIN,
     TASK_TITLES,
     ablation_table,
     cost_table,
@@ -33,8 +34,10 @@ from .tables import (
     metric_of,
     paired_differences,
     pilot_table,
+    plateau_table,
     slaft_table,
     steptime_table,
+    still_rising,
     test_table,
 )
 
@@ -199,6 +202,15 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         out += ["### Structures slaft found", "", slaft, ""]
     grids = {m: suite.grid(METHODS[m].family) for m in summary.methods if suite and m in METHODS}
     out += ["### Learning rates", "", lr_table(summary, grids), ""]
+    plateau = plateau_table(summary)
+    if plateau:
+        rising = still_rising(summary)
+        out += ["### Did validation plateau?", "",
+                "Validation score after the last epoch minus after the one before, mean over the final seeds (x100; "
+                f"↑: more than {100 * PLATEAU_GAIN:g} point, still rising). The linear schedule's last epoch runs at "
+                "the smallest rates, so a rise there says the run was short for that method. "
+                + (f"Still rising for some method: {', '.join(TASK_TITLES.get(t, t) for t in rising)}."
+                   if rising else "Every method plateaued on every task."), "", plateau, ""]
     out += ["### Findings computed from the numbers", "", *[f"- {line}" for line in generated_analysis(summary)], ""]
     if summary.failures:
         out += ["### Failed runs", ""]

@@ -201,6 +201,40 @@ def paired_differences(summary: SuiteSummary, methods: list[str], reference: str
     return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
 
 
+PLATEAU_GAIN = 0.01  # a last-epoch gain above 1 point (x100) means validation was still rising
+
+
+def last_epoch_gains(summary: SuiteSummary, method: str, task: str) -> list[float]:
+    """Per run, the validation score after the last epoch minus after the one before (runs with a curve only)."""
+    cell = summary.cell(method, task)
+    curves = [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
+    return [curve[-1][1] - curve[-2][1] for curve in curves if len(curve) >= 2]
+
+
+def plateau_table(summary: SuiteSummary) -> str | None:
+    """Mean last-epoch gain per method and task: whether the recipe gave every method enough epochs."""
+    import statistics
+
+    rows = []
+    for method in summary.methods:
+        gains = {t: last_epoch_gains(summary, method, t) for t in summary.tasks}
+        if any(gains.values()):
+            rows.append(_row([label(method), *[f"{100 * statistics.fmean(g):+.1f}" + (" ↑" if statistics.fmean(g)
+                                               > PLATEAU_GAIN else "") if g else "—" for g in gains.values()]]))
+    if not rows:
+        return None
+    head = ["Method", *[_title(t) for t in summary.tasks]]
+    return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
+
+
+def still_rising(summary: SuiteSummary) -> list[str]:
+    """The tasks on which the mean last-epoch gain of some method exceeds PLATEAU_GAIN."""
+    import statistics
+
+    return [t for t in summary.tasks if any((g := last_epoch_gains(summary, m, t)) and statistics.fmean(g)
+                                            > PLATEAU_GAIN for m in summary.methods)]
+
+
 def ablation_table(summary: SuiteSummary, reference: str, variants: list[str]) -> str | None:
     """Each ablation variant against the design it changes one thing of, task by task."""
     present = [v for v in variants if any(summary.cell(v, t) for t in summary.tasks)]
