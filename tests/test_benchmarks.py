@@ -187,7 +187,7 @@ def test_paired_differences_pair_seeds_with_the_named_reference():
 def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
     from types import SimpleNamespace
 
-    from benchmarks.report.tables import plateau_table, still_rising
+    from benchmarks.report.tables import curve_table, plateau_table, still_rising
 
     curves = {("a", "cola"): [[[1, 0.10], [2, 0.15], [3, 0.20]], [[1, 0.1], [2, 0.16], [3, 0.19]]],  # +4 points
               ("a", "sst2"): [[[1, 0.80], [2, 0.86], [3, 0.865]]]}  # +0.5: flat
@@ -195,6 +195,7 @@ def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
     summary = SimpleNamespace(tasks=["cola", "sst2"], methods=["a"], cell=lambda m, t: cells.get((m, t)))
     assert still_rising(summary) == ["cola"]
     assert "| a | +4.0 ↑ | +0.5 |" in plateau_table(summary)
+    assert "| a | CoLA (MCC) | 10.0 / 15.5 / 19.5 |" in curve_table(summary)
 
 
 def test_costs_come_from_solo_runs_and_scores_from_every_seed():

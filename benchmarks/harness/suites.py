@@ -189,6 +189,14 @@ SUITES: dict[str, Suite] = {
         lr_grids={"slaft": (1e-3,)}, description=f"The knob, not the run length, sets the size: slaft's λ default "
         f"for {epochs} epochs (knob2-3ep and knob2-6ep differ in run length only).", **{**PROTOCOL2, "epochs": epochs})
        for epochs in (3, 6)},
+    "epochs2": Suite(
+        name="epochs2", head=PILOT_HEAD, tasks=("cola", "stsb"), seeds=(100,),
+        methods=("peft-lora-qv", "peft-lora-all"),
+        lr_grids={"lora": (1e-3,)}, epochs_by_task={"cola": 9, "stsb": 6},
+        description="Were cpu2's three epochs enough? The strongest peers on the tasks whose validation still rose in "
+        "cpu2's last epoch, on the selection seed only (never reported), at three times (CoLA) and twice (STS-B) "
+        "the epochs, the score recorded after every epoch. Compare the last column with cpu2's 3-epoch runs of "
+        "seed 100 at 1e-3.", **PROTOCOL2),
     "design2": Suite(
         name="design2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(100,),
         methods=("peft-lora-qv", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-layer-prior",

@@ -29,6 +29,7 @@ from .tables import (
     TASK_TITLES,
     ablation_table,
     cost_table,
+    curve_table,
     glue_table,
     lr_table,
     metric_of,
@@ -43,9 +44,11 @@ from .tables import (
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SUITE_ORDER = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
-DEFAULT_SUITES = ("cpu2", "design2", "pilot-mean", "pilot-cls", "dev")  # protocol 2 and its set-up; `cpu` on request
-SETUP_SUITES = ("design2", "pilot-mean", "pilot-cls", "dev")  # they chose tasks, head and design: scores only
+SUITE_ORDER = ("cpu2", "epochs2", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
+# protocol 2 and its set-up; `cpu` on request
+DEFAULT_SUITES = ("cpu2", "epochs2", "design2", "pilot-mean", "pilot-cls", "dev")
+# they chose tasks, epochs, head and design: scores only
+SETUP_SUITES = ("epochs2", "design2", "pilot-mean", "pilot-cls", "dev")
 MULTITASK_SUITES = ("mt2", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
@@ -125,6 +128,10 @@ def _solo_share(summary: SuiteSummary) -> str:
     return f"{len(solo)} of the {len(runs)} final runs" if runs else "no final runs yet"
 
 
+def _curves(summary: SuiteSummary) -> list[list]:
+    return [run.get("validation_curve") or [] for cell in summary.cells.values() for run in cell.runs]
+
+
 def _link(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
@@ -149,6 +156,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     if summary.suite in SETUP_SUITES:
         out += ["### Validation scores", "", "Mean ± sample std over the seeds run, x100.", "",
                 glue_table(summary, seeds), ""]
+        curves = curve_table(summary)
+        if curves and any(len(c) > 3 for c in _curves(summary)):
+            out += ["### Validation after every epoch", "", "Mean over the seeds run (x100), epoch by epoch.", "",
+                    curves, ""]
         slaft = slaft_table(summary)
         return out + (["### Structures slaft found", "", slaft, ""] if slaft else [])
     out += ["### GLUE validation scores", "",

@@ -227,6 +227,24 @@ def plateau_table(summary: SuiteSummary) -> str | None:
     return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
 
 
+def curve_table(summary: SuiteSummary) -> str | None:
+    """Per method and task, the validation score after each epoch, mean over the runs (x100)."""
+    import statistics
+
+    rows = []
+    for method in summary.methods:
+        for task in summary.tasks:
+            cell = summary.cell(method, task)
+            curves = [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
+            epochs = min((len(c) for c in curves), default=0)
+            if epochs:
+                means = [statistics.fmean(c[i][1] for c in curves) for i in range(epochs)]
+                rows.append(_row([label(method), _title(task), " / ".join(f"{100 * m:.1f}" for m in means)]))
+    if not rows:
+        return None
+    return "\n".join([_row(["Method", "Task", "After epoch 1 / 2 / …"]), _row(["---"] * 3), *rows])
+
+
 def still_rising(summary: SuiteSummary) -> list[str]:
     """The tasks on which the mean last-epoch gain of some method exceeds PLATEAU_GAIN."""
     import statistics
