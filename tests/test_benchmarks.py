@@ -198,6 +198,29 @@ def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
     assert "| a | CoLA (MCC) | 10.0 / 15.5 / 19.5 |" in curve_table(summary)
 
 
+def test_per_task_copies_of_the_mean_pooler_see_the_attention_mask():
+    """A multi-task model with a pooler per task deep-copies the mean pooler: every copy must still mask padding."""
+    import torch
+
+    from benchmarks.harness import multitask
+    from benchmarks.harness.heads import use_head
+    from conftest import tiny_bert
+    from slaft.multitask import TaskInfo
+
+    base = tiny_bert(2)
+    use_head(base, "mean")
+    model = multitask._build("slaft-multitask-own-pooler", base, [TaskInfo("a", 2), TaskInfo("b", 1)], 1000, "t")
+    model.eval()
+    ids = torch.randint(1, 100, (1, 6))
+    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones(1, 6, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long)], 1)
+    for task in ("a", "b"):
+        model.set_task(task)
+        with torch.no_grad():
+            torch.testing.assert_close(model(input_ids=padded, attention_mask=mask).logits,
+                                       model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits)
+
+
 def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     def run(seed, score, step, jobs):
         return {**_record(method="bitfit", seed=seed, lr=3e-3, score=score), "step_seconds": step,
@@ -353,7 +376,7 @@ def test_both_multitask_methods_train_their_adapters_and_every_head_and_nothing_
         assert {n for n, _ in model.named_parameters() if ".classifier." in n or ".pooler." in n} == heads
         assert any(".tasks.a." in n for n in heads) and any(".tasks.b." in n for n in heads)
         adapters = trainable - heads
-        marker = "slaft_modules" if method in multitask.POOL_SHARES else "lora_"
+        marker = "slaft_modules" if method in multitask.SLAFT_VARIANTS else "lora_"
         assert adapters and all(marker in n for n in adapters), method
 
 

@@ -42,11 +42,12 @@ def use_head(model: nn.Module, head: str) -> None:
     pooler = getattr(encoder, "pooler", None)
     if pooler is None:
         raise ValueError(f"{type(model).__name__} has no pooler to replace with mean pooling")
-    mean_pooler = MeanPooler(pooler)
-    encoder.pooler = mean_pooler
+    encoder.pooler = MeanPooler(pooler)
 
-    def remember_mask(_module, args, kwargs):
+    def remember_mask(module, args, kwargs):
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-        mean_pooler.attention_mask = mask
+        for pooler in module.pooler.modules():  # the pooler, or its per-task copies once a multi-task model made them
+            if isinstance(pooler, MeanPooler):
+                pooler.attention_mask = mask
 
     encoder.register_forward_pre_hook(remember_mask, with_kwargs=True)

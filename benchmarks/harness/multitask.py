@@ -12,7 +12,10 @@ single-task runs together), batches of one task each, drawn in proportion to the
   ``slaft-budget-lora``), the stored pool within half the sum of the four budgets (a unit several tasks keep counts
   once); the pooler is shared, the classifier is per task.
 * ``slaft-multitask-pool1``: the same with the pool allowed the whole sum of the budgets, so no task has to share a
-  unit (tasks still share the ones they both choose); it takes the rate ``slaft-multitask`` chose.
+  unit (tasks still share the ones they both choose). Two diagnostics of what costs CoLA its score:
+  ``slaft-multitask-private`` (every site task-private: no unit shared, only the backbone and the pooler) and
+  ``slaft-multitask-own-pooler`` (the pool of ``-pool1``, and a pooler per task). The variants take the rate
+  ``slaft-multitask`` chose.
 * ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
   classifiers.
 
@@ -32,10 +35,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from slaft.sites import SITE_NAMES
+
 TASKS = ("cola", "sst2", "stsb", "bbcnews")
-POOL_SHARES = {"slaft-multitask": 0.5, "slaft-multitask-pool1": 1.0}  # slaft's variants: the pool's share of Σ budgets
-METHODS = (*POOL_SHARES, "peft-lora-shared")
-LR_FROM = {"slaft-multitask-pool1": "slaft-multitask"}  # a variant without a search takes its base method's rate
+# slaft's variants: how the pool is shared (MultiTaskConfig settings)
+SLAFT_VARIANTS = {
+    "slaft-multitask": {"pool_share": 0.5},
+    "slaft-multitask-pool1": {"pool_share": 1.0},
+    "slaft-multitask-private": {"pool_share": 1.0, "private_sites": SITE_NAMES},
+    "slaft-multitask-own-pooler": {"pool_share": 1.0, "shared_heads": False},
+}
+METHODS = (*SLAFT_VARIANTS, "peft-lora-shared")
+LR_FROM = {m: "slaft-multitask" for m in SLAFT_VARIANTS if m != "slaft-multitask"}  # variants take its rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,9 +89,9 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
     from slaft.multitask import MultiTaskConfig, MultiTaskSlaftModel
     from slaft.structure import Structure
 
-    if method in POOL_SHARES:
+    if method in SLAFT_VARIANTS:
         config = SlaftConfig(target_params=ctx_params, base_model_name_or_path=model_id)
-        return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(pool_share=POOL_SHARES[method]))
+        return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(**SLAFT_VARIANTS[method]))
     from peft import LoraConfig, inject_adapter_in_model
 
     layers = base.config.num_hidden_layers
@@ -95,7 +106,7 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
 
 
 def _adapter_params(method: str, model) -> int:
-    if method in POOL_SHARES:
+    if method in SLAFT_VARIANTS:
         return model.pool_params()
     return sum(p.numel() for n, p in model.base_model.named_parameters() if "lora_" in n)
 
@@ -135,7 +146,7 @@ def run(spec: dict, scratch: Path) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    if method in POOL_SHARES:
+    if method in SLAFT_VARIANTS:
         model.discretize()
     model.eval()
     scores, tests = {}, {}
@@ -150,7 +161,7 @@ def run(spec: dict, scratch: Path) -> dict:
     heads = model.head_params()
     adapter = _adapter_params(method, model)
     details = {}
-    if method in POOL_SHARES:
+    if method in SLAFT_VARIANTS:
         structures = model.task_structures()
         details = {"per_task_params": {n: s.num_params for n, s in structures.items()},
                    "per_task_modules": {n: s.num_sites for n, s in structures.items()},
@@ -166,7 +177,8 @@ def run(spec: dict, scratch: Path) -> dict:
         "backbone_params": backbone, "trainable_params": trainable, "adapter_params": adapter,
         "shared_params": adapter, "head_params": heads,
         "stored_params": adapter + sum(heads.values()), "lora_qv_params": lora_qv,
-        "pool_share": POOL_SHARES.get(method),
+        "multitask_config": {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in SLAFT_VARIANTS.get(method, {}).items()},
         "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(train_cpu, 2),
         "steps": trainer.state.global_step,
         "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
@@ -178,7 +190,10 @@ def run(spec: dict, scratch: Path) -> dict:
 
 
 LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)",
-          "slaft-multitask-pool1": "slaft multi-task (pool = Σ budgets)", "peft-lora-shared": "LoRA q,v shared"}
+          "slaft-multitask-pool1": "slaft multi-task (pool = Σ budgets)",
+          "slaft-multitask-private": "slaft multi-task, no shared units (pool = Σ budgets)",
+          "slaft-multitask-own-pooler": "slaft multi-task, a pooler per task (pool = Σ budgets)",
+          "peft-lora-shared": "LoRA q,v shared"}
 
 
 def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...]):

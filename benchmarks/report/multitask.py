@@ -14,7 +14,7 @@ from pathlib import Path
 from slaft.plots import plot_sharing, plot_structure
 from slaft.structure import Structure
 
-from ..harness.multitask import LABELS, METHODS, POOL_SHARES, TASKS
+from ..harness.multitask import LABELS, METHODS, SLAFT_VARIANTS, TASKS
 from .tables import TASK_TITLES
 
 SINGLE = {"slaft-budget-lora": "slaft single-task (budget = LoRA q,v), one per task",
@@ -68,15 +68,17 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
     lines = [
         "## Multi-task (suite `mt2`): one backbone for CoLA, SST-2, STS-B and BBC News",
         "",
-        "One MiniLM serves the four tasks of protocol 2. `slaft-multitask` learns a structure per task over one shared "
-        "pool (each task within LoRA r=8 (q,v)'s size, the stored pool within half the sum of the four budgets, a "
-        "unit kept by several tasks counted once); `slaft-multitask-pool1` lets the pool hold the whole sum, so no "
-        "task has to share a unit, at the rate `slaft-multitask` chose; `LoRA q,v shared` is one peft LoRA adapter "
-        "for all tasks. All share the mean pooler and train a classifier per task, on batches of one task drawn in "
-        "proportion to the tasks' sizes, three epochs over every training set: the optimizer steps of the four "
-        "single-task runs together. Rates were searched on seed 100 over {1e-3, 3e-3}. The single-task rows are "
-        f"cpu2's runs of the same seeds ({', '.join(map(str, seeds))}); their stored parameters are the sum over "
-        "the four tasks. Scores: validation, ×100, mean ± sd over seeds.",
+        "One MiniLM serves the four tasks of protocol 2. `slaft-multitask` learns a structure per task over one "
+        "shared pool (each task within LoRA r=8 (q,v)'s size, the stored pool within half the sum of the four "
+        "budgets, a unit kept by several tasks counted once); `slaft-multitask-pool1` lets the pool hold the whole "
+        "sum, so no task has to share a unit; two diagnostics of what costs CoLA its score keep every unit task-"
+        "private (`-private`) or give each task its own pooler (`-own-pooler`); the variants use the rate `slaft-"
+        "multitask` chose. `LoRA q,v shared` is one peft LoRA adapter for all tasks. All but `-own-pooler` share the "
+        "mean pooler; all train a classifier per task, on batches of one task drawn in proportion to the tasks' "
+        "sizes, three epochs over every training set: the optimizer steps of the four single-task runs together. "
+        "Rates were searched on seed 100 over {1e-3, 3e-3}. The single-task rows are cpu2's runs of the same seeds "
+        f"({', '.join(map(str, seeds))}); their stored parameters are the sum over the four tasks. "
+        "Scores: validation, ×100, mean ± sd over seeds.",
         "",
         "| Approach | seeds | " + " | ".join(TASK_TITLES[t] for t in TASKS)
         + " | Mean | Stored params | vs single-task slaft |",
@@ -93,7 +95,7 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
     if missing:
         lines.append(f"\nNo reported seed yet: {', '.join(missing)}.")
     lines.append("")
-    for multi in [r for r in table if r["method"] in POOL_SHARES and reference]:
+    for multi in [r for r in table if r["method"] in SLAFT_VARIANTS and reference]:
         paired = [s for s in multi["seeds"] if s in reference["seeds"]]
         diffs = [100 * (statistics.fmean(multi["scores"][s][t] for t in TASKS)
                         - statistics.fmean(reference["scores"][s][t] for t in TASKS)) for s in paired]
