@@ -40,6 +40,7 @@ from .tables import (
     steptime_table,
     still_rising,
     test_table,
+    validation_curves,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,10 +129,6 @@ def _solo_share(summary: SuiteSummary) -> str:
     return f"{len(solo)} of the {len(runs)} final runs" if runs else "no final runs yet"
 
 
-def _curves(summary: SuiteSummary) -> list[list]:
-    return [run.get("validation_curve") or [] for cell in summary.cells.values() for run in cell.runs]
-
-
 def _link(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
@@ -157,7 +154,8 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         out += ["### Validation scores", "", "Mean ± sample std over the seeds run, x100.", "",
                 glue_table(summary, seeds), ""]
         curves = curve_table(summary)
-        if curves and any(len(c) > 3 for c in _curves(summary)):
+        if curves and any(len(c) > 3 for m in summary.methods for t in summary.tasks
+                          for c in validation_curves(summary, m, t)):
             out += ["### Validation after every epoch", "", "Mean over the seeds run (x100), epoch by epoch.", "",
                     curves, ""]
         slaft = slaft_table(summary)

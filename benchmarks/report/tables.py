@@ -204,11 +204,15 @@ def paired_differences(summary: SuiteSummary, methods: list[str], reference: str
 PLATEAU_GAIN = 0.01  # a last-epoch gain above 1 point (x100) means validation was still rising
 
 
+def validation_curves(summary: SuiteSummary, method: str, task: str) -> list[list]:
+    """Each final run's validation curve ([epoch, score] pairs; empty where the run recorded none)."""
+    cell = summary.cell(method, task)
+    return [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
+
+
 def last_epoch_gains(summary: SuiteSummary, method: str, task: str) -> list[float]:
     """Per run, the validation score after the last epoch minus after the one before (runs with a curve only)."""
-    cell = summary.cell(method, task)
-    curves = [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
-    return [curve[-1][1] - curve[-2][1] for curve in curves if len(curve) >= 2]
+    return [curve[-1][1] - curve[-2][1] for curve in validation_curves(summary, method, task) if len(curve) >= 2]
 
 
 def plateau_table(summary: SuiteSummary) -> str | None:
@@ -234,8 +238,7 @@ def curve_table(summary: SuiteSummary) -> str | None:
     rows = []
     for method in summary.methods:
         for task in summary.tasks:
-            cell = summary.cell(method, task)
-            curves = [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
+            curves = validation_curves(summary, method, task)
             epochs = min((len(c) for c in curves), default=0)
             if epochs:
                 means = [statistics.fmean(c[i][1] for c in curves) for i in range(epochs)]
