@@ -45,11 +45,12 @@ from .tables import (
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SUITE_ORDER = ("cpu2", "epochs2", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick", "smoke")
+SUITE_ORDER = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick",
+               "smoke")
 # protocol 2 and its set-up; `cpu` on request
-DEFAULT_SUITES = ("cpu2", "epochs2", "design2", "pilot-mean", "pilot-cls", "dev")
+DEFAULT_SUITES = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
 # they chose tasks, epochs, head and design: scores only
-SETUP_SUITES = ("epochs2", "design2", "pilot-mean", "pilot-cls", "dev")
+SETUP_SUITES = ("epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
 MULTITASK_SUITES = ("mt2", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
