@@ -380,6 +380,24 @@ def test_both_multitask_methods_train_their_adapters_and_every_head_and_nothing_
         assert adapters and all(marker in n for n in adapters), method
 
 
+def test_the_multitask_report_compares_with_single_task_runs_of_the_same_epochs():
+    """mt2 trains every task for 3 epochs: its single-task CoLA row is the 3-epoch run, not cpu2's 6-epoch one."""
+    from benchmarks.harness.multitask import TASKS
+    from benchmarks.report.multitask import rows
+
+    def record(suite, task, score, per_task):
+        return {"suite": suite, "stage": "final", "status": "ok", "method": "slaft-budget-lora", "task": task,
+                "seed": 2, "score": score, "stored_params": 10, "recipe": {"epochs": 3, "epochs_by_task": per_task}}
+
+    multi = {"suite": "mt2", "stage": "final", "status": "ok", "method": "slaft-multitask", "seed": 2,
+             "scores": {t: 0.5 for t in TASKS}, "stored_params": 20}
+    single = [record("cpu2", t, 0.7, {"cola": 6}) for t in TASKS] + [record("cpu2-cola3ep", "cola", 0.2, {})]
+    table, seeds = rows([multi, *single])
+    (slaft,) = [row for row in table if row["method"] == "slaft-budget-lora"]
+    assert seeds == [2] and slaft["scores"][2] == {"cola": 0.2, "sst2": 0.7, "stsb": 0.7, "bbcnews": 0.7}
+    assert slaft["stored"][2] == 40
+
+
 @pytest.mark.benchmark
 def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_path):
     needs("peft")
@@ -403,7 +421,8 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
 
     # The report's section, with these runs as mt2 and single-task runs of the same seed beside them.
     single = [{"suite": "cpu2", "stage": "final", "status": "ok", "method": m, "task": t, "seed": 0, "score": 0.5,
-               "stored_params": 1000} for m in ("slaft-budget-lora", "peft-lora-qv") for t in multitask.TASKS]
+               "stored_params": 1000, "recipe": {"epochs": 3, "epochs_by_task": {}}}
+              for m in ("slaft-budget-lora", "peft-lora-qv") for t in multitask.TASKS]
     relabelled = [{**r, "suite": "mt2"} for r in records]
     text = "\n".join(section(relabelled + single, tmp_path / "B.md", tmp_path / "figures"))
     assert "| slaft multi-task" in text and "| LoRA r=8 (q,v), one per task | 1 |" in text
