@@ -134,6 +134,15 @@ def test_the_selection_seed_picks_the_rate_and_is_never_reported():
     assert suite.seeds_for("slaft-budget-lora-layer") == (1, 2, 3)  # exact names, not prefixes
 
 
+def test_the_planned_count_takes_extended_grids_and_each_methods_own_seeds():
+    grids = {"lora": (1e-3, 3e-3), "bitfit": (1e-3, 3e-3)}
+    suite = _suite(methods=("peft-lora-qv", "bitfit"), tasks=("rte",), lr_grids=grids, extend_grids=True,
+                   seeds=(1, 2, 3), selection_seed=100, more_seeds={"peft-lora-qv": (1, 2, 3, 4, 5)})
+    assert harness.planned_count(suite, []) == (2 + 5) + (2 + 3)
+    records = [_record(lr=1e-3, score=0.5, seed=100), _record(lr=3e-3, score=0.6, seed=100)]  # LoRA's top won
+    assert harness.planned_count(suite, records) == (3 + 5) + (2 + 3)
+
+
 def test_a_robustness_suite_searches_nothing_and_trains_every_seed_at_the_rate_chosen_in_its_source(tmp_path):
     suite = SUITES["robust-label-0.1"]
     assert harness.search_specs(suite, "peft-lora-qv", "cola") == []

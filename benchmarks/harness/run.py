@@ -125,6 +125,14 @@ def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int
             if not (seed == suite.picking_seed and suite.selection_seed is None and suite.lr_suite is None)]
 
 
+def planned_count(suite: Suite, records: list[dict]) -> int:
+    """How many runs the suite takes in all, given its records: every method's search on every task (grids as far
+    as the records have extended them) and its reported seeds."""
+    return sum(len(search_specs(suite, method, task, records))
+               + len(final_specs(suite, method, task, 0.0, list(suite.seeds_for(method))))
+               for method in (suite.methods or METHODS) for task in suite.tasks)
+
+
 def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1,
             worker: str = "benchmarks.harness.worker") -> dict:
     """Run one spec in a worker process and append its record (a failure record if it failed). With ``jobs`` > 1

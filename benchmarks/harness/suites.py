@@ -207,8 +207,8 @@ SUITES: dict[str, Suite] = {
         lr_grids={"lora": (1e-3,)}, epochs_by_task={"cola": 9, "stsb": 6},
         description="Were cpu2's three epochs enough? The strongest peers on the tasks whose validation still rose in "
         "cpu2's last epoch, on the selection seed only (never reported), at three times (CoLA) and twice (STS-B) "
-        "the epochs, the score recorded after every epoch. Compare the last column with cpu2's 3-epoch runs of "
-        "seed 100 at 1e-3.", **PROTOCOL2),
+        "the epochs, the score recorded after every epoch. Compare the last column with the 3-epoch runs of "
+        "seed 100 at 1e-3 (cpu2-cola3ep for CoLA, cpu2 for STS-B).", **PROTOCOL2),
     "design2": Suite(
         name="design2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(100,),
         methods=("peft-lora-qv", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-layer-prior",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, read_records
-from ..harness.run import DEFAULT_DATA_DIR
+from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_SLAFT, SUITES
 from .analysis import generated_analysis
 from .baselines import constant_scores
@@ -83,11 +83,12 @@ def environment(summary: SuiteSummary) -> list[str]:
     suite = SUITES.get(summary.suite)
     if suite:
         methods = list(suite.methods or METHODS)
-        planned = sum(len(suite.grid(METHODS[m].family)) + len(suite.seeds) - 1 for m in methods) * len(suite.tasks)
+        planned = planned_count(suite, summary.records)
         missing = [f"{TASK_TITLES.get(t, t)} {n}" for t in suite.tasks
-                   if (n := sum(1 for m in methods if not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds)))]
+                   if (n := sum(1 for m in methods
+                                if not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds_for(m))))]
         lines.append(f"- Completeness: {len(ok)} of the suite's {planned} planned runs are recorded. "
-                     + (f"(Method, task) pairs still short of {len(suite.seeds)} seeds: {', '.join(missing)} "
+                     + (f"(Method, task) pairs still short of their seeds: {', '.join(missing)} "
                         "methods per task; `python -m benchmarks.harness --suite "
                         f"{summary.suite}` runs the rest, skipping what is recorded."
                         if missing else "Every (method, task) pair has all its seeds."))
