@@ -5,8 +5,9 @@ only the learning rate differs, picked per method and task from the method famil
 
 Protocol 1 (suite ``cpu``, kept as recorded): short runs on subsamples, the rate picked on the first reported seed.
 Protocol 2 (``pilot-*``, ``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs
-(six on CoLA, where three did not reach a plateau), a head chosen by the pilot, rates picked on a selection seed that is never reported, grids extended while the best
-rate sits at an edge, and five reported seeds for LoRA r=8 (q,v) and slaft.
+(six on CoLA, where three did not reach a plateau), a head chosen by the pilot, rates picked on a selection seed
+that is never reported, grids extended while the best rate sits at an edge, and five reported seeds for LoRA r=8
+(q,v) and slaft.
 """
 
 from __future__ import annotations
