@@ -250,6 +250,17 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     assert summary.across_tasks("bitfit", "stored_params") == 10  # sizes still average over both tasks
 
 
+def test_the_recipe_lines_show_each_tasks_epochs_and_one_shared_recipe():
+    base = {"batch_size": 32, "epochs": 3, "max_train_samples": {}}
+    records = [{**_record(task="rte"), "train_examples": 9, "validation_examples": 3, "test_examples": None,
+                "recipe": {**base, "epochs_by_task": {}}},  # recorded before the suite gave stsb more epochs
+               {**_record(task="stsb"), "train_examples": 9, "validation_examples": 3, "test_examples": None,
+                "recipe": {**base, "epochs_by_task": {"stsb": 6}}}]
+    lines = render.recipe(summarize("quick", records))
+    assert [line for line in lines if line.startswith("- Shared recipe")] == ["- Shared recipe: batch_size=32"]
+    assert "- Epochs per task: RTE 3, STS-B 6" in lines  # the quick suite's task order
+
+
 def test_best_constant_prediction_is_the_floor_of_each_metric():
     import numpy as np
 

@@ -63,6 +63,12 @@ def read_records(paths: Iterable[Path]) -> list[dict]:
     return list(latest.values())
 
 
+def epochs_of(record: dict) -> float | None:
+    """The epochs a record's run trained its task for: its suite's per-task override, else the suite's default."""
+    recipe = record.get("recipe", {})
+    return recipe.get("epochs_by_task", {}).get(record.get("task"), recipe.get("epochs"))
+
+
 def score_for_selection(record: dict) -> float:
     """Validation score used to pick a learning rate; failed or NaN runs never win."""
     score = record.get("score")

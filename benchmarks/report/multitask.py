@@ -16,6 +16,7 @@ from slaft.plots import plot_sharing, plot_structure
 from slaft.structure import Structure
 
 from ..harness.multitask import LABELS, METHODS, SLAFT_VARIANTS, SUITES_MT, TASKS
+from ..harness.records import epochs_of
 from ..harness.suites import SUITES
 from .tables import TASK_TITLES
 
@@ -31,11 +32,6 @@ SINGLE_TASK_SUITES = ("cpu2", "cpu2-cola3ep")
 def _finals(records: list[dict], *suites: str) -> list[dict]:
     return [r for r in records if r.get("suite") in suites and r.get("stage") == "final" and r.get("status") == "ok"]
 
-
-def epochs_of(record: dict) -> float:
-    """The epochs a single-task record trained its task for (its suite's per-task override, else its default)."""
-    recipe = record.get("recipe", {})
-    return recipe.get("epochs_by_task", {}).get(record["task"], recipe.get("epochs"))
 
 
 def _fmt(values: list[float], scale: float = 100.0) -> str:

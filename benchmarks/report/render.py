@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..harness.methods import METHODS, REFERENCE, label
-from ..harness.records import RESULTS_DIR, read_records
+from ..harness.records import RESULTS_DIR, epochs_of, read_records
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_SLAFT, SUITES
 from .analysis import generated_analysis
@@ -101,10 +101,15 @@ def environment(summary: SuiteSummary) -> list[str]:
 def recipe(summary: SuiteSummary) -> list[str]:
     suite = SUITES.get(summary.suite)
     ok = [r for r in summary.records if r.get("status") == "ok"]
-    recipes = _unique(tuple(sorted((k, str(v)) for k, v in r.get("recipe", {}).items())) for r in ok)
+    per_task = ("epochs", "epochs_by_task", "max_train_samples")  # shown per task below
+    recipes = _unique(tuple(sorted((k, str(v)) for k, v in r.get("recipe", {}).items() if k not in per_task))
+                      for r in ok)
     lines = []
     for rec in recipes:
-        lines.append("- Shared recipe: " + ", ".join(f"{k}={v}" for k, v in rec if k != "max_train_samples"))
+        lines.append("- Shared recipe: " + ", ".join(f"{k}={v}" for k, v in rec))
+    epochs = {t: _unique(epochs_of(r) for r in ok if r["task"] == t) for t in summary.tasks}
+    lines.append("- Epochs per task: " + ", ".join(
+        f"{TASK_TITLES.get(t, t)} {'/'.join(f'{e:g}' for e in es)}" for t, es in epochs.items() if es))
     sizes = {t: _unique(r["train_examples"] for r in ok if r["task"] == t) for t in summary.tasks}
     evals = {t: _unique((r["validation_examples"], r["test_examples"]) for r in ok if r["task"] == t)
              for t in summary.tasks}
