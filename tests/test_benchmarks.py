@@ -410,7 +410,7 @@ def test_the_multitask_report_compares_with_single_task_runs_of_the_same_epochs(
                 "seed": 2, "score": score, "stored_params": 10, "recipe": {"epochs": 3, "epochs_by_task": per_task}}
 
     multi = {"suite": "mt2", "stage": "final", "status": "ok", "method": "slaft-multitask", "seed": 2,
-             "scores": {t: 0.5 for t in TASKS}, "stored_params": 20}
+             "scores": {t: 0.5 for t in TASKS}, "stored_params": 20, "recipe": {"epochs": 3, "epochs_by_task": {}}}
     single = [record("cpu2", t, 0.7, {"cola": 6}) for t in TASKS] + [record("cpu2-cola3ep", "cola", 0.2, {})]
     table, seeds = rows([multi, *single])
     (slaft,) = [row for row in table if row["method"] == "slaft-budget-lora"]
@@ -435,13 +435,14 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
     assert all(0 < size <= budget for size in slaft["details"]["per_task_params"].values())
     assert slaft["shared_params"] <= 0.5 * 4 * budget < sum(slaft["details"]["per_task_params"].values())
     assert lora["trainable_params"] == lora["adapter_params"] + sum(lora["head_params"].values())
+    assert all(r["recipe"]["epochs_by_task"] == {} for r in records)  # every task trains the suite's epochs
     for record in records:
         assert record["stored_params"] == record["adapter_params"] + sum(record["head_params"].values())
         assert set(record["scores"]) == set(multitask.TASKS)
 
     # The report's section, with these runs as mt2 and single-task runs of the same seed beside them.
     single = [{"suite": "cpu2", "stage": "final", "status": "ok", "method": m, "task": t, "seed": 0, "score": 0.5,
-               "stored_params": 1000, "recipe": {"epochs": 3, "epochs_by_task": {}}}
+               "stored_params": 1000, "recipe": records[0]["recipe"]}
               for m in ("slaft-budget-lora", "peft-lora-qv") for t in multitask.TASKS]
     relabelled = [{**r, "suite": "mt2"} for r in records]
     text = "\n".join(section(relabelled + single, tmp_path / "B.md", tmp_path / "figures"))

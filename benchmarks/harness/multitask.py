@@ -184,7 +184,8 @@ def run(spec: dict, scratch: Path) -> dict:
         "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
                         for h in trainer.state.log_history if any(k.startswith("loss_") for k in h)],
         "device": device_description("cpu"), "threads": torch.get_num_threads(), "versions": versions(),
-        "code_revision": code_revision(), "recipe": suite.recipe(), "details": details,
+        # every task trains suite.epochs here, whatever per-task epochs the base suite gives its single-task runs
+        "code_revision": code_revision(), "recipe": {**suite.recipe(), "epochs_by_task": {}}, "details": details,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -63,10 +63,11 @@ def read_records(paths: Iterable[Path]) -> list[dict]:
     return list(latest.values())
 
 
-def epochs_of(record: dict) -> float | None:
-    """The epochs a record's run trained its task for: its suite's per-task override, else the suite's default."""
+def epochs_of(record: dict, task: str | None = None) -> float | None:
+    """The epochs a record's run trained ``task`` (default: the record's task) for: its recipe's per-task override,
+    else the recipe's default."""
     recipe = record.get("recipe", {})
-    return recipe.get("epochs_by_task", {}).get(record.get("task"), recipe.get("epochs"))
+    return recipe.get("epochs_by_task", {}).get(task or record.get("task"), recipe.get("epochs"))
 
 
 def score_for_selection(record: dict) -> float:
