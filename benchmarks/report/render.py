@@ -118,12 +118,13 @@ def recipe(summary: SuiteSummary) -> list[str]:
     lines.append("- Validation / labelled test examples: " + ", ".join(
         f"{TASK_TITLES.get(t, t)} {e[0][0]} / {e[0][1] or '—'}" for t, e in evals.items() if e))
     if suite and suite.selection_seed is not None:
-        more = "; ".join(f"{prefix}*: {list(seeds)}" for prefix, seeds in suite.more_seeds.items())
+        methods = set(suite.methods or METHODS)
+        more = "; ".join(f"{prefix}*: {list(seeds)}" for prefix, seeds in suite.more_seeds.items() if prefix in methods)
+        borrowed = sorted({source for method, source in suite.lr_from.items() if method in methods})
         lines.append(f"- Reported seeds {list(suite.seeds)}" + (f" ({more})" if more else "") + "; learning rate "
                      f"chosen per method and task on selection seed {suite.selection_seed}, which is not reported"
                      + (", the grid extended while the best rate sat at an edge" if suite.extend_grids else "")
-                     + (f"; the ablation rows reuse the rate of {', '.join(sorted(set(suite.lr_from.values())))}"
-                        if suite.lr_from else "") + ".")
+                     + (f"; the ablation rows reuse the rate of {', '.join(borrowed)}" if borrowed else "") + ".")
     elif suite:
         lines.append(f"- Seeds {list(suite.seeds)}; learning rate chosen per method and task on seed "
                      f"{suite.seeds[0]} (best validation score), then every seed at that rate.")
