@@ -249,6 +249,14 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     assert summary.across_tasks("bitfit", "step_seconds") == 1.0
     assert summary.across_tasks("bitfit", "stored_params") == 10  # sizes still average over both tasks
 
+    # A method that never ran alone shows no costs, and does not take the other methods' costs away.
+    records += [{**run(0, 0.5, 7.0, 2), "method": "full-ft"}]
+    summary = summarize("quick", records)
+    assert summary.costed_methods == ["bitfit"]
+    assert summary.cost_tasks == ["rte"]
+    assert summary.across_tasks("bitfit", "step_seconds") == 1.0
+    assert summary.across_tasks("full-ft", "step_seconds") is None
+
 
 def test_the_recipe_lines_show_each_tasks_epochs_and_one_shared_recipe():
     base = {"batch_size": 32, "epochs": 3, "max_train_samples": {}}

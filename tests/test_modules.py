@@ -27,6 +27,25 @@ def test_low_rank_update_is_scaled_b_a():
     torch.testing.assert_close(module.delta_weight(), 2.0 * module.lora_B @ module.lora_A)
 
 
+def test_the_fused_addition_equals_the_sum_with_gradients_and_keeps_the_hosts_dtype():
+    module = LowRankUpdate(6, 4, 4, scaling=2.0, gate=UnitGate(2, 2))
+    torch.nn.init.normal_(module.lora_B)
+    x, out = torch.randn(2, 3, 6, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
+    fused = module.added_to(x, out)
+    grads = torch.autograd.grad(fused.pow(2).sum(), [x, out, module.lora_A, module.lora_B])
+    probe = module.gate.take_probe_gradient()
+    plain = out + module(x)
+    expected = torch.autograd.grad(plain.pow(2).sum(), [x, out, module.lora_A, module.lora_B])
+    torch.testing.assert_close(fused, plain)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(probe, module.gate.take_probe_gradient())  # importances see the same dL/dz
+    # A host of another dtype (a half-precision backbone) gets the plain sum, in its own dtype.
+    assert module.added_to(x, out.detach().bfloat16()).dtype == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert module.added_to(x, out.detach().bfloat16()).dtype == torch.bfloat16
+
+
 def test_pruning_keeps_trained_weights_scale_and_optimizer_state():
     module = LowRankUpdate(6, 4, 4, scaling=2.0, gate=UnitGate(2, block=2))
     optimizer, x = trained(module)

@@ -131,6 +131,13 @@ def recipe(summary: SuiteSummary) -> list[str]:
     return lines
 
 
+def _uncosted(summary: SuiteSummary) -> str:
+    costed = set(summary.costed_methods)
+    missing = [METHODS[m].label for m in summary.methods if m not in costed
+               and any(summary.cell(m, t) for t in summary.tasks)]
+    return (f"no solo run yet, so no costs: {', '.join(missing)}" if missing else "every method has solo runs")
+
+
 def _solo_share(summary: SuiteSummary) -> str:
     runs = [r for c in summary.cells.values() for r in c.runs]
     solo = [r for r in runs if is_solo(r)]
@@ -188,8 +195,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
             f"{METHODS[REFERENCE].label} measured in this suite. Times, memory and latency come only from solo "
             f"runs, those that had the machine to themselves (`harness --jobs 1`; {_solo_share(summary)}), and "
-            "are averaged over the tasks on which every method has one: "
-            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}. Latency: median of "
+            "are averaged over the tasks on which every method with solo runs has one: "
+            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}; "
+            f"{_uncosted(summary)}. Latency: median of "
             "interleaved forward passes of the exported model (merged where its library can merge) and of the "
             "plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]

@@ -7,7 +7,7 @@ per seed; the first seed's run is the search run at that rate (it is not trained
 Scores and sizes come from every final run. Costs (times, memory, latency) come from solo runs only, those that had
 the machine to themselves (`parallel_jobs` 1 or absent): runs that shared the cores with other runs
 (`harness --jobs N`) ran at other thread counts and speeds. Costs are averaged over the same tasks for every method:
-the tasks on which every method has a solo run (`SuiteSummary.cost_tasks`).
+the tasks on which every method with solo runs has one (`SuiteSummary.cost_tasks`); a method without any shows none.
 """
 
 from __future__ import annotations
@@ -86,11 +86,16 @@ class SuiteSummary:
         return statistics.fmean(means) if means and all(m is not None for m in means) else None
 
     @property
+    def costed_methods(self) -> list[str]:
+        """The methods with at least one solo run: only they have costs to show."""
+        return [m for m in self.methods if any((c := self.cell(m, t)) and c.solo_runs for t in self.tasks)]
+
+    @property
     def cost_tasks(self) -> list[str]:
-        """The tasks on which every method with runs has a solo run: costs are compared over these alone."""
-        with_runs = [m for m in self.methods if any(self.cell(m, t) for t in self.tasks)]
-        return [t for t in self.tasks
-                if all((c := self.cell(m, t)) and c.solo_runs for m in with_runs)]
+        """The tasks on which every method with solo runs has one: costs are compared over these alone. A method
+        with no solo run at all shows no costs and does not empty the comparison of the others."""
+        costed = self.costed_methods
+        return [t for t in self.tasks if costed and all((c := self.cell(m, t)) and c.solo_runs for m in costed)]
 
     def _tasks_for(self, key: str) -> list[str]:
         return self.cost_tasks if key in COST_KEYS else self.tasks

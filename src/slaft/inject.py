@@ -75,8 +75,10 @@ def _add_delta(container: nn.ModuleDict, site: str, x, out):
     if site not in container:
         return out
     module = container[site]
-    weight = next(module.parameters())
-    return out + module(x.to(weight.dtype)).to(out.dtype)
+    x = x.to(next(module.parameters()).dtype)
+    if isinstance(module, LowRankUpdate):
+        return module.added_to(x, out)
+    return out + module(x).to(out.dtype)
 
 
 def _hook(container: nn.ModuleDict, site: str, reads_output: bool):

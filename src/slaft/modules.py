@@ -91,7 +91,18 @@ class LowRankUpdate(GatedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
         h, _ = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
-        return F.linear(h, self.lora_B) * self.scaling
+        return F.linear(h * self.scaling, self.lora_B)  # scaled at rank width: an out-wide product costs far more
+
+    def added_to(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out + delta(x) with the product by B fused into the addition (one GEMM, no out-wide temporary and no
+        out-wide add: on a CPU that is most of what an update on a wide host costs). Where ``out`` has another dtype
+        than the weights, or autocast is on, it is the plain sum."""
+        if out.dtype != self.lora_B.dtype or torch.is_autocast_enabled(out.device.type):
+            return out + self(x).to(out.dtype)
+        h, _ = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]), (h * self.scaling).reshape(-1, h.shape[-1]),
+                           self.lora_B.t())
+        return flat.view(out.shape)
 
     def delta_weight(self) -> torch.Tensor:
         """scaling · B A, shape (out, in): what merging adds to the host weight."""
