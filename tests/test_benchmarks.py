@@ -258,6 +258,24 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     assert summary.across_tasks("full-ft", "step_seconds") is None
 
 
+def test_step_times_compare_with_the_reference_on_the_same_batch_shape_latest_first():
+    from benchmarks.report.tables import steptime_table
+
+    def step(method, phase, shape, seconds, when):
+        return {"suite": "steptime", "status": "ok", "method": method, "phase": phase, "batch_shape": shape,
+                "median_step_seconds": seconds, "finished_at": when, "code_revision": "abc1234"}
+
+    table = steptime_table([step("peft-lora-qv", "train", [32, 128], 1.0, "1"),
+                            step("slaft-budget-lora", "search", [32, 128], 1.5, "1"),
+                            step("slaft-budget-lora", "search", [32, 128], 1.2, "2"),  # measured again later
+                            step("peft-lora-qv", "train", [32, 32], 0.2, "2"),
+                            step("slaft-budget-lora", "search", [32, 32], 0.25, "2")])
+    rows = [line for line in table.splitlines() if "slaft" in line]
+    assert len(rows) == 2
+    assert "| 32 × 128 |" in rows[0] and "| 1.20x |" in rows[0]  # the later measurement, not 1.50x
+    assert "| 32 × 32 |" in rows[1] and "| 1.25x |" in rows[1]  # against LoRA's step on the same shape
+
+
 def test_the_recipe_lines_show_each_tasks_epochs_and_one_shared_recipe():
     base = {"batch_size": 32, "epochs": 3, "max_train_samples": {}}
     records = [{**_record(task="rte"), "train_examples": 9, "validation_examples": 3, "test_examples": None,

@@ -220,8 +220,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     if step:
         out += ["### Step time on one batch", "",
                 "`python -m benchmarks.harness.steptime`: median over 12 optimizer steps (forward, backward, AdamW) "
-                "on one fixed batch of 32 x 128 tokens, each method alone on the machine; slaft's search step runs "
-                "the whole candidate space with its gates, its decided step the structure it kept.", "", step, ""]
+                "on one fixed batch (batch size × tokens; 32 × 128 is a batch of full-length sequences, a shorter one "
+                "is nearer SST-2's and CoLA's, whose sentences are short), each method alone on the machine, the "
+                "latest measurement per batch shape and the code revision it ran; slaft's search step runs the "
+                "whole candidate space with its gates, its decided step the structure it kept.", "", step, ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]

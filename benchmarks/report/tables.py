@@ -311,14 +311,22 @@ def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
 
 
 def steptime_table(records: list[dict]) -> str | None:
-    """Median optimizer-step time on one fixed batch (benchmarks/harness/steptime.py), against LoRA q,v's."""
-    rows = [r for r in records if r.get("suite") == "steptime" and r.get("status") == "ok"]
-    reference = next((r["median_step_seconds"] for r in rows if r["method"] == REFERENCE), None)
-    if not rows or reference is None:
-        return None
-    head = ["Method", "Phase", "Step (ms)", f"vs {label(REFERENCE)}"]
-    lines = [_row(head), _row(["---"] * len(head))]
-    for r in rows:
-        lines.append(_row([label(r["method"]), r["phase"], f"{1000 * r['median_step_seconds']:.0f}",
-                           f"{r['median_step_seconds'] / reference:.2f}x"]))
-    return "\n".join(lines)
+    """Median optimizer-step time on one fixed batch (benchmarks/harness/steptime.py), against LoRA q,v's on the
+    same batch shape: per shape, each (method, phase)'s latest measurement."""
+    latest: dict[tuple, dict] = {}
+    for r in sorted((r for r in records if r.get("suite") == "steptime" and r.get("status") == "ok"),
+                    key=lambda r: r.get("finished_at", "")):
+        latest[(tuple(r.get("batch_shape") or ()), r["method"], r["phase"])] = r
+    head = ["Batch", "Method", "Phase", "Step (ms)", f"vs {label(REFERENCE)}", "Code"]
+    lines = []
+    for shape in sorted({key[0] for key in latest}, key=lambda s: tuple(-n for n in s)):  # longest first
+        reference = next((r for (s, m, _), r in latest.items() if s == shape and m == REFERENCE), None)
+        if reference is None:
+            continue
+        for (s, method, phase), r in latest.items():
+            if s == shape:
+                lines.append(_row([" × ".join(map(str, shape)), label(method), phase,
+                                   f"{1000 * r['median_step_seconds']:.0f}",
+                                   f"{r['median_step_seconds'] / reference['median_step_seconds']:.2f}x",
+                                   str(r.get("code_revision", ""))[:7]]))
+    return "\n".join([_row(head), _row(["---"] * len(head)), *lines]) if lines else None
