@@ -276,6 +276,26 @@ def test_step_times_compare_with_the_reference_on_the_same_batch_shape_latest_fi
     assert "| 32 × 32 |" in rows[1] and "| 1.25x |" in rows[1]  # against LoRA's step on the same shape
 
 
+def test_ablations_are_paired_with_the_reference_on_the_seeds_both_have():
+    from benchmarks.report.tables import ablation_table
+
+    def run(method, seed, score, task="rte"):
+        return _record(method=method, task=task, seed=seed, lr=2e-3, score=score)
+
+    def variant_row(records):
+        table = ablation_table(summarize("quick", records), "slaft-budget-lora", ["slaft-budget-lora-reset"])
+        return next(line for line in table.splitlines() if "restarted" in line)
+
+    records = [run("slaft-budget-lora", 0, 0.5), run("slaft-budget-lora", 1, 0.6),
+               run("slaft-budget-lora-reset", 0, 0.52),
+               run("slaft-budget-lora", 0, 0.8, "stsb"), run("slaft-budget-lora", 1, 0.8, "stsb")]
+    row = variant_row(records)
+    assert "(+2.0)" in row  # +2 on the seed it has; its mean (52.0) is 3.0 below the reference's two-seed mean
+    assert row.rstrip(" |").split(" | ")[-2] == "—"  # not run on STS-B: no average difference
+    row = variant_row(records + [run("slaft-budget-lora-reset", 0, 0.81, "stsb")])
+    assert row.rstrip(" |").split(" | ")[-2] == "+1.5"  # the mean of the tasks' paired differences (+2.0, +1.0)
+
+
 def test_the_recipe_lines_show_each_tasks_epochs_and_one_shared_recipe():
     base = {"batch_size": 32, "epochs": 3, "max_train_samples": {}}
     records = [{**_record(task="rte"), "train_examples": 9, "validation_examples": 3, "test_examples": None,

@@ -215,7 +215,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         ablation = ablation_table(summary, "slaft-budget-lora", list(PROTOCOL2_ABLATIONS))
         if ablation:
             out += ["### Ablation", "",
-                    "One change each against slaft at LoRA q,v's size (same rate, same seeds; x100).", "", ablation, ""]
+                    ("One change each against slaft at LoRA q,v's size, at its rate (x100): each cell is the "
+                     "variant's mean over its seeds and, in brackets, its paired difference from slaft at LoRA q,v's "
+                     "size on the same seeds."), "", ablation, ""]
     step = steptime_table(summary.all_records) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",

@@ -257,26 +257,37 @@ def still_rising(summary: SuiteSummary) -> list[str]:
 
 
 def ablation_table(summary: SuiteSummary, reference: str, variants: list[str]) -> str | None:
-    """Each ablation variant against the design it changes one thing of, task by task."""
+    """Each ablation variant against the design it changes one thing of, task by task: the variant's mean over its
+    seeds and, in brackets, its paired difference from the reference on the seeds both have (a variant run on three
+    seeds is not compared with the reference's five-seed mean)."""
+    import statistics
+
     present = [v for v in variants if any(summary.cell(v, t) for t in summary.tasks)]
     if not present or not any(summary.cell(reference, t) for t in summary.tasks):
         return None
-    head = ["Variant", "What changes", *[TASK_TITLES.get(t, t) for t in summary.tasks], "Avg", "Δ avg",
+    head = ["Variant", "What changes", *[TASK_TITLES.get(t, t) for t in summary.tasks], "Avg", "Δ avg (paired)",
             "Adapter params"]
     lines = [_row(head), _row(["---"] * len(head))]
-    base = summary.average(reference)
     for method in [reference, *present]:
-        cells = []
+        cells, deltas = [], []
         for task in summary.tasks:
             cell = summary.cell(method, task)
-            cells.append(_mean_std(cell.mean("score"), cell.std("score"), len(cell.runs), len(cell.runs))
-                         if cell else "—")
+            text = _mean_std(cell.mean("score"), cell.std("score"), len(cell.runs), len(cell.runs)) if cell else "—"
+            mine, ref = _by_seed(summary, method, task), _by_seed(summary, reference, task)
+            shared = sorted(set(mine) & set(ref))
+            if method != reference and shared:
+                delta = statistics.fmean(mine[s] - ref[s] for s in shared)
+                deltas.append(delta)
+                text += f" ({100 * delta:+.1f})"
+            cells.append(text)
         average = summary.average(method)
-        delta = f"{100 * (average - base):+.1f}" if average is not None and base is not None and method != reference \
-            else ("ref" if method == reference else "—")
+        if method == reference:
+            delta_avg = "ref"
+        else:
+            delta_avg = f"{100 * statistics.fmean(deltas):+.1f}" if len(deltas) == len(summary.tasks) else "—"
         what = METHODS[method].description if method in METHODS else ""
         lines.append(_row([label(method), what, *cells, f"{100 * average:.1f}" if average is not None else "—",
-                           delta, _count(summary.across_tasks(method, "adapter_params"))]))
+                           delta_avg, _count(summary.across_tasks(method, "adapter_params"))]))
     return "\n".join(lines)
 
 
