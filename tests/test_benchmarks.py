@@ -455,13 +455,42 @@ def test_the_multitask_report_compares_with_single_task_runs_of_the_same_epochs(
         return {"suite": suite, "stage": "final", "status": "ok", "method": "slaft-budget-lora", "task": task,
                 "seed": 2, "score": score, "stored_params": 10, "recipe": {"epochs": 3, "epochs_by_task": per_task}}
 
-    multi = {"suite": "mt2", "stage": "final", "status": "ok", "method": "slaft-multitask", "seed": 2,
-             "scores": {t: 0.5 for t in TASKS}, "stored_params": 20, "recipe": {"epochs": 3, "epochs_by_task": {}}}
+    multi = {"suite": "mt2", "stage": "final", "status": "ok", "method": "slaft-multitask", "seed": 2, "lr": 3e-3,
+             "task": "+".join(TASKS), "scores": {t: 0.5 for t in TASKS}, "stored_params": 20,
+             "recipe": {"epochs": 3, "epochs_by_task": {}}}
+    search = [{**multi, "seed": 100, "lr": lr, "stage": "lr_search", "score": v}
+              for lr, v in ((1e-3, 0.4), (3e-3, 0.5))]
     single = [record("cpu2", t, 0.7, {"cola": 6}) for t in TASKS] + [record("cpu2-cola3ep", "cola", 0.2, {})]
-    table, seeds = rows([multi, *single])
+    table, seeds = rows([*search, multi, *single])
     (slaft,) = [row for row in table if row["method"] == "slaft-budget-lora"]
     assert seeds == [2] and slaft["scores"][2] == {"cola": 0.2, "sst2": 0.7, "stsb": 0.7, "bbcnews": 0.7}
     assert slaft["stored"][2] == 40
+
+
+def test_the_multitask_search_extends_its_grid_past_an_edge_and_the_report_shows_the_chosen_rates_seeds():
+    from benchmarks.harness import multitask
+    from benchmarks.report.multitask import open_searches, rows
+
+    suite, task = multitask.SUITES_MT["mt2"], "+".join(multitask.TASKS)
+
+    def run(lr, seed, score):
+        return {"suite": "mt2", "method": "slaft-multitask", "task": task, "seed": seed, "lr": lr, "status": "ok",
+                "stage": "final" if seed != 100 else "lr_search", "score": score,
+                "scores": {t: score for t in multitask.TASKS}, "stored_params": 1,
+                "recipe": {"epochs": 3, "epochs_by_task": {}}}
+
+    methods = ("slaft-multitask", "slaft-multitask-pool1")
+    records = [run(1e-3, 100, 0.7), run(3e-3, 100, 0.6), run(1e-3, 2, 0.7)]
+    lower = min(s.lr for s in multitask.search_specs(suite, methods, records))
+    assert lower == pytest.approx(1e-3 / 3)  # 1e-3 won at the grid's lower edge: one step further down
+    assert multitask.final_specs(suite, records, (2,), methods) == []  # no seed trains before the search ends
+    assert open_searches(records) == ["slaft-multitask"]
+    assert [r["seeds"] for r in rows(records)[0] if r["method"] == "slaft-multitask"] == [[2]]  # best rate so far
+    records += [run(lower, 100, 0.8), run(lower * lower / 1e-3, 100, 0.75)]  # the new rate wins; the next does not
+    assert open_searches(records) == []
+    assert {(s.method, s.lr) for s in multitask.final_specs(suite, records, (2,), methods)} == \
+        {(m, lower) for m in methods}  # the variant takes the rate its base method chose
+    assert not any(r["method"] == "slaft-multitask" for r in rows(records)[0])  # the 1e-3 seed is not reported
 
 
 @pytest.mark.benchmark

@@ -57,6 +57,7 @@ class MultiTaskSuite:
     selection_seed: int
     seeds: tuple[int, ...]
     max_train_samples: int | None = None  # a cap on every task (pipeline checks only)
+    max_extensions: int = 3  # rates added beyond an edge of the grid while the best rate sits there (as cpu2)
     timeout_s: int = 4 * 3600
     methods: tuple[str, ...] = METHODS
 
@@ -197,25 +198,42 @@ LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)",
           "peft-lora-shared": "LoRA q,v shared"}
 
 
-def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...]):
+def searched_grid(suite: MultiTaskSuite, method: str, records: list[dict]) -> tuple[tuple[float, ...], bool]:
+    """(the rates a method's search takes, whether it is complete): the suite's grid, extended beyond an edge while
+    the best rate sits there, as in cpu2."""
+    from .run import searched_grid as extend
+
+    return extend(suite.grid, records, method, "+".join(TASKS), suite.selection_seed, suite.max_extensions)
+
+
+def chosen_rate(suite: MultiTaskSuite, method: str, records: list[dict]) -> float | None:
+    """The rate a method's reported seeds train at (a variant's: the one its base method chose); None while the
+    search is incomplete."""
+    from .records import chosen_lr
+
+    source = LR_FROM.get(method, method)
+    grid, complete = searched_grid(suite, source, records)
+    return chosen_lr(records, source, "+".join(TASKS), grid, suite.selection_seed) if complete else None
+
+
+def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...], records: list[dict] | None = None):
     from .run import RunSpec
 
     return [RunSpec(suite.name, method, "+".join(TASKS), suite.selection_seed, lr,
                     "lr_search" if len(suite.grid) > 1 else "final")
-            for method in methods if method not in LR_FROM for lr in suite.grid]
+            for method in methods if method not in LR_FROM for lr in searched_grid(suite, method, records or [])[0]]
 
 
 def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...], methods: tuple[str, ...]):
     """Each method's reported seeds at the rate its search (or its base method's) chose (none while the search is
     incomplete)."""
-    from .records import chosen_lr
     from .run import RunSpec
 
-    task, todo = "+".join(TASKS), []
+    todo = []
     for method in methods:
-        lr = chosen_lr(records, LR_FROM.get(method, method), task, suite.grid, suite.selection_seed)
+        lr = chosen_rate(suite, method, records)
         if lr is not None:
-            todo += [RunSpec(suite.name, method, task, seed, lr, "final") for seed in seeds
+            todo += [RunSpec(suite.name, method, "+".join(TASKS), seed, lr, "final") for seed in seeds
                      if seed != suite.selection_seed]
     return todo
 
@@ -254,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     methods = tuple(args.methods or mt_suite.methods)
     print(f"suite {mt_suite.name}: {', '.join(methods)} on {', '.join(TASKS)}\nresults -> {results}", flush=True)
     if args.stage != "final":
-        runner.run(search_specs(mt_suite, methods))
+        while True:  # the grid grows while a best rate sits at an edge: search until it is complete
+            todo = [spec for spec in search_specs(mt_suite, methods, runner.records) if not runner.skip(spec)]
+            runner.run(todo)
+            if not todo or args.plan:
+                break
     if args.stage != "lr_search":
         runner.run(final_specs(mt_suite, read_records([results]), tuple(args.seeds or mt_suite.seeds), methods))
     if args.plan:

@@ -83,18 +83,23 @@ def lr_grid(suite: Suite, method: str, task: str, records: list[dict]) -> tuple[
         grid, complete = lr_grid(suite, reference, task, records)
         lr = chosen_lr(records, reference, task, grid, suite.picking_seed) if complete else None
         return ((lr,), True) if lr is not None else ((), False)
-    grid = tuple(float(lr) for lr in suite.grid(METHODS[method].family))
-    for _ in range(suite.max_extensions + 1):
-        best = chosen_lr(records, method, task, grid, suite.picking_seed)
+    return searched_grid(tuple(float(lr) for lr in suite.grid(METHODS[method].family)), records, method, task,
+                         suite.picking_seed, suite.max_extensions if suite.extend_grids else 0)
+
+
+def searched_grid(base: tuple[float, ...], records: list[dict], method: str, task: str, seed: int,
+                  max_extensions: int) -> tuple[tuple[float, ...], bool]:
+    """(the rates to search, whether the search is complete): ``base``, and while the best rate of the completed
+    grid sits at an edge, one more rate beyond it (at most ``max_extensions`` more)."""
+    grid = base
+    while True:
+        best = chosen_lr(records, method, task, grid, seed)
         if best is None:
             return grid, False
-        if not suite.extend_grids or len(grid) < 2:
-            return grid, True
-        wider = _extended(grid, best)
-        if wider is None or len(grid) >= len(suite.grid(METHODS[method].family)) + suite.max_extensions:
+        wider = _extended(grid, best) if len(grid) < len(base) + max_extensions else None
+        if wider is None:
             return grid, True
         grid = wider
-    return grid, True
 
 
 def final_lr(suite: Suite, method: str, task: str, records: list[dict]) -> float | None:
