@@ -19,9 +19,10 @@ single-task runs together), batches of one task each, drawn in proportion to the
 * ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
   classifiers.
 
-Rates are searched on the selection seed (100) as in cpu2; the reported seeds are those every compared method
-has in cpu2. The single-task comparisons (slaft at LoRA's size, LoRA q,v per task) are cpu2's own records. Records go
-to ``results/mt2.jsonl``; one run = one line, keyed like every other suite (its "task" is the joined task list).
+Rates are searched on the selection seed (100) as in cpu2, the grid extended past an edge while the best rate sits
+there; the reported seeds are those every compared method has in cpu2. The single-task comparisons (slaft at LoRA's
+size, LoRA q,v per task) are cpu2's own records. Records go to ``results/mt2.jsonl``; one run = one line, keyed like
+every other suite (its "task" is the joined task list).
 """
 
 from __future__ import annotations
