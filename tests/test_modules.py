@@ -31,7 +31,7 @@ def test_the_fused_addition_equals_the_sum_with_gradients_and_keeps_the_hosts_dt
     module = LowRankUpdate(6, 4, 4, scaling=2.0, gate=UnitGate(2, 2))
     torch.nn.init.normal_(module.lora_B)
     x, out = torch.randn(2, 3, 6, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
-    fused = module.added_to(x, out)
+    fused = module(x, out)
     grads = torch.autograd.grad(fused.pow(2).sum(), [x, out, module.lora_A, module.lora_B])
     probe = module.gate.take_probe_gradient()
     plain = out + module(x)
@@ -41,9 +41,9 @@ def test_the_fused_addition_equals_the_sum_with_gradients_and_keeps_the_hosts_dt
         torch.testing.assert_close(got, want)
     torch.testing.assert_close(probe, module.gate.take_probe_gradient())  # importances see the same dL/dz
     # A host of another dtype (a half-precision backbone) gets the plain sum, in its own dtype.
-    assert module.added_to(x, out.detach().bfloat16()).dtype == torch.bfloat16
+    assert module(x, out.detach().bfloat16()).dtype == torch.bfloat16
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert module.added_to(x, out.detach().bfloat16()).dtype == torch.bfloat16
+        assert module(x, out.detach().bfloat16()).dtype == torch.bfloat16
 
 
 def test_pruning_keeps_trained_weights_scale_and_optimizer_state():
@@ -88,3 +88,20 @@ def test_identity_bottleneck_is_a_linear_map():
     matrix, shift = module.linear_map()
     x = torch.randn(2, 5)
     torch.testing.assert_close(module(x), x @ matrix.T + shift)
+
+
+def test_every_update_runs_through_its_modules_call_so_parameter_hooks_see_it(batch):
+    """ZeRO-3 and similar engines gather a module's parameters in its forward pre-hook: the fused addition must not
+    bypass the module's __call__."""
+    from conftest import tiny_bert
+
+    from slaft import SlaftConfig, get_slaft_model
+
+    model = get_slaft_model(tiny_bert(), SlaftConfig(sites=["lora_q", "lora_ffn_in"]))
+    calls = []
+    for module in model.modules():
+        if isinstance(module, LowRankUpdate):
+            module.register_forward_pre_hook(lambda m, args: calls.append(m))
+    model.eval()
+    model(**batch)
+    assert len(calls) == sum(isinstance(m, LowRankUpdate) for m in model.modules()) > 0

@@ -77,7 +77,7 @@ def _add_delta(container: nn.ModuleDict, site: str, x, out):
     module = container[site]
     x = x.to(next(module.parameters()).dtype)
     if isinstance(module, LowRankUpdate):
-        return module.added_to(x, out)
+        return module(x, out)  # adds into out in one GEMM
     return out + module(x).to(out.dtype)
 
 

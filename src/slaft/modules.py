@@ -89,19 +89,18 @@ class LowRankUpdate(GatedModule):
     def sliced_parameters(self) -> list[tuple[nn.Parameter, int]]:
         return [(self.lora_A, 0), (self.lora_B, 1)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:  # (..., in) -> (..., out)
+        """delta(x); or, given the host's output ``out``, out + delta(x) with the product by B fused into the addition
+        (one GEMM, no out-wide temporary and no out-wide add: on a CPU that is most of what an update on a wide host
+        costs). It stays the module's forward, so hooks that fetch or shard parameters (ZeRO-3) see the call. Where
+        ``out`` has another dtype than the weights, or autocast is on, it is the plain sum."""
         h, _ = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
-        return F.linear(h * self.scaling, self.lora_B)  # scaled at rank width: an out-wide product costs far more
-
-    def added_to(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out + delta(x) with the product by B fused into the addition (one GEMM, no out-wide temporary and no
-        out-wide add: on a CPU that is most of what an update on a wide host costs). Where ``out`` has another dtype
-        than the weights, or autocast is on, it is the plain sum."""
+        h = h * self.scaling  # scaled at rank width, not at the host's width
+        if out is None:
+            return F.linear(h, self.lora_B)
         if out.dtype != self.lora_B.dtype or torch.is_autocast_enabled(out.device.type):
-            return out + self(x).to(out.dtype)
-        h, _ = self._gated(F.linear(self.dropout(x), self.lora_A))  # (..., rank)
-        flat = torch.addmm(out.reshape(-1, out.shape[-1]), (h * self.scaling).reshape(-1, h.shape[-1]),
-                           self.lora_B.t())
+            return out + F.linear(h, self.lora_B).to(out.dtype)
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]), h.reshape(-1, h.shape[-1]), self.lora_B.t())
         return flat.view(out.shape)
 
     def delta_weight(self) -> torch.Tensor:
