@@ -39,7 +39,8 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
 
 def reported_rate(method: str, records: list[dict]) -> float | None:
     """The rate whose seeds a method's row shows: the one its search chose, or while the search still has rates to
-    run (an edge extended it), the best of the rates it has run so far."""
+    run (an edge extended it), the best of the rates it has run so far; None (every seed shown) where no search run
+    is recorded at all (a pipeline check's records)."""
     suite, source = SUITES_MT["mt2"], LR_FROM.get(method, method)
     chosen = chosen_rate(suite, method, records)
     if chosen is not None:
@@ -61,7 +62,7 @@ def rows(records: list[dict]) -> tuple[list[dict], list[int]]:
     """One row per approach: per-seed per-task scores, per-seed stored parameters; and the seeds they share."""
     mt = [r for r in records if r.get("suite") == "mt2"]
     rates = {m: reported_rate(m, mt) for m in METHODS}
-    multi = [r for r in _finals(records, "mt2") if float(r["lr"]) == rates[r["method"]]]
+    multi = [r for r in _finals(records, "mt2") if rates[r["method"]] in (None, float(r["lr"]))]
     seeds = sorted({int(r["seed"]) for r in multi})
     out = []
     for method in METHODS:
