@@ -345,3 +345,42 @@ def test_per_task_evaluation_during_training_logs_each_tasks_metrics(tmp_path):
     trainer.train()
     logged = {key for entry in trainer.state.log_history for key in entry}
     assert {"eval_pos_accuracy", "eval_topic_accuracy", "eval_pos_loss", "eval_topic_loss"} <= logged
+
+
+def test_idle_entries_keep_their_values_and_adam_state_through_a_step():
+    from slaft.multitask.training import IdleEntries
+
+    def two_steps(hold: bool):
+        param = torch.nn.Parameter(torch.ones(4))
+        optimizer = torch.optim.AdamW([param], lr=0.1, weight_decay=0.0)
+        param.grad = torch.tensor([1.0, 1.0, -1.0, 2.0])
+        optimizer.step()
+        before = param.detach().clone(), {k: v.clone() for k, v in optimizer.state[param].items()}
+        param.grad = torch.tensor([0.5, 0.0, 0.2, 0.0])  # entries 1 and 3: another task's units
+        idle = IdleEntries([param], optimizer) if hold else None
+        optimizer.step()
+        if idle is not None:
+            idle.restore(optimizer)
+        return before, param.detach(), optimizer.state[param]
+
+    (values, state), after, new_state = two_steps(hold=True)
+    assert torch.equal(after[[1, 3]], values[[1, 3]]) and not torch.equal(after[[0, 2]], values[[0, 2]])
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(new_state[key][[1, 3]], state[key][[1, 3]])
+    (values, _), after, _ = two_steps(hold=False)
+    assert not torch.equal(after[[1, 3]], values[[1, 3]])  # without it Adam's momentum moves them anyway
+
+
+def test_the_trainer_holds_idle_units_when_asked(tmp_path, monkeypatch):
+    from slaft.multitask import training
+
+    held = []
+    restore = training.IdleEntries.restore
+    monkeypatch.setattr(training.IdleEntries, "restore",
+                        lambda self, optimizer: (held.append(len(self.saved)), restore(self, optimizer)))
+    config = MultiTaskConfig(pool_share=1.0, private_sites=["lora_q", "lora_v"], hold_idle_units=True)
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(sites=["lora_q", "lora_v"], target_params=1000), TASKS,
+                                config)
+    train(model, [dataset(32, 2, 0), dataset(32, 3, 1), dataset(32, 1, 2)], tmp_path, epochs=2)
+    assert held and max(held) > 0  # the steps after pruning began held the other tasks' units
+    assert MultiTaskConfig.from_dict(config.to_dict()).hold_idle_units  # saved with the model's config

@@ -14,8 +14,10 @@ single-task runs together), batches of one task each, drawn in proportion to the
 * ``slaft-multitask-pool1``: the same with the pool allowed the whole sum of the budgets, so no task has to share a
   unit (tasks still share the ones they both choose). Two diagnostics of what costs CoLA its score:
   ``slaft-multitask-private`` (every site task-private: no unit shared, only the backbone and the pooler) and
-  ``slaft-multitask-own-pooler`` (the pool of ``-pool1``, and a pooler per task). The variants take the rate
-  ``slaft-multitask`` chose.
+  ``slaft-multitask-own-pooler`` (the pool of ``-pool1``, and a pooler per task). ``slaft-multitask-hold`` is
+  ``slaft-multitask`` with ``hold_idle_units``: on each step the units and heads the step's task does not use keep
+  their values and Adam's moments, instead of drifting on momentum through the other tasks' steps. The variants take
+  the rate ``slaft-multitask`` chose.
 * ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
   classifiers.
 
@@ -45,6 +47,7 @@ SLAFT_VARIANTS = {
     "slaft-multitask-pool1": {"pool_share": 1.0},
     "slaft-multitask-private": {"pool_share": 1.0, "private_sites": SITE_NAMES},
     "slaft-multitask-own-pooler": {"pool_share": 1.0, "shared_heads": False},
+    "slaft-multitask-hold": {"pool_share": 0.5, "hold_idle_units": True},
 }
 METHODS = (*SLAFT_VARIANTS, "peft-lora-shared")
 LR_FROM = {m: "slaft-multitask" for m in SLAFT_VARIANTS if m != "slaft-multitask"}  # variants take its rate
@@ -196,6 +199,7 @@ LABELS = {"slaft-multitask": "slaft multi-task (pool = ½ Σ budgets)",
           "slaft-multitask-pool1": "slaft multi-task (pool = Σ budgets)",
           "slaft-multitask-private": "slaft multi-task, no shared units (pool = Σ budgets)",
           "slaft-multitask-own-pooler": "slaft multi-task, a pooler per task (pool = Σ budgets)",
+          "slaft-multitask-hold": "slaft multi-task, idle units held (pool = ½ Σ budgets)",
           "peft-lora-shared": "LoRA q,v shared"}
 
 

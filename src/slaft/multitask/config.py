@@ -51,6 +51,11 @@ class MultiTaskConfig:
         "help": "Head parts whose shape does not depend on the label count (BERT's pooler) are shared by the "
                 "tasks; the label-sized parts are always one per task. --no-shared-heads gives each task all of "
                 "its head."})
+    hold_idle_units: bool = field(default=False, metadata={
+        "help": "On each optimizer step, trained entries whose gradient is exactly zero (the units, heads and biases "
+                "the step's task does not use) keep their values and their optimizer state, as if the step had not "
+                "happened for them: a task's own units then move on its batches only, as in single-task training, "
+                "instead of drifting on Adam's momentum through the other tasks' steps."})
     sampling: str = field(default="proportional", metadata={
         "help": "Which task each batch comes from: proportional (every example once per epoch), temperature "
                 "(probability ∝ size^(1/T)) or uniform."})

@@ -8,6 +8,7 @@ trains on a ``TaskBatchSampler`` through the public ``get_train_dataloader``.
 
 from __future__ import annotations
 
+import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
@@ -20,7 +21,37 @@ def unwrap_multitask(model) -> MultiTaskSlaftModel | None:
     return unwrap(model, MultiTaskSlaftModel)
 
 
+class IdleEntries:
+    """The entries of some parameters whose gradient is exactly zero, with their values and their optimizer state
+    (every state tensor of the parameter's shape: Adam's moments), taken before an optimizer step and put back after
+    it, so the step leaves them as they were."""
+
+    def __init__(self, params, optimizer) -> None:
+        self.saved = []
+        for param in params:
+            if param.grad is None:  # an optimizer skips these anyway
+                continue
+            idle = param.grad == 0
+            if not bool(idle.any()):
+                continue
+            state = optimizer.state.get(param, {})
+            moments = {key: value[idle].clone() for key, value in state.items()
+                       if torch.is_tensor(value) and value.shape == param.shape}
+            self.saved.append((param, idle, param.detach()[idle].clone(), moments))
+
+    @torch.no_grad()
+    def restore(self, optimizer) -> None:
+        for param, idle, values, moments in self.saved:
+            param[idle] = values
+            state = optimizer.state.get(param, {})
+            for key, value in moments.items():  # (before the first step there is no state: Adam's fresh moments
+                state[key][idle] = value         # are zero where the gradient is)
+
+
 class MultiTaskCallback(TrainerCallback):
+    def __init__(self) -> None:
+        self.idle: IdleEntries | None = None
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         mt = unwrap_multitask(model)
         if mt is not None and mt.total_steps is None:
@@ -31,10 +62,17 @@ class MultiTaskCallback(TrainerCallback):
         if mt is not None:
             mt.begin_step(state.global_step)
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         mt = unwrap_multitask(model)
         if mt is not None:
             mt.after_backward()
+            if mt.multitask.hold_idle_units and optimizer is not None:
+                self.idle = IdleEntries([p for p in mt.parameters() if p.requires_grad], optimizer)
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if self.idle is not None and optimizer is not None:
+            self.idle.restore(optimizer)
+        self.idle = None
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         mt = unwrap_multitask(model)
