@@ -38,16 +38,16 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
 
 
 def reported_rate(method: str, records: list[dict]) -> float | None:
-    """The rate whose seeds a method's row shows: the one its search chose, or while the search still has rates to
-    run (an edge extended it), the best of the rates it has run so far; None (every seed shown) where no search run
-    is recorded at all (a pipeline check's records)."""
+    """The rate whose seeds a method's row shows (``records``: mt2's): the one its search chose, or while the search
+    still has rates to run (an edge extended it), the best of the rates it has run so far; None (every seed shown)
+    where no search run is recorded at all (a pipeline check's records)."""
     suite, source = SUITES_MT["mt2"], LR_FROM.get(method, method)
     chosen = chosen_rate(suite, method, records)
     if chosen is not None:
         return chosen
     ran = tuple(lr for lr in searched_grid(suite, source, records)[0]
                 if any(r["method"] == source and int(r["seed"]) == suite.selection_seed and float(r["lr"]) == lr
-                       for r in records if r.get("suite") == "mt2"))
+                       for r in records))
     return chosen_lr(records, source, "+".join(TASKS), ran, suite.selection_seed) if ran else None
 
 
