@@ -467,6 +467,41 @@ def test_the_multitask_report_compares_with_single_task_runs_of_the_same_epochs(
     assert slaft["stored"][2] == 40
 
 
+def test_mt3_trains_at_the_rates_mt2_chose_with_cola_s_six_epochs_and_compares_with_cpu2_s_own_runs(tmp_path):
+    from benchmarks.harness import multitask
+    from benchmarks.harness.suites import SUITES
+    from benchmarks.report.multitask import rows, section
+
+    mt3, task = multitask.SUITES_MT["mt3"], "+".join(multitask.TASKS)
+    assert mt3.task_passes(SUITES["cpu2"]) == {"cola": 2.0}
+    assert multitask.search_specs(mt3, mt3.methods, []) == []  # no search of its own
+
+    def run(suite, method, lr, seed, score, per_task=None):
+        return {"suite": suite, "method": method, "task": task, "seed": seed, "lr": lr, "status": "ok",
+                "stage": "final" if seed != 100 else "lr_search", "score": score, "stored_params": 20,
+                "scores": {t: score for t in multitask.TASKS},
+                "recipe": {"epochs": 3, "epochs_by_task": per_task or {}}}
+
+    grid = ((1e-3, 0.7), (3e-3, 0.6), (1e-3 / 3, 0.65))
+    searches = [run("mt2", m, lr, 100, v) for m in mt3.methods for lr, v in grid]
+    assert {(s.method, s.lr, s.seed) for s in multitask.final_specs(mt3, searches, (2, 3), mt3.methods)} == \
+        {(m, 1e-3, seed) for m in mt3.methods for seed in (2, 3)}
+    assert multitask.final_specs(mt3, searches[:1], (2,), mt3.methods) == []  # mt2's search not done: nothing yet
+
+    single = [{"suite": suite, "stage": "final", "status": "ok", "method": "slaft-budget-lora", "task": t, "seed": 2,
+               "score": score, "stored_params": 10, "recipe": {"epochs": 3, "epochs_by_task": per_task}}
+              for suite, t, score, per_task in [("cpu2", t, 0.7, {"cola": 6}) for t in multitask.TASKS]
+              + [("cpu2-cola3ep", "cola", 0.2, {})]]
+    finals = [run("mt3", "slaft-multitask", lr, 2, score, {"cola": 6}) for lr, score in ((1e-3, 0.6), (3e-3, 0.1))]
+    table, seeds = rows([*searches, *finals, *single], "mt3")
+    (multi,) = [row for row in table if row["method"] == "slaft-multitask"]
+    (slaft,) = [row for row in table if row["method"] == "slaft-budget-lora"]
+    assert seeds == [2] and multi["scores"][2]["cola"] == 0.6  # the run at the rate mt2 chose
+    assert slaft["scores"][2]["cola"] == 0.7  # cpu2's 6-epoch CoLA run, like for like
+    text = "\n".join(section([*searches, *finals, *single], tmp_path / "B.md", tmp_path / "figures", "mt3"))
+    assert "## Multi-task (suite `mt3`)" in text and "two passes" in text
+
+
 def test_the_multitask_search_extends_its_grid_past_an_edge_and_the_report_shows_the_chosen_rates_seeds():
     from benchmarks.harness import multitask
     from benchmarks.report.multitask import open_searches, rows

@@ -50,6 +50,7 @@ TRAIN = {
     "tasks": (ERR, ERR, ERR, ERR), "pool_share": (ERR, ERR, ERR, ERR), "pool_params": (ERR, ERR, ERR, ERR),
     "shared_heads": (ERR, ERR, ERR, ERR), "sampling": (ERR, ERR, ERR, ERR), "private_sites": (ERR, ERR, ERR, ERR),
     "sampling_temperature": (ERR, ERR, ERR, ERR), "hold_idle_units": (OK, ERR, ERR, ERR),
+    "task_passes": (ERR, ERR, ERR, ERR),
 }
 EVAL = {"task": (ERR, ERR, ERR, ERR), "data_dir": (OK, OK, OK, OK), "split": (ERR, ERR, ERR, ERR),
         "batch_size": (ERR, ERR, ERR, ERR), "max_length": (ERR, ERR, ERR, ERR), "output": (OK, OK, OK, OK),

@@ -13,6 +13,7 @@ from datasets import Dataset
 from conftest import WORDS, run_cli, tiny_bert, tiny_llama
 from slaft import SlaftConfig
 from slaft.allocation import Units
+from slaft.config import ConfigError
 from slaft.model import SlaftModel
 from slaft.multitask import (MultiTaskConfig, MultiTaskDataset, MultiTaskSlaftModel, MultiTaskTrainer,
                              TaskBatchSampler, TaskInfo)
@@ -104,6 +105,58 @@ def test_temperature_and_uniform_sampling_flatten_task_frequencies():
     assert len(drawn) == 101 and 30 < sum(drawn) < 70
     grouped = [task_of(b[0]) for b in TaskBatchSampler([10, 25, 7], 4, sampling="uniform", group=3, seed=1)]
     assert len(grouped) % 3 == 0 and all(len(set(grouped[k:k + 3])) == 1 for k in range(0, len(grouped), 3))
+
+
+def test_passes_give_a_task_more_batches_per_epoch_in_every_sampling_mode():
+    sampler = TaskBatchSampler([10, 25, 7], 4, passes=[2, 1, 0.5], seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 2 * 3 + 7 + 1
+    seen = [i for batch in batches for i in batch]
+    assert all(seen.count(i) == 2 for i in range(10))  # two whole passes over the first task
+    assert all(seen.count(i) == 1 for i in range(10, 35))
+    assert len([i for i in seen if i >= 35]) == 4  # half a pass: one batch
+    proportional = TaskBatchSampler([10, 10], 5, passes=[3, 1]).probabilities()
+    assert proportional == pytest.approx([0.75, 0.25])
+    tempered = TaskBatchSampler([10, 10], 5, passes=[3, 1], sampling="temperature").probabilities()
+    assert 0.5 < tempered[0] < 0.75
+    assert list(TaskBatchSampler([10, 25, 7], 4, passes=[1, 1, 1], seed=3)) == \
+        list(TaskBatchSampler([10, 25, 7], 4, seed=3))  # passes of 1: the sampler as before
+    for bad in ([1, 0, 1], [1, 1], [1, float("inf"), 1]):
+        with pytest.raises(ValueError, match="passes"):
+            TaskBatchSampler([10, 25, 7], 4, passes=bad)
+
+
+def test_length_grouping_keeps_every_example_and_batches_similar_lengths_within_each_task():
+    import random
+
+    rng = random.Random(0)
+    lengths = [[rng.randint(4, 128) for _ in range(400)], [rng.randint(4, 128) for _ in range(200)]]
+    flat = lengths[0] + lengths[1]
+    grouped = TaskBatchSampler([400, 200], 8, lengths=lengths, seed=1)
+    shuffled = TaskBatchSampler([400, 200], 8, seed=1)
+    batches = list(grouped)
+    assert sorted(i for batch in batches for i in batch) == list(range(600))
+    assert all(len({i < 400 for i in batch}) == 1 for batch in batches)  # still one task per batch
+    padding = lambda sampler: sum(max(flat[i] for i in b) * len(b) - sum(flat[i] for i in b)  # noqa: E731
+                                  for b in sampler)
+    assert padding(grouped) < 0.3 * padding(shuffled)
+    assert list(grouped) == batches  # the same seed and epoch: the same order (a resumed run skips what it saw)
+    grouped.set_epoch(1)
+    assert list(grouped) != batches
+    with pytest.raises(ValueError, match="lengths"):
+        TaskBatchSampler([400, 200], 8, lengths=[lengths[0]])
+
+
+def test_task_passes_are_parsed_and_checked_against_the_run_s_tasks():
+    config = MultiTaskConfig(task_passes=["cola=2", "mrpc = 0.5"])
+    assert config.passes_for(["sst2", "cola", "mrpc"]) == [1.0, 2.0, 0.5]
+    assert MultiTaskConfig.from_dict(config.to_dict()) == config
+    assert MultiTaskConfig().passes_for(["a", "b"]) == [1.0, 1.0]
+    with pytest.raises(ConfigError, match="not tasks of this run"):
+        config.passes_for(["sst2", "cola"])
+    for bad in (["cola"], ["cola=0"], ["cola=x"], ["=2"], ["cola=2", "cola=3"], ["cola=1e9"]):
+        with pytest.raises(ConfigError, match="task_passes"):
+            MultiTaskConfig(task_passes=bad)
 
 
 # The model ------------------------------------------------------------------------------------------------------------
@@ -294,6 +347,35 @@ def test_cli_refuses_a_task_without_a_train_split(workspace, tmp_path):
     code, error = cli_train(workspace, "--tasks", f"rte,kind={workspace / 'kind.csv'}", "--data-dir", str(tmp_path),
                             "--output-dir", str(tmp_path / "run"))
     assert code == 2 and "train" in error
+
+
+def test_cli_task_passes_give_a_task_more_steps_and_refuse_an_unknown_task(workspace, tmp_path):
+    tasks = f"sentiment={workspace / 'sentiment.csv'},kind={workspace / 'kind.csv'}"
+    code, message = cli_train(workspace, "--tasks", tasks, "--task-passes", "kind=2", "--output-dir",
+                              str(tmp_path / "run"))
+    assert code == 0, message
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["multitask"]["task_passes"] == ["kind=2"]
+    assert metrics["steps"] == 2 * (5 + 2 * 5)  # 2 epochs of 5 batches per task (the resume test's 20 steps), kind x2
+    code, error = cli_train(workspace, "--tasks", tasks, "--task-passes", "topic=2", "--output-dir",
+                            str(tmp_path / "bad"))
+    assert code == 2 and "not tasks of this run" in error
+
+
+def test_the_trainer_groups_each_task_by_length_when_asked(tmp_path):
+    from transformers import TrainingArguments
+
+    from slaft.multitask.data import TaskBatchSampler
+
+    model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=2000), TASKS[:2])
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, group_by_length=True,
+                             report_to=[], remove_unused_columns=False, use_cpu=True)
+    trainer = MultiTaskTrainer(model=model, args=args, train_dataset=MultiTaskDataset([dataset(32, 2, 0),
+                               dataset(16, 3, 1)]), data_collator=collate, task_passes=[1, 2])
+    loader = trainer.get_train_dataloader()
+    sampler = next(s for s in (getattr(loader, "batch_sampler", None), getattr(loader, "base_dataloader", None))
+                   if isinstance(s, TaskBatchSampler))
+    assert sampler.lengths == [[8] * 32, [8] * 16] and sampler.passes == [1.0, 2.0] and len(loader) == 4 + 2 * 2
 
 
 def test_a_killed_multitask_run_resumes_to_the_same_result(workspace):

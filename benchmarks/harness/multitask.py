@@ -1,12 +1,15 @@
-"""The multi-task benchmark (suite ``mt2``): one model for the four tasks of protocol 2, against single-task cpu2.
+"""The multi-task benchmark (suites ``mt2``, ``mt3``): one model for the four tasks of protocol 2, against
+single-task cpu2.
 
     python -m benchmarks.harness.multitask --plan          # what is still to run
     python -m benchmarks.harness.multitask --jobs 2        # run (or resume) it
+    python -m benchmarks.harness.multitask --suite mt3     # the same with cpu2's per-task epochs and length grouping
     python -m benchmarks.harness.multitask --suite mt-quick  # the pipeline check: a few steps (a test runs it)
 
 Two multi-task methods train one MiniLM on CoLA, SST-2, STS-B and BBC News at once, with cpu2's data, head, batch
-size, schedule and three epochs over every task's training set (so the same optimizer steps in total as the four
-single-task runs together), batches of one task each, drawn in proportion to the tasks' sizes:
+size, schedule and three epochs over every task's training set (the same optimizer steps in total as the four
+single-task runs together, except CoLA's second three epochs: see mt3), batches of one task each, drawn in
+proportion to the tasks' sizes:
 
 * ``slaft-multitask``: slaft's shared pool; each task's structure within LoRA r=8 (q,v)'s size (as cpu2's
   ``slaft-budget-lora``), the stored pool within half the sum of the four budgets (a unit several tasks keep counts
@@ -21,9 +24,15 @@ single-task runs together), batches of one task each, drawn in proportion to the
 * ``peft-lora-shared``: one peft LoRA r=8 (q,v) adapter shared by all tasks, the same shared pooler and per-task
   classifiers.
 
+``mt3`` trains ``slaft-multitask`` and ``peft-lora-shared`` as mt2 does, at the rates they chose in mt2, with the two
+parts of cpu2's single-task recipe that mt2 left out: CoLA gets two passes over its examples per epoch (its six
+single-task epochs against three for the others; in mt2 every task had three, so the multi-task runs had fewer steps
+in total than the four single-task runs), and each task's batches are grouped by length (``group_by_length``, which
+every cpu2 run has; mt2's multi-task sampler drew batches at random lengths).
+
 Rates are searched on the selection seed (100) as in cpu2, the grid extended past an edge while the best rate sits
 there; the reported seeds are those every compared method has in cpu2. The single-task comparisons (slaft at LoRA's
-size, LoRA q,v per task) are cpu2's own records. Records go to ``results/mt2.jsonl``; one run = one line, keyed like
+size, LoRA q,v per task) are cpu2's own records. Records go to ``results/<suite>.jsonl``; one run = one line, keyed like
 every other suite (its "task" is the joined task list).
 """
 
@@ -64,12 +73,25 @@ class MultiTaskSuite:
     max_extensions: int = 3  # rates added beyond an edge of the grid while the best rate sits there (as cpu2)
     timeout_s: int = 4 * 3600
     methods: tuple[str, ...] = METHODS
+    # The single-task recipe's per-task epochs as passes (CoLA twice per epoch under cpu2) and its length grouping;
+    # mt2 had neither: every task one pass per epoch, batches drawn at random lengths.
+    single_task_recipe: bool = False
+    lr_suite: str | None = None   # no search: each method trains at the rate it chose in this suite
+
+    def task_passes(self, base) -> dict[str, float]:
+        """{task: passes per epoch} (only tasks that differ from 1)."""
+        if not self.single_task_recipe:
+            return {}
+        passes = {task: base.epochs_for(task) / base.epochs for task in TASKS}
+        return {task: p for task, p in passes.items() if p != 1}
 
 
 SUITES_MT = {
     "mt2": MultiTaskSuite("mt2", "cpu2", (1e-3, 3e-3), 100, (2, 3, 4)),
+    "mt3": MultiTaskSuite("mt3", "cpu2", (), 100, (2, 3, 4), methods=("slaft-multitask", "peft-lora-shared"),
+                          single_task_recipe=True, lr_suite="mt2"),
     "mt-quick": MultiTaskSuite("mt-quick", "quick", (1e-3,), 0, (0,), max_train_samples=48, timeout_s=900,
-                               methods=("slaft-multitask", "peft-lora-shared")),
+                               single_task_recipe=True, methods=("slaft-multitask", "peft-lora-shared")),
 }
 
 
@@ -145,9 +167,12 @@ def run(spec: dict, scratch: Path) -> dict:
     model = _build(method, base, infos, lora_qv, suite.model)
     backbone = model.backbone_params
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    args = _training_args(suite, scratch / "train", suite.epochs, lr, seed, per_epoch=False)
+    args = _training_args(dataclasses.replace(suite, group_by_length=mt_suite.single_task_recipe), scratch / "train",
+                          suite.epochs, lr, seed, per_epoch=False)
+    passes = mt_suite.task_passes(suite)
     trainer = MultiTaskTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
-                               train_dataset=MultiTaskDataset([splits["train"] for splits in tokenized]))
+                               train_dataset=MultiTaskDataset([splits["train"] for splits in tokenized]),
+                               task_passes=[passes.get(task, 1.0) for task in TASKS])
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -189,8 +214,11 @@ def run(spec: dict, scratch: Path) -> dict:
         "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
                         for h in trainer.state.log_history if any(k.startswith("loss_") for k in h)],
         "device": device_description("cpu"), "threads": torch.get_num_threads(), "versions": versions(),
-        # every task trains suite.epochs here, whatever per-task epochs the base suite gives its single-task runs
-        "code_revision": code_revision(), "recipe": {**suite.recipe(), "epochs_by_task": {}}, "details": details,
+        # every task trains suite.epochs here, times its passes per epoch (mt2: none, whatever the base suite's
+        # per-task epochs; mt3: those epochs, as passes)
+        "code_revision": code_revision(), "details": details,
+        "recipe": {**suite.recipe(), "epochs_by_task": {t: suite.epochs * p for t, p in passes.items()},
+                   "task_passes": passes, "group_by_length": mt_suite.single_task_recipe},
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -212,10 +240,12 @@ def searched_grid(suite: MultiTaskSuite, method: str, records: list[dict]) -> tu
 
 
 def chosen_rate(suite: MultiTaskSuite, method: str, records: list[dict]) -> float | None:
-    """The rate a method's reported seeds train at (a variant's: the one its base method chose); None while the
-    search is incomplete."""
+    """The rate a method's reported seeds train at (a variant's: the one its base method chose; with ``lr_suite``, the
+    one it chose there, ``records`` being that suite's); None while the search is incomplete."""
     from .records import chosen_lr
 
+    if suite.lr_suite:
+        suite = SUITES_MT[suite.lr_suite]
     source = LR_FROM.get(method, method)
     grid, complete = searched_grid(suite, source, records)
     return chosen_lr(records, source, "+".join(TASKS), grid, suite.selection_seed) if complete else None
@@ -224,6 +254,8 @@ def chosen_rate(suite: MultiTaskSuite, method: str, records: list[dict]) -> floa
 def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...], records: list[dict] | None = None):
     from .run import RunSpec
 
+    if suite.lr_suite:
+        return []
     return [RunSpec(suite.name, method, "+".join(TASKS), suite.selection_seed, lr,
                     "lr_search" if len(suite.grid) > 1 else "final")
             for method in methods if method not in LR_FROM for lr in searched_grid(suite, method, records or [])[0]]
@@ -231,7 +263,7 @@ def search_specs(suite: MultiTaskSuite, methods: tuple[str, ...], records: list[
 
 def final_specs(suite: MultiTaskSuite, records: list[dict], seeds: tuple[int, ...], methods: tuple[str, ...]):
     """Each method's reported seeds at the rate its search (or its base method's) chose (none while the search is
-    incomplete)."""
+    incomplete); ``records``: the records of the suite that searched (``lr_suite`` where there is one)."""
     from .run import RunSpec
 
     todo = []
@@ -283,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             if not todo or args.plan:
                 break
     if args.stage != "lr_search":
-        runner.run(final_specs(mt_suite, read_records([results]), tuple(args.seeds or mt_suite.seeds), methods))
+        searched = results_path(mt_suite.lr_suite, args.results_dir) if mt_suite.lr_suite else results
+        runner.run(final_specs(mt_suite, read_records([searched]), tuple(args.seeds or mt_suite.seeds), methods))
     if args.plan:
         print(f"{runner.planned} run(s) to run now (the final seeds are listed once their search is complete)")
     return 0

@@ -1,10 +1,10 @@
-"""The multi-task section of BENCHMARKS.md: suite ``mt2`` against cpu2's single-task runs of the same seeds.
+"""The multi-task sections of BENCHMARKS.md: suites ``mt2`` and ``mt3`` against cpu2's single-task runs, same seeds.
 
-Rows: slaft's multi-task models (one per pool share) and one LoRA q,v shared by every task (``mt2``), then one
-single-task run per task of slaft at LoRA's size and of LoRA q,v, each at the seeds the multi-task runs have and at
-the epochs they give each task (three: cpu2's own runs, and for CoLA, which cpu2 now trains for six, the 3-epoch runs
-kept as ``cpu2-cola3ep``), so both sides take the same optimizer steps. A single-task approach stores the sum of its
-four runs' parameters. Figures: the sharing matrix and each task's structure (one seed).
+Rows: slaft's multi-task models (one per pool share) and one LoRA q,v shared by every task, then one single-task run
+per task of slaft at LoRA's size and of LoRA q,v, each at the seeds the multi-task runs have and at the epochs they
+give each task (mt2: three, cpu2's own runs, and for CoLA, which cpu2 trains for six, the 3-epoch runs kept as
+``cpu2-cola3ep``; mt3: cpu2's epochs, CoLA's six included), so both sides take the same optimizer steps. A single-task
+approach stores the sum of its four runs' parameters. Figures: the sharing matrix and each task's structure (one seed).
 """
 
 from __future__ import annotations
@@ -37,11 +37,17 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
     return f"{mean:.1f} ± {spread:.1f}"
 
 
-def reported_rate(method: str, records: list[dict]) -> float | None:
-    """The rate whose seeds a method's row shows (``records``: mt2's): the one its search chose, or while the search
-    still has rates to run (an edge extended it), the best of the rates it has run so far; None (every seed shown)
-    where no search run is recorded at all (a pipeline check's records)."""
-    suite, source = SUITES_MT["mt2"], LR_FROM.get(method, method)
+def _suite_records(records: list[dict], name: str) -> list[dict]:
+    return [r for r in records if r.get("suite") == name]
+
+
+def reported_rate(method: str, records: list[dict], name: str = "mt2") -> float | None:
+    """The rate whose seeds a method's row shows in suite ``name`` (``records``: those of the suite that searched,
+    the ``lr_suite`` where it has one): the one its search chose, or while the search still has rates to run (an edge
+    extended it), the best of the rates it has run so far; None (every seed shown) where no search run is recorded
+    at all (a pipeline check's records)."""
+    suite = SUITES_MT[SUITES_MT[name].lr_suite or name]
+    source = LR_FROM.get(method, method)
     chosen = chosen_rate(suite, method, records)
     if chosen is not None:
         return chosen
@@ -51,18 +57,20 @@ def reported_rate(method: str, records: list[dict]) -> float | None:
     return chosen_lr(records, source, "+".join(TASKS), ran, suite.selection_seed) if ran else None
 
 
-def open_searches(records: list[dict]) -> list[str]:
-    """The methods whose rate search still has a rate to run (their rows show the best rate so far)."""
-    mt = [r for r in records if r.get("suite") == "mt2"]
-    return [m for m in METHODS if m not in LR_FROM and any(r["method"] == m for r in mt)
-            and not searched_grid(SUITES_MT["mt2"], m, mt)[1]]
+def open_searches(records: list[dict], name: str = "mt2") -> list[str]:
+    """The methods of suite ``name`` whose rate search (its own, or its ``lr_suite``'s) still has a rate to run
+    (their rows show the best rate so far)."""
+    searched = SUITES_MT[name].lr_suite or name
+    mt = _suite_records(records, searched)
+    return [m for m in SUITES_MT[name].methods if m not in LR_FROM and any(r["method"] == m for r in mt)
+            and not searched_grid(SUITES_MT[searched], m, mt)[1]]
 
 
-def rows(records: list[dict]) -> tuple[list[dict], list[int]]:
+def rows(records: list[dict], name: str = "mt2") -> tuple[list[dict], list[int]]:
     """One row per approach: per-seed per-task scores, per-seed stored parameters; and the seeds they share."""
-    mt = [r for r in records if r.get("suite") == "mt2"]
-    rates = {m: reported_rate(m, mt) for m in METHODS}
-    multi = [r for r in _finals(records, "mt2") if rates[r["method"]] in (None, float(r["lr"]))]
+    searched = _suite_records(records, SUITES_MT[name].lr_suite or name)
+    rates = {m: reported_rate(m, searched, name) for m in METHODS}
+    multi = [r for r in _finals(records, name) if rates[r["method"]] in (None, float(r["lr"]))]
     seeds = sorted({int(r["seed"]) for r in multi})
     out = []
     for method in METHODS:
@@ -87,15 +95,18 @@ def rows(records: list[dict]) -> tuple[list[dict], list[int]]:
     return out, seeds
 
 
-def section(records: list[dict], report: Path, figures: Path) -> list[str]:
-    table, seeds = rows(records)
-    if not table:
-        return []
-    reference = next((r for r in table if r["method"] == "slaft-budget-lora"), None)
-    ref_stored = statistics.fmean(reference["stored"].values()) if reference else None
-    lines = [
-        "## Multi-task (suite `mt2`): one backbone for CoLA, SST-2, STS-B and BBC News",
-        "",
+def _intro(name: str, seeds: list[int]) -> str:
+    same_seeds = f"The single-task rows are cpu2's runs of the same seeds ({', '.join(map(str, seeds))}) "
+    if SUITES_MT[name].lr_suite:
+        return (
+            f"Suite `{name}` trains `slaft-multitask` and `LoRA q,v shared` as `{SUITES_MT[name].lr_suite}` does, "
+            f"at the rates they chose there, with the two parts of cpu2's single-task recipe that "
+            f"`{SUITES_MT[name].lr_suite}` left out: CoLA gets two passes over its examples per epoch (its six "
+            "single-task epochs against three for the other tasks), so the multi-task runs take the optimizer steps "
+            "of the four single-task runs together, and each task's batches are grouped by length as in every cpu2 "
+            "run. " + same_seeds + "at cpu2's own epochs (six on CoLA); their stored parameters are the sum over the "
+            "four tasks. Scores: validation, ×100, mean ± sd over seeds.")
+    return (
         "One MiniLM serves the four tasks of protocol 2. `slaft-multitask` learns a structure per task over one "
         "shared pool (each task within LoRA r=8 (q,v)'s size, the stored pool within half the sum of the four "
         "budgets, a unit kept by several tasks counted once); `slaft-multitask-pool1` lets the pool hold the whole "
@@ -104,15 +115,27 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
         "task does not use as they were through that step (values and Adam's moments); the variants use the rate "
         "`slaft-multitask` chose. `LoRA q,v shared` is one peft LoRA adapter for all tasks. All but `-own-pooler` "
         "share the mean pooler; all train a classifier per task, on batches of one task drawn in proportion to the "
-        "tasks' sizes, three epochs over every training set: the optimizer steps of the four single-task runs "
-        "together. "
+        "tasks' sizes (not grouped by length), three epochs over every training set: the optimizer steps of the "
+        "four single-task runs together, but for CoLA's second three epochs (mt3 adds them). "
         "Rates were searched on seed 100 over {1e-3, 3e-3}, and beyond an edge of that grid while the best rate "
-        "sat there (as in cpu2); each row shows the seeds at its method's chosen rate. The single-task rows are "
-        "cpu2's runs of the same seeds "
-        f"({', '.join(map(str, seeds))}) at the epochs the multi-task runs give each task (for CoLA, which cpu2 now "
-        "trains for 6, its 3-epoch runs, suite `cpu2-cola3ep`); their stored parameters are the sum over the four "
-        "tasks. "
-        "Scores: validation, ×100, mean ± sd over seeds.",
+        "sat there (as in cpu2); each row shows the seeds at its method's chosen rate. " + same_seeds
+        + "at the epochs the multi-task runs give each task (for CoLA, which cpu2 trains for 6, its 3-epoch runs, "
+        "suite `cpu2-cola3ep`); their stored parameters are the sum over the four tasks. "
+        "Scores: validation, ×100, mean ± sd over seeds.")
+
+
+def section(records: list[dict], report: Path, figures: Path, name: str = "mt2") -> list[str]:
+    table, seeds = rows(records, name)
+    if not table:
+        return []
+    reference = next((r for r in table if r["method"] == "slaft-budget-lora"), None)
+    ref_stored = statistics.fmean(reference["stored"].values()) if reference else None
+    title = {"mt3": "with cpu2's per-task epochs and length grouping"}.get(
+        name, "one backbone for CoLA, SST-2, STS-B and BBC News")
+    lines = [
+        f"## Multi-task (suite `{name}`): {title}",
+        "",
+        _intro(name, seeds),
         "",
         "| Approach | seeds | " + " | ".join(TASK_TITLES[t] for t in TASKS)
         + " | Mean | Stored params | vs single-task slaft |",
@@ -125,10 +148,10 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
         share = f"{100 * stored / ref_stored:.0f}%" if ref_stored else "–"
         lines.append(f"| {row['label']} | {len(row['seeds'])} | " + " | ".join(per_task)
                      + f" | {_fmt(means)} | {stored:,.0f} | {share} |")
-    missing = [LABELS[m] for m in METHODS if not any(r["method"] == m for r in table)]
+    missing = [LABELS[m] for m in SUITES_MT[name].methods if not any(r["method"] == m for r in table)]
     if missing:
         lines.append(f"\nNo reported seed yet: {', '.join(missing)}.")
-    searching = open_searches(records)
+    searching = open_searches(records, name)
     if searching:
         lines.append(f"\nRate search still open (a best rate at an edge of the grid asks for the next rate): "
                      f"{', '.join(LABELS[m] for m in searching)}; their rows show the seeds at the best rate so far.")
@@ -152,27 +175,28 @@ def section(records: list[dict], report: Path, figures: Path) -> list[str]:
             + ".",
             "",
         ]
-    lines += _figures(records, report, figures)
+    lines += _figures(records, report, figures, name)
     return lines
 
 
-def _figures(records: list[dict], report: Path, figures: Path) -> list[str]:
+def _figures(records: list[dict], report: Path, figures: Path, name: str) -> list[str]:
     import os
 
-    runs = [r for r in _finals(records, "mt2") if r["method"] == "slaft-multitask" and r.get("details")]
+    runs = [r for r in _finals(records, name) if r["method"] == "slaft-multitask" and r.get("details")]
     if not runs:
         return []
     run = min(runs, key=lambda r: int(r["seed"]))
-    details, names = run["details"], [t for t in TASKS if t in run["scores"]]
+    details, tasks = run["details"], [t for t in TASKS if t in run["scores"]]
     candidate = Structure.from_dict(details["candidate"])
-    sharing = plot_sharing(details["sharing"], names, figures / "mt2_sharing.png",
+    sharing = plot_sharing(details["sharing"], tasks, figures / f"{name}_sharing.png",
                            title=f"adapter parameters kept by both tasks (seed {run['seed']})")
     link = lambda path: Path(os.path.relpath(path, report.parent)).as_posix()  # noqa: E731
     lines = [f"![sharing matrix]({link(sharing)})", ""]
     cells = []
-    for name in names:
-        path = plot_structure(Structure.from_dict(details["structures"][name]), candidate,
-                              figures / f"mt2_structure_{name}.png", title=f"{TASK_TITLES.get(name, name)}, multi-task")
-        cells.append(f"![{name}]({link(path)})")
+    for task in tasks:
+        path = plot_structure(Structure.from_dict(details["structures"][task]), candidate,
+                              figures / f"{name}_structure_{task}.png",
+                              title=f"{TASK_TITLES.get(task, task)}, multi-task")
+        cells.append(f"![{task}]({link(path)})")
     lines += [" ".join(cells), ""]
     return lines

@@ -51,7 +51,7 @@ SUITE_ORDER = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilo
 DEFAULT_SUITES = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
 # they chose tasks, epochs, head and design: scores only
 SETUP_SUITES = ("epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
-MULTITASK_SUITES = ("mt2", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
+MULTITASK_SUITES = ("mt2", "mt3", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
 END = "<!-- ANALYSIS:END -->"
@@ -288,8 +288,9 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
         lines += suite_section(summary, out, figures)
-    if "mt2" in present and (not suites or "mt2" in suites):
-        lines += multitask_section(records, out, figures)
+    for name in ("mt2", "mt3"):
+        if name in present and (not suites or name in suites):
+            lines += multitask_section(records, out, figures, name)
     text = "\n".join(lines).rstrip() + "\n"
     out.write_text(text)
     return text

@@ -60,6 +60,9 @@ class MultiTaskConfig:
         "help": "Which task each batch comes from: proportional (every example once per epoch), temperature "
                 "(probability ∝ size^(1/T)) or uniform."})
     sampling_temperature: float = field(default=2.0, metadata={"help": "T of temperature sampling (1 = proportional)."})
+    task_passes: Optional[list[str]] = field(default=None, metadata={
+        "help": "Passes per epoch over a task's training examples as NAME=PASSES entries (others: 1), e.g. "
+                "cola=2 to give CoLA twice the epochs of the other tasks, as its single-task recipe might."})
 
     def __post_init__(self) -> None:
         if not 0 < self.pool_share <= 16 or not math.isfinite(self.pool_share):
@@ -77,6 +80,34 @@ class MultiTaskConfig:
                               f"Known: {SAMPLINGS}.")
         if not 0 < self.sampling_temperature <= 100 or not math.isfinite(self.sampling_temperature):
             raise ConfigError(f"sampling_temperature must be in (0, 100], got {self.sampling_temperature}.")
+        if self.task_passes is not None:
+            self.task_passes = tuple(self.task_passes)
+            self.passes_by_task()
+
+    def passes_by_task(self) -> dict[str, float]:
+        """{task: passes} from ``task_passes``; a clear error for a malformed entry."""
+        passes = {}
+        for entry in self.task_passes or ():
+            name, sep, value = str(entry).partition("=")
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not sep or not name.strip() or not 0 < number <= 100:
+                raise ConfigError(f"task_passes entry {entry!r} is not NAME=PASSES with PASSES in (0, 100]; "
+                                  "e.g. --task-passes cola=2 mrpc=0.5.")
+            if name.strip() in passes:
+                raise ConfigError(f"task_passes names task {name.strip()!r} twice.")
+            passes[name.strip()] = number
+        return passes
+
+    def passes_for(self, tasks: list[str]) -> list[float]:
+        """Each task's passes per epoch, in the order of ``tasks``; an error for a name that is not a task."""
+        passes = self.passes_by_task()
+        unknown = sorted(set(passes) - set(tasks))
+        if unknown:
+            raise ConfigError(f"task_passes names {unknown}, which are not tasks of this run ({', '.join(tasks)}).")
+        return [passes.get(task, 1.0) for task in tasks]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -11,6 +11,11 @@ task on every rank (DDP shards consecutive batches over the ranks). Sampling:
   of that task (T = 1 is proportional in expectation, large T tends to uniform);
 * uniform: every task equally often.
 
+``passes`` gives a task more (or fewer) passes over its examples per epoch than the others, e.g. so that a small task
+gets the epochs its single-task recipe gives it: the task then counts ``passes × size`` in every mode. With
+``lengths`` (each task's example lengths), a task's batches hold examples of similar lengths (transformers'
+length grouping, as ``group_by_length`` gives a single-task Trainer): less padding, the same examples.
+
 An epoch has as many batches in every mode. The order depends on the seed and the epoch only, so a resumed run
 skips exactly the batches it had seen.
 """
@@ -20,7 +25,9 @@ from __future__ import annotations
 import math
 import random
 
+import torch
 from torch.utils.data import Dataset, Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 
 class MultiTaskDataset(Dataset):
@@ -54,18 +61,26 @@ class TaskBatchSampler(Sampler[list[int]]):
     """See the module docstring."""
 
     def __init__(self, sizes: list[int], batch_size: int, *, sampling: str = "proportional",
-                 temperature: float = 2.0, group: int = 1, seed: int = 0) -> None:
+                 temperature: float = 2.0, group: int = 1, seed: int = 0, passes: list[float] | None = None,
+                 lengths: list[list[int]] | None = None) -> None:
         if not sizes or min(sizes) < 1:
             raise ValueError(f"every task needs at least one training example, got sizes {sizes}")
+        passes = [1.0] * len(sizes) if passes is None else [float(p) for p in passes]
+        if len(passes) != len(sizes) or not all(0 < p < math.inf for p in passes):
+            raise ValueError(f"passes needs one positive number per task ({len(sizes)}), got {passes}")
+        if lengths is not None and [len(task) for task in lengths] != list(sizes):
+            raise ValueError("lengths needs one length per example of every task")
         self.sizes, self.batch_size, self.sampling = list(sizes), int(batch_size), sampling
         self.temperature, self.group, self.seed, self.epoch = float(temperature), max(1, int(group)), seed, 0
+        self.passes, self.lengths = passes, lengths
         self.offsets = [sum(sizes[:t]) for t in range(len(sizes))]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def task_batches(self, task: int) -> int:
-        return math.ceil(self.sizes[task] / self.batch_size)
+        """The task's batches per epoch: its passes over its examples."""
+        return math.ceil(self.passes[task] * math.ceil(self.sizes[task] / self.batch_size) - 1e-9)
 
     def __len__(self) -> int:
         """Batches per epoch: every task's batches, each task's count rounded up to whole groups."""
@@ -75,17 +90,25 @@ class TaskBatchSampler(Sampler[list[int]]):
         if self.sampling == "uniform":
             weights = [1.0] * len(self.sizes)
         elif self.sampling == "temperature":
-            weights = [size ** (1.0 / self.temperature) for size in self.sizes]
+            weights = [(size * passes) ** (1.0 / self.temperature) for size, passes in zip(self.sizes, self.passes)]
         else:
-            weights = [float(size) for size in self.sizes]
+            weights = [size * passes for size, passes in zip(self.sizes, self.passes)]
         total = sum(weights)
         return [w / total for w in weights]
+
+    def _order(self, task: int, rng: random.Random) -> list[int]:
+        """One pass over the task's examples: shuffled, or length-grouped when lengths are known."""
+        if self.lengths is None:
+            order = list(range(self.sizes[task]))
+            rng.shuffle(order)
+            return order
+        generator = torch.Generator().manual_seed(rng.getrandbits(63))
+        return get_length_grouped_indices(self.lengths[task], self.batch_size, generator=generator)
 
     def _stream(self, task: int, rng: random.Random):
         """The task's batches, reshuffled each time they run out."""
         while True:
-            order = list(range(self.sizes[task]))
-            rng.shuffle(order)
+            order = self._order(task, rng)
             for start in range(0, len(order), self.batch_size):
                 yield [self.offsets[task] + i for i in order[start:start + self.batch_size]]
 

@@ -134,6 +134,7 @@ def run_train_multitask(job: TrainJob, config: SlaftConfig | None = None, multit
         log(f"task {data.spec.name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()))
     infos = [TaskInfo(d.spec.name, d.spec.num_labels, d.spec.label_names if not d.spec.is_regression else None)
              for d in tasks]
+    passes = multitask.passes_for([i.name for i in infos])
     base, tokenizer = load_model_and_tokenizer(job.model, BASE_LABELS, trust_remote_code=job.trust_remote_code)
     tokenized = [tokenize_task(data, tokenizer, job.max_length) for data in tasks]
     config.base_model_name_or_path = job.model
@@ -143,11 +144,12 @@ def run_train_multitask(job: TrainJob, config: SlaftConfig | None = None, multit
         log(f"resuming from {checkpoint}")
     model = model_for_checkpoint(base, config, infos, multitask, checkpoint)
     log(f"shared pool: {model.candidate.num_sites} candidate modules, {model.candidate.num_params:,} parameters; "
-        f"tasks {', '.join(i.name for i in infos)}; sampling {multitask.sampling}")
+        f"tasks {', '.join(i.name for i in infos)}; sampling {multitask.sampling}"
+        + "".join(f"; {i.name} {p:g} passes per epoch" for i, p in zip(infos, passes) if p != 1))
     trainer = MultiTaskTrainer(model=model, args=training_arguments(job, out / "checkpoints"),
                                train_dataset=MultiTaskDataset([splits["train"] for splits in tokenized]),
                                data_collator=DataCollatorWithPadding(tokenizer), sampling=multitask.sampling,
-                               temperature=multitask.sampling_temperature)
+                               temperature=multitask.sampling_temperature, task_passes=passes)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - start

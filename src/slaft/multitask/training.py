@@ -106,6 +106,14 @@ class MultiTaskCallback(TrainerCallback):
             state.log_history[-1].update(stats)
 
 
+def example_lengths(dataset, length_column: str) -> list[int]:
+    """Each example's length: the dataset's length column where it has one (as the stock Trainer reads it), else the
+    length of its input ids."""
+    if length_column in dataset.column_names:
+        return [int(length) for length in dataset[length_column]]
+    return [len(ids) for ids in dataset["input_ids"]]
+
+
 class MultiTaskTrainer(SlaftTrainer):
     """A ``SlaftTrainer`` for a ``MultiTaskSlaftModel``: one-task batches drawn by ``sampling`` (slaft's parameter
     groups and checkpoints of the multi-task directory come from ``SlaftTrainer``).
@@ -116,11 +124,12 @@ class MultiTaskTrainer(SlaftTrainer):
     """
 
     def __init__(self, *args, sampling: str = "proportional", temperature: float = 2.0,
-                 task_metrics: dict | None = None, **kwargs):
+                 task_metrics: dict | None = None, task_passes: list[float] | None = None, **kwargs):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, MultiTaskCallback) for c in callbacks):
             callbacks.append(MultiTaskCallback())
         self.sampling, self.temperature, self.task_metrics = sampling, temperature, dict(task_metrics or {})
+        self.task_passes = task_passes
         super().__init__(*args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
@@ -136,11 +145,15 @@ class MultiTaskTrainer(SlaftTrainer):
         return unwrap_multitask(self.model)
 
     def get_train_dataloader(self) -> DataLoader:
+        """One-task batches (``TaskBatchSampler``); with ``group_by_length``, each task's batches hold examples of
+        similar lengths, as the stock Trainer's length grouping gives a single task."""
         dataset = self.train_dataset
         group = self.args.gradient_accumulation_steps * max(1, self.args.world_size)
+        lengths = [example_lengths(d, self.args.length_column_name) for d in dataset.datasets] \
+            if self.args.group_by_length else None
         sampler = TaskBatchSampler([len(d) for d in dataset.datasets], self.args.per_device_train_batch_size,
                                    sampling=self.sampling, temperature=self.temperature, group=group,
-                                   seed=self.args.seed)
+                                   seed=self.args.seed, passes=self.task_passes, lengths=lengths)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
                             num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
         return self.accelerator.prepare(loader)
