@@ -193,6 +193,24 @@ def test_paired_differences_pair_seeds_with_the_named_reference():
     assert "+1.5 ± 4.9 | +5.0 -2.0 | 1/2" in table  # seed 3 has no partner and is left out
 
 
+def test_the_layernorm_probe_trains_every_norm_out_of_the_same_budget():
+    from torch import nn
+
+    from benchmarks.harness.methods import get_method
+    from benchmarks.harness.methods.protocol import RunContext
+    from conftest import tiny_bert
+
+    ctx = RunContext(model_id="tiny", num_labels=3, epochs=1, lr=1e-3, seed=0, steps_per_epoch=10,
+                     make_trainer=None, num_layers=2, hidden_size=32)
+    plain = get_method("slaft-budget-lora").build(tiny_bert(), ctx)
+    model = get_method("slaft-budget-lora-norms").build(tiny_bert(), ctx)
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    norm_params = sum(p.numel() for m in norms for p in m.parameters())
+    assert len(norms) == 1 + 2 * 2 and all(p.requires_grad for m in norms for p in m.parameters())
+    assert not any(p.requires_grad for m in plain.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters())
+    assert model.slaft_config.target_params + norm_params == plain.slaft_config.target_params == ctx.lora_qv_params
+
+
 def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
     from types import SimpleNamespace
 

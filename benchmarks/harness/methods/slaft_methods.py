@@ -36,17 +36,22 @@ class ResetOptimizerAfterDecision(TrainerCallback):
 class SlaftMethod(Method):
     config_kwargs: Callable[[RunContext], dict[str, Any]] = field(default=lambda ctx: {})
     reset_optimizer: bool = False  # ablation: Adam's state forgotten after the decision
+    # design probe: every LayerNorm trains too (saved as modules_to_save), paid for out of the adapter budget
+    train_norms: bool = False
 
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from slaft import SlaftConfig, get_slaft_model
 
         # The benchmark's shared head (pooler and classifier) trains and is saved like every peer's.
         extra_heads = tuple(path for path in head_paths(model) if path.split(".")[-1] != "classifier")
-        settings = dict(ctx.slaft_settings)
+        settings = {**self.config_kwargs(ctx), **ctx.slaft_settings}
         if "budget_of_lora" in settings:  # a budget as a multiple of LoRA r=8 (q,v)'s size
             settings["target_params"] = int(ctx.lora_qv_params * settings.pop("budget_of_lora"))
-        config = SlaftConfig(**{**self.config_kwargs(ctx), **settings}, modules_to_save=extra_heads or None,
-                             base_model_name_or_path=ctx.model_id)
+        if self.train_norms:
+            norms = [name for name, module in model.named_modules() if isinstance(module, nn.LayerNorm)]
+            extra_heads += tuple(norms)
+            settings["target_params"] -= sum(p.numel() for n in norms for p in model.get_submodule(n).parameters())
+        config = SlaftConfig(**settings, modules_to_save=extra_heads or None, base_model_name_or_path=ctx.model_id)
         return get_slaft_model(model, config)
 
     def train(self, model: nn.Module, ctx: RunContext) -> Trainer:
@@ -118,6 +123,9 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
                     "candidate space without the bottleneck adapter",
                     _budget(1.0, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out"))),
+        SlaftMethod("slaft-budget-lora-norms", "slaft + LayerNorms (budget = LoRA q,v)", "slaft", "slaft",
+                    "every LayerNorm's gain and bias train too, paid for out of the budget: what full fine-tuning "
+                    "changes and no adapter touches", _budget(1.0), train_norms=True),
         SlaftMethod("slaft-fixed-lora-qv", "slaft code, fixed LoRA q,v r=8", "slaft", "slaft",
                     "no search: LoRA r=8 on q,v through slaft's modules (parity check with peft)",
                     lambda ctx: {"sites": ("lora_q", "lora_v"), "sparsity_weight": 0.0}),
