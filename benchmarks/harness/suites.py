@@ -208,12 +208,12 @@ SUITES: dict[str, Suite] = {
         name="design2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(100,),
         methods=("peft-lora-qv", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-layer-prior",
                  "peft-lora-qv-r2", "slaft-budget-quarter", "slaft-budget-quarter-layer",
-                 "slaft-budget-quarter-layer-prior", "slaft-budget-lora-norms"),
+                 "slaft-budget-quarter-layer-prior", "slaft-budget-lora-norms", "slaft-budget-lora-r16"),
         lr_grids={"slaft": (1e-3,), "lora": (1e-3,)},
         description="Design choice of slaft 0.2 under protocol 2, on the selection seed only (never reported) at "
         "one rate: where units compete (the whole model, or within their block), whether LoRA q,v's units start "
-        "with more evidence, and whether training the LayerNorms out of the same budget closes full fine-tuning's "
-        "lead; LoRA r=8 and r=2 on q,v at the same rate for reference.",
+        "with more evidence, and whether training the LayerNorms out of the same budget or allowing rank-16 "
+        "updates closes full fine-tuning's lead; LoRA r=8 and r=2 on q,v at the same rate for reference.",
         **PROTOCOL2),
     "dev": Suite(
         name="dev", description="Design exploration of slaft 0.2 (not a comparison): slaft variants and LoRA r=8 "

@@ -126,6 +126,9 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-norms", "slaft + LayerNorms (budget = LoRA q,v)", "slaft", "slaft",
                     "every LayerNorm's gain and bias train too, paid for out of the budget: what full fine-tuning "
                     "changes and no adapter touches", _budget(1.0), train_norms=True),
+        SlaftMethod("slaft-budget-lora-r16", "slaft, rank-16 candidates (budget = LoRA q,v)", "slaft", "slaft",
+                    "candidate LoRA rank 16 (α 32, the same α/r): fewer sites can take higher ranks",
+                    _budget(1.0, lora_rank=16, lora_alpha=32.0)),
         SlaftMethod("slaft-fixed-lora-qv", "slaft code, fixed LoRA q,v r=8", "slaft", "slaft",
                     "no search: LoRA r=8 on q,v through slaft's modules (parity check with peft)",
                     lambda ctx: {"sites": ("lora_q", "lora_v"), "sparsity_weight": 0.0}),
