@@ -154,9 +154,17 @@ def test_task_passes_are_parsed_and_checked_against_the_run_s_tasks():
     assert MultiTaskConfig().passes_for(["a", "b"]) == [1.0, 1.0]
     with pytest.raises(ConfigError, match="not tasks of this run"):
         config.passes_for(["sst2", "cola"])
-    for bad in (["cola"], ["cola=0"], ["cola=x"], ["=2"], ["cola=2", "cola=3"], ["cola=1e9"]):
+    for bad in (["cola"], ["cola=0"], ["cola=x"], ["=2"], ["cola=2", "cola=3"], ["cola=1e9"], ["cola=2,cola=3"]):
         with pytest.raises(ConfigError, match="task_passes"):
             MultiTaskConfig(task_passes=bad)
+
+
+def test_task_passes_take_commas_and_task_aliases_as_tasks_does():
+    """``--task-passes`` reads its entries as ``--tasks`` reads its own: comma-separated, a known task by any alias."""
+    config = MultiTaskConfig(task_passes=["SST-2=2,CoLA=3", "kind=0.5"])
+    assert config.passes_for(["sst2", "cola", "kind"]) == [2.0, 3.0, 0.5]  # "kind": a NAME=FILE task, as written
+    with pytest.raises(ConfigError, match="twice"):
+        MultiTaskConfig(task_passes=["sst2=2", "SST-2=3"]).passes_for(["sst2", "cola"])
 
 
 # The model ------------------------------------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ class MultiTaskConfig:
                 "(probability ∝ size^(1/T)) or uniform."})
     sampling_temperature: float = field(default=2.0, metadata={"help": "T of temperature sampling (1 = proportional)."})
     task_passes: Optional[list[str]] = field(default=None, metadata={
-        "help": "Passes per epoch over a task's training examples as NAME=PASSES entries (others: 1), e.g. "
-                "cola=2 to give CoLA twice the epochs of the other tasks, as its single-task recipe might."})
+        "help": "Passes per epoch over a task's training examples as NAME=PASSES entries, space- or "
+                "comma-separated, a task named as in --tasks (others: 1), e.g. cola=2 to give CoLA twice the epochs "
+                "of the other tasks, as its single-task recipe might."})
 
     def __post_init__(self) -> None:
         if not 0 < self.pool_share <= 16 or not math.isfinite(self.pool_share):
@@ -85,29 +86,46 @@ class MultiTaskConfig:
             self.passes_by_task()
 
     def passes_by_task(self) -> dict[str, float]:
-        """{task: passes} from ``task_passes``; a clear error for a malformed entry."""
+        """{name: passes} from ``task_passes`` (entries space- or comma-separated, as ``--tasks``); a clear error for
+        a malformed entry."""
         passes = {}
         for entry in self.task_passes or ():
-            name, sep, value = str(entry).partition("=")
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if not sep or not name.strip() or not 0 < number <= 100:
-                raise ConfigError(f"task_passes entry {entry!r} is not NAME=PASSES with PASSES in (0, 100]; "
-                                  "e.g. --task-passes cola=2 mrpc=0.5.")
-            if name.strip() in passes:
-                raise ConfigError(f"task_passes names task {name.strip()!r} twice.")
-            passes[name.strip()] = number
+            for item in (part.strip() for part in str(entry).split(",")):
+                if not item:
+                    continue
+                name, sep, value = item.partition("=")
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = math.nan
+                if not sep or not name.strip() or not 0 < number <= 100:
+                    raise ConfigError(f"task_passes entry {item!r} is not NAME=PASSES with PASSES in (0, 100]; "
+                                      "e.g. --task-passes cola=2 mrpc=0.5.")
+                if name.strip() in passes:
+                    raise ConfigError(f"task_passes names task {name.strip()!r} twice.")
+                passes[name.strip()] = number
         return passes
 
     def passes_for(self, tasks: list[str]) -> list[float]:
-        """Each task's passes per epoch, in the order of ``tasks``; an error for a name that is not a task."""
-        passes = self.passes_by_task()
-        unknown = sorted(set(passes) - set(tasks))
+        """Each task's passes per epoch, in the order of ``tasks``. A name matches a task as written or, for a known
+        task, by any of its aliases ("SST-2" for sst2), as in ``--tasks``; an error for a name that is no task of the
+        run, or for two names of one task."""
+        from ..data import canonical_task_name  # data pulls in datasets: only when a run resolves its tasks
+
+        by_task: dict[str, float] = {}
+        unknown = []
+        for name, number in self.passes_by_task().items():
+            task = name if name in tasks else canonical_task_name(name)
+            if task not in tasks:
+                unknown.append(name)
+            elif task in by_task:
+                raise ConfigError(f"task_passes names task {task!r} twice (as {name!r} and another alias).")
+            else:
+                by_task[task] = number
         if unknown:
-            raise ConfigError(f"task_passes names {unknown}, which are not tasks of this run ({', '.join(tasks)}).")
-        return [passes.get(task, 1.0) for task in tasks]
+            raise ConfigError(f"task_passes names {sorted(unknown)}, which are not tasks of this run "
+                              f"({', '.join(tasks)}).")
+        return [by_task.get(task, 1.0) for task in tasks]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
