@@ -188,6 +188,8 @@ def test_paired_differences_pair_seeds_with_the_named_reference():
             for m, by_seed in scores.items()}
     summary = SimpleNamespace(tasks=["rte"], cell=lambda method, task: runs.get(method))
     assert PROTOCOL2_EQUAL_SIZE["slaft-budget-lora-all"] == "peft-lora-all"
+    from benchmarks.report.render import SAME_SIZE_PAIRS
+    assert SAME_SIZE_PAIRS == {"slaft-budget-quarter": "peft-lora-qv-r2", "slaft-budget-lora-all": "peft-lora-all"}
     table = paired_differences(summary, ["slaft-budget-lora-all"], "peft-lora-all")
     assert "Δ vs LoRA r=8 (all)" in table
     assert "+1.5 ± 4.9 | +5.0 -2.0 | 1/2" in table  # seed 3 has no partner and is left out

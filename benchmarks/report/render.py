@@ -43,6 +43,10 @@ from .tables import (
     validation_curves,
 )
 
+# The learned structure against the hand-chosen one of the same size: the equal-size runs, and slaft at a quarter of
+# LoRA q,v's size against LoRA r=2 (q,v), a quarter of it too.
+SAME_SIZE_PAIRS = {"slaft-budget-quarter": "peft-lora-qv-r2", **PROTOCOL2_EQUAL_SIZE}
+
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 SUITE_ORDER = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick",
@@ -206,7 +210,7 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         if paired:
             out += ["### slaft against LoRA r=8 (q,v), seed by seed", "",
                     "Each slaft variant's score minus LoRA q,v's on the same seed and task (x100).", "", paired, ""]
-        for method, peer in PROTOCOL2_EQUAL_SIZE.items():
+        for method, peer in SAME_SIZE_PAIRS.items():
             same_size = paired_differences(summary, [method], peer) if method in summary.methods else None
             if same_size:
                 out += [f"### {label(method)} against {label(peer)}, seed by seed", "",
