@@ -520,6 +520,7 @@ def test_mt3_trains_at_the_rates_mt2_chose_with_cola_s_six_epochs_and_compares_w
     assert slaft["scores"][2]["cola"] == 0.7  # cpu2's 6-epoch CoLA run, like for like
     text = "\n".join(section([*searches, *finals, *single], tmp_path / "B.md", tmp_path / "figures", "mt3"))
     assert "## Multi-task (suite `mt3`)" in text and "two passes" in text
+    assert "± 0.0" not in text and "mean not decided (one seed)" in text  # one seed shows no made-up spread
 
 
 def test_the_multitask_search_extends_its_grid_past_an_edge_and_the_report_shows_the_chosen_rates_seeds():

@@ -33,8 +33,9 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
     if not values:
         return "–"
     mean = statistics.fmean(values) * scale
-    spread = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {spread:.1f}"
+    if len(values) < 2:  # one seed has no spread: show none rather than a measured-looking 0.0
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {statistics.stdev(values) * scale:.1f}"
 
 
 def _suite_records(records: list[dict], name: str) -> list[dict]:
@@ -161,18 +162,19 @@ def section(records: list[dict], report: Path, figures: Path, name: str = "mt2")
         diffs = [100 * (statistics.fmean(multi["scores"][s][t] for t in TASKS)
                         - statistics.fmean(reference["scores"][s][t] for t in TASKS)) for s in paired]
         spread = [100 * statistics.fmean(reference["scores"][s][t] for t in TASKS) for s in reference["seeds"]]
-        sd = statistics.stdev(spread) if len(spread) > 1 else 0.0
+        sd = statistics.stdev(spread) if len(spread) > 1 else None  # None: one seed, no spread yet
         share = statistics.fmean(multi["stored"].values()) / ref_stored
+        spread_text = (f"the single-task mean's sd over seeds is {sd:.1f}" if sd is not None
+                       else "one single-task seed, so no spread yet")
+        verdict = ("not measured yet" if not diffs else "not decided (one seed)" if sd is None
+                   else "met" if statistics.fmean(diffs) >= -sd else "not met")
         lines += [
             f"Paired by seed, {multi['label']} minus single-task slaft (mean over the four tasks): "
             + ", ".join(f"seed {s}: {d:+.1f}" for s, d in zip(paired, diffs))
-            + (f" (mean {statistics.fmean(diffs):+.1f}; the single-task mean's sd over seeds is {sd:.1f})."
-               if diffs else "."),
+            + (f" (mean {statistics.fmean(diffs):+.1f}; {spread_text})." if diffs else "."),
             f"Goal (issue 12) for {multi['label']}: a mean no lower than single-task slaft's within the seeds' "
             f"spread, with at most {100 * GOAL_SHARE:.0f}% of its stored parameters: stored share {100 * share:.0f}% "
-            f"({'met' if share <= GOAL_SHARE else 'not met'}); mean "
-            + ("met" if diffs and statistics.fmean(diffs) >= -sd else "not met" if diffs else "not measured yet")
-            + ".",
+            f"({'met' if share <= GOAL_SHARE else 'not met'}); mean {verdict}.",
             "",
         ]
     lines += _figures(records, report, figures, name)
