@@ -86,3 +86,11 @@ def test_config_either_valid_and_round_trips_or_config_error(weight, tau_start, 
         assert str(err)
         return
     assert SlaftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_list_entries_split_on_spaces_and_commas_at_the_first_equals_sign():
+    from slaft.config import list_entries
+
+    assert list_entries(["cola=2, SST-2 = 0.5", "kind=data/a=b.csv", ",", "stsb"]) == [
+        ("cola", "=", "2"), ("SST-2", "=", "0.5"), ("kind", "=", "data/a=b.csv"), ("stsb", "", "")]
+    assert list_entries(None) == []

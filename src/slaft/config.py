@@ -32,6 +32,13 @@ def closest(name: str, choices) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
+def list_entries(entries) -> list[tuple[str, str, str]]:
+    """Command-line list entries, space- or comma-separated (``--tasks``, ``--task-passes``), each split at its first
+    "=": (name, "=" or "", value), stripped; empty items are skipped."""
+    items = (part.strip() for entry in entries or () for part in str(entry).split(","))
+    return [(name.strip(), sep, value.strip()) for name, sep, value in (item.partition("=") for item in items if item)]
+
+
 # Fields of older configs (slaft 0.1) that no longer mean anything; they are dropped when loading.
 RETIRED_FIELDS = ("budget_tolerance", "gate_init_keep", "penalty_warmup_ratio", "search_steps", "adapter_dropout")
 

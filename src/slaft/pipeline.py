@@ -19,7 +19,7 @@ from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
 from .causal_lm import CausalCollator, evaluate_causal, tokenize_causal
-from .config import ConfigError, SlaftConfig
+from .config import ConfigError, SlaftConfig, list_entries
 from .data import DataError, TaskData, load_task, tokenize_task
 from .evaluation import evaluate
 from .io import atomic_write_text, read_payload
@@ -132,7 +132,7 @@ class TrainJob:
             raise ConfigError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         if self.output_dir is None:
             what = self.task if not self.tasks else "multitask-" + "-".join(
-                part.partition("=")[0] for entry in self.tasks for part in str(entry).split(",") if part.strip())
+                name for name, _, _ in list_entries(self.tasks))
             self.output_dir = str(Path("runs") / safe_name(f"{what}-{Path(self.model).name}"))
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..config import ConfigError, closest
+from ..config import ConfigError, closest, list_entries
 from ..sites import SITE_NAMES
 
 SAMPLINGS = ("proportional", "temperature", "uniform")
@@ -89,21 +89,17 @@ class MultiTaskConfig:
         """{name: passes} from ``task_passes`` (entries space- or comma-separated, as ``--tasks``); a clear error for
         a malformed entry."""
         passes = {}
-        for entry in self.task_passes or ():
-            for item in (part.strip() for part in str(entry).split(",")):
-                if not item:
-                    continue
-                name, sep, value = item.partition("=")
-                try:
-                    number = float(value)
-                except ValueError:
-                    number = math.nan
-                if not sep or not name.strip() or not 0 < number <= 100:
-                    raise ConfigError(f"task_passes entry {item!r} is not NAME=PASSES with PASSES in (0, 100]; "
-                                      "e.g. --task-passes cola=2 mrpc=0.5.")
-                if name.strip() in passes:
-                    raise ConfigError(f"task_passes names task {name.strip()!r} twice.")
-                passes[name.strip()] = number
+        for name, sep, value in list_entries(self.task_passes):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not sep or not name or not 0 < number <= 100:
+                raise ConfigError(f"task_passes entry {name + sep + value!r} is not NAME=PASSES with PASSES in "
+                                  "(0, 100]; e.g. --task-passes cola=2 mrpc=0.5.")
+            if name in passes:
+                raise ConfigError(f"task_passes names task {name!r} twice.")
+            passes[name] = number
         return passes
 
     def passes_for(self, tasks: list[str]) -> list[float]:

@@ -17,7 +17,7 @@ import torch
 from transformers import DataCollatorWithPadding, set_seed
 from transformers.utils import logging as hf_logging
 
-from ..config import ConfigError, SlaftConfig
+from ..config import ConfigError, SlaftConfig, list_entries
 from ..data import DataError, TaskData, canonical_task_name, load_task, tokenize_task
 from ..evaluation import evaluate
 from ..io import atomic_write_text
@@ -38,13 +38,7 @@ BASE_LABELS = 2  # the label count the base model is loaded with: its label-size
 def parse_task_entries(entries: list[str]) -> list[tuple[str, str | None]]:
     """``--tasks`` entries (space- or comma-separated): a task name, or NAME=FILE for your own CSV/JSON data.
     Returns (name or task, file or None) pairs; refuses an empty list and a task listed twice."""
-    parsed = []
-    for entry in entries:
-        for item in (part.strip() for part in str(entry).split(",")):
-            if not item:
-                continue
-            name, _, path = item.partition("=")
-            parsed.append((name.strip(), path.strip() or None))
+    parsed = [(name, path or None) for name, _, path in list_entries(entries)]
     if len(parsed) < 2:
         raise ConfigError(f"--tasks needs at least two tasks (got {[n for n, _ in parsed]}); for one task use --task.")
     names = [name for name, _ in parsed]
