@@ -423,8 +423,8 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
         sweep = SUITES[suite].sweep
         return {"suite": suite, "method": method, "task": task, "seed": seed, "lr": 1e-3, "status": "ok",
                 "score": score, "sweep": sweep, "noise_ratio": SUITES[suite].label_noise, "kept_params": 1000,
-                "sparsity_weight": SUITES[suite].slaft_settings.get("sparsity_weight"), "target_params": None,
-                **extra}
+                "sparsity_weight": SUITES[suite].slaft_settings.get("sparsity_weight", 1.0 if method == "slaft"
+                                                                    else None), "target_params": None, **extra}
 
     for task in ("cola", "sst2"):
         for seed in (1, 2, 3):
@@ -442,6 +442,9 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
     assert "| keyboard | -10.0 | -10.0 |" in text  # perturbed 70 against the same runs' clean 80
     assert "| 8 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 1,000 |" in text
+    # slaft's default λ is no suite of its own: robust-clean's slaft runs are that point of the λ sweep
+    assert "robust-lambda-1" not in SUITES
+    assert "| 1 | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 |" in text
     for figure in ("robust_sparsity_weight.png", "robust_label_noise.png", "robust_perturbation.png"):
         assert (tmp_path / "figures" / figure).stat().st_size > 0
     assert robustness.PLACEHOLDER in text

@@ -150,7 +150,8 @@ SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-
 
 # Robustness and sensitivity (issue 11): slaft in λ mode, LoRA r=8 (q,v) and Houlsby on three protocol-2 tasks,
 # three seeds, each method at the rate it chose in cpu2 (no search of their own). robust-clean is the noise-free
-# point of both noise sweeps and carries the perturbation suite; the λ and budget sweeps are slaft's alone. CoLA is
+# point of both noise sweeps and carries the perturbation suite; its slaft runs (λ mode at the default λ) are also
+# that point of the λ sweep, which has no suite of its own. The λ and budget sweeps are slaft's alone. CoLA is
 # left out: its label is the sentence's grammaticality, which every perturbation (a typo, a dropped, swapped or
 # repeated word) can change, so a perturbed CoLA sentence keeps a label that may no longer hold; the topic of a news
 # article, a review's sentiment and, nearly, two sentences' similarity survive a few touched words.
@@ -168,7 +169,10 @@ def _robust(name: str, sweep: str, description: str, methods=ROBUST_METHODS, **c
 
 
 def robustness_suites() -> dict[str, Suite]:
+    from slaft.config import SlaftConfig
     from slaft.perturb import KINDS
+
+    default_weight = SlaftConfig().sparsity_weight  # that point of the λ sweep is robust-clean's slaft runs
 
     suites = [_robust("robust-clean", "perturbation", "No noise; validation also scored on perturbed copies.",
                       perturbations=KINDS, perturbation_rates=PERTURBATION_RATES)]
@@ -177,7 +181,8 @@ def robustness_suites() -> dict[str, Suite]:
     suites += [_robust(f"robust-token-{ratio:g}", "input_noise", f"{ratio:.0%} of training tokens replaced.",
                        input_noise="token", input_noise_ratio=ratio) for ratio in NOISE_RATIOS]
     suites += [_robust(f"robust-lambda-{weight:g}", "sparsity_weight", f"slaft at sparsity weight {weight:g}.",
-                       methods=("slaft",), slaft_settings={"sparsity_weight": weight}) for weight in SPARSITY_WEIGHTS]
+                       methods=("slaft",), slaft_settings={"sparsity_weight": weight})
+                for weight in SPARSITY_WEIGHTS if weight != default_weight]
     suites += [_robust(f"robust-budget-{share:g}", "target_params", f"slaft at {share:g}x LoRA q,v's size.",
                        methods=("slaft",), slaft_settings={"budget_of_lora": share}) for share in BUDGETS_OF_LORA]
     return dict(suites)

@@ -3,7 +3,8 @@
     python -m benchmarks.report.robustness
 
 Three sensitivity analyses, each a mean over the reported seeds and then over tasks (x100): slaft's score and kept
-size against the sparsity weight λ and against a parameter budget; every method's score against the ratio of label
+size against the sparsity weight λ (at slaft's default λ, robust-clean's slaft runs) and against a parameter
+budget; every method's score against the ratio of label
 or token noise in training (ratio 0 is robust-clean); and every method's score drop on perturbed copies of the
 validation split, per perturbation kind and rate, against its own clean score on the same run. Everything is
 regenerated from the records except the hand-written analysis between the ANALYSIS markers.
@@ -64,6 +65,8 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
     out = []
     for sweep, knob, key in (("sparsity_weight", "λ", "sparsity_weight"), ("target_params", "budget", "target_params")):
         points = [r for r in records if r.get("sweep") == sweep]
+        if sweep == "sparsity_weight":  # slaft's default λ has no suite of its own: robust-clean's slaft runs
+            points += [r for r in records if r["suite"] == "robust-clean" and r["method"] == "slaft"]
         if not points:
             continue
         tasks = sorted({r["task"] for r in points})
