@@ -50,6 +50,40 @@ def test_selection_fills_the_budget_to_within_one_unit(costs, budget, seed):
     assert not left_out or budget - kept < min(left_out)  # nothing left out would still have fitted
 
 
+def layered(costs: list[float], layers: list[int]) -> Units:
+    return Units(torch.arange(len(costs)), torch.tensor(costs, dtype=torch.float), torch.zeros(len(costs)),
+                 layer=torch.tensor(layers))
+
+
+def test_block_share_gives_every_block_its_floor_before_units_compete():
+    table = layered([10] * 6, layers=[0, 0, 1, 1, 2, 2])
+    scores = torch.tensor([9.0, 8.0, 7.0, 6.0, 2.0, 1.0])  # block 2's units rank last across the model
+    assert select_within_budget(scores, table, budget=30).tolist() == [True, True, True, False, False, False]
+    spread = select_within_budget(scores, table, budget=30, block_share=1.0)
+    assert spread.tolist() == [True, False, True, False, True, False]  # each block's best unit
+    half = select_within_budget(scores, table, budget=60, block_share=0.5)  # a floor of 10 each, then the best
+    assert half.tolist() == [True] * 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(costs=st.lists(st.integers(1, 50), min_size=2, max_size=30), budget=st.integers(0, 600),
+       share=st.floats(0.0, 1.0), seed=st.integers(0, 10_000))
+def test_block_share_still_fills_the_budget_and_each_block_its_floor(costs, budget, share, seed):
+    layers = [i % 3 for i in range(len(costs))]
+    table = layered([float(c) for c in costs], layers)
+    scores = torch.rand(len(costs), generator=torch.Generator().manual_seed(seed))
+    keep = select_within_budget(scores, table, budget, block_share=share)
+    kept = table.kept_params(keep)
+    assert kept <= budget
+    left_out = [c for c, k in zip(costs, keep.tolist()) if not k]
+    assert not left_out or budget - kept < min(left_out)
+    floor = share * budget / len(set(layers))
+    for block in set(layers):
+        spent = sum(c for c, k, b in zip(costs, keep.tolist(), layers) if k and b == block)
+        unkept = [c for c, k, b in zip(costs, keep.tolist(), layers) if not k and b == block]
+        assert not unkept or spent > floor - min(unkept) - 1e-6  # the floor is filled up to less than one unit
+
+
 def test_budget_at_weight_falls_monotonically_and_zero_keeps_everything():
     table = units([5, 5, 10, 20, 20])
     importance = torch.tensor([9.0, 1.0, 4.0, 2.0, 30.0])

@@ -42,7 +42,7 @@ TRAIN = {
     "search_end": (ERR, ERR, ERR, ERR), "importance_beta": (OK, ERR, ERR, ERR), "structure_lr": (ERR, ERR, ERR, ERR),
     "gate_beta": (ERR, ERR, ERR, ERR), "gate_limits": (ERR, ERR, ERR, ERR), "tau_start": (ERR, ERR, ERR, ERR),
     "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "architecture": (ERR, ERR, ERR, ERR),
-    "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR),
+    "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR), "block_share": (OK, ERR, ERR, ERR),
     "prior_sites": (ERR, ERR, ERR, ERR), "prior_weight": (ERR, ERR, ERR, ERR),
     "label_noise": (OK, ERR, ERR, ERR), "input_noise": (ERR, ERR, ERR, ERR), "input_noise_ratio": (OK, ERR, ERR, ERR),
     "resume": (OK, ERR, ERR, ERR), "overwrite": (OK, ERR, ERR, ERR),

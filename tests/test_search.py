@@ -115,6 +115,20 @@ def test_budget_lands_within_two_percent_under_when_units_are_small(tmp_path, al
     assert 0.98 * target <= model.structure().num_params <= target
 
 
+def test_block_share_spreads_a_small_budget_over_every_block(tmp_path):
+    """With block_share 1 each block gets its share of the budget up to less than one unit (2 rank components of a
+    LoRA); without it, this run puts four fifths of the budget in block 0."""
+    candidate = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE)).candidate
+    target = int(0.15 * candidate.num_params)
+    model, _ = train(tmp_path, SlaftConfig(**SPACE, target_params=target, block_share=1.0), steps=30)
+    structure = model.structure()
+    unit = min(SPACE["rank_block"] * (m.in_features + m.out_features) for m in candidate.modules if m.kind == "lora")
+    for layer in range(candidate.num_layers):
+        spent = sum(m.num_params for m in structure.modules if m.layer == layer)
+        assert spent > target / candidate.num_layers - unit, (layer, spent, target)
+    assert structure.num_params <= target
+
+
 def test_deciding_keeps_the_optimizer_state_of_kept_weights(tmp_path):
     model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=1500, total_steps=20))
     optimizer = torch.optim.AdamW([g for g in optimizer_groups(model, 0.0, 0.05)], lr=1e-2)

@@ -127,6 +127,9 @@ PROTOCOL2_SLAFT = ("slaft", "slaft-budget-lora", "slaft-budget-quarter")
 PROTOCOL2_EQUAL_SIZE = {"slaft-budget-lora-all": "peft-lora-all"}
 PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-nowarmup",
                        "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
+# One change each against slaft at a quarter of LoRA q,v's size, where LoRA r=2 (q,v) won SST-2 and STS-B: a floor
+# that spreads the small budget over the blocks (allocation.select_within_budget's block_share).
+PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even")
 
 
 def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:
@@ -192,9 +195,11 @@ SUITES: dict[str, Suite] = {
     "cpu2": Suite(
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
         extend_grids=True, lr_grids=PROTOCOL2_GRIDS,
-        methods=PROTOCOL2_PEERS + PROTOCOL2_SLAFT + PROTOCOL2_ABLATIONS + tuple(PROTOCOL2_EQUAL_SIZE),
+        methods=(PROTOCOL2_PEERS + PROTOCOL2_SLAFT + PROTOCOL2_ABLATIONS + tuple(PROTOCOL2_EQUAL_SIZE)
+                 + PROTOCOL2_QUARTER_ABLATIONS),
         more_seeds={m: (1, 2, 3, 4, 5) for m in ("peft-lora-qv", *PROTOCOL2_SLAFT)},
-        lr_from={m: "slaft-budget-lora" for m in (*PROTOCOL2_ABLATIONS, *PROTOCOL2_EQUAL_SIZE)},
+        lr_from={**{m: "slaft-budget-lora" for m in (*PROTOCOL2_ABLATIONS, *PROTOCOL2_EQUAL_SIZE)},
+                 **{m: "slaft-budget-quarter" for m in PROTOCOL2_QUARTER_ABLATIONS}},
         epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK,
         description="Protocol 2: MiniLM-L6 on the tasks the pilot kept, full training sets (SST-2 capped at "
         "10,000), 3 epochs (6 on CoLA), the mean-pooling head, rates picked on a selection seed, 3 seeds (5 for LoRA "

@@ -18,7 +18,8 @@ from pathlib import Path
 from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, epochs_of, read_records
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
-from ..harness.suites import PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_SLAFT, SUITES
+from ..harness.suites import (PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_SLAFT,
+                              SUITES)
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
@@ -222,6 +223,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
                     ("One change each against slaft at LoRA q,v's size, at its rate (x100): each cell is the "
                      "variant's mean over its seeds and, in brackets, its paired difference from slaft at LoRA q,v's "
                      "size on the same seeds."), "", ablation, ""]
+        quarter = ablation_table(summary, "slaft-budget-quarter", list(PROTOCOL2_QUARTER_ABLATIONS))
+        if quarter:
+            out += ["### Ablation at a quarter of the size", "",
+                    ("One change each against slaft at a quarter of LoRA q,v's size, at its rate (x100), as above."),
+                    "", quarter, ""]
     step = steptime_table(summary.all_records) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",

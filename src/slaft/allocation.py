@@ -33,25 +33,38 @@ class Units:
 
 
 def select_within_budget(scores: torch.Tensor, units: Units, budget: float,
-                         preferred: torch.Tensor | None = None) -> torch.Tensor:
+                         preferred: torch.Tensor | None = None, block_share: float = 0.0) -> torch.Tensor:
     """Keep units in order of decreasing score while they fit the budget; a unit that does not fit is skipped, so
     smaller ones after it can still fill the rest. ``preferred`` units (those kept so far) are taken first, then the
-    others fill what is left, so the result fills the budget up to less than one unit. Returns a bool mask."""
+    others fill what is left, so the result fills the budget up to less than one unit. With ``block_share`` > 0
+    each block first keeps its own best units up to ``block_share * budget / blocks`` (a floor that spreads a small
+    budget over the depth), then every unit competes for the rest. Returns a bool mask."""
     scores, cost, module = scores.detach().cpu(), units.cost.cpu().tolist(), units.module.cpu().tolist()
     fixed = units.fixed.cpu().tolist()
     keep = [False] * len(cost)
     used = [False] * len(fixed)
-    total = 0.0
     order = torch.argsort(scores, descending=True, stable=True).tolist()
     if preferred is not None:
         first = preferred.cpu().tolist()
         order = [u for u in order if first[u]] + [u for u in order if not first[u]]
-    for u in order:
-        m = module[u]
-        price = cost[u] + (0.0 if used[m] else fixed[m])
-        if total + price <= budget:
-            keep[u], used[m] = True, True
-            total += price
+
+    def fill(candidates: list[int], limit: float, spent: float) -> float:
+        for u in candidates:
+            m = module[u]
+            price = cost[u] + (0.0 if used[m] else fixed[m])
+            if not keep[u] and spent + price <= limit:
+                keep[u], used[m] = True, True
+                spent += price
+        return spent
+
+    total = 0.0
+    if block_share > 0 and units.layer is not None:
+        layer = units.layer.cpu().tolist()
+        blocks = sorted(set(layer))
+        floor = block_share * budget / len(blocks)
+        for block in blocks:
+            total += fill([u for u in order if layer[u] == block], floor, 0.0)
+    fill(order, budget, total)
     return torch.tensor(keep, dtype=torch.bool)
 
 

@@ -110,6 +110,12 @@ class SlaftConfig:
         metadata={"help": "Where units compete: 'global' (every unit against every other, by importance per "
                           "parameter) or 'layer' (importance per parameter relative to the unit's own block)."},
     )
+    block_share: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of the budget spread evenly over the blocks first: each block keeps its own best "
+                          "units up to block_share x budget / blocks, then all units compete for the rest "
+                          "(0 = every unit competes across the model)."},
+    )
     prior_sites: list[str] = field(
         default_factory=lambda: ["lora_q", "lora_v"],
         metadata={"help": "The baseline structure's sites (LoRA on query and value, as a person would pick): their "
@@ -205,6 +211,8 @@ class SlaftConfig:
         if self.importance_scope not in SCOPES:
             raise ConfigError(f"Unknown importance_scope {self.importance_scope!r}."
                               f"{closest(self.importance_scope, SCOPES)} Known: {SCOPES}.")
+        if not 0.0 <= self.block_share <= 1.0:
+            raise ConfigError(f"block_share must be in [0, 1] (a fraction of the budget), got {self.block_share}.")
         if not 0.0 <= self.search_start < self.search_end <= 1.0:
             raise ConfigError(f"Need 0 <= search_start < search_end <= 1 (fractions of the training steps), got "
                               f"search_start={self.search_start}, search_end={self.search_end}.")

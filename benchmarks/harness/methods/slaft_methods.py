@@ -109,6 +109,12 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-quarter-layer", "slaft, blocks compete apart (budget = 1/4 LoRA)", "slaft",
                     "slaft", "importance relative to the unit's block, at a quarter of LoRA q,v",
                     _budget(0.25, importance_scope="layer")),
+        SlaftMethod("slaft-budget-quarter-spread", "slaft, half the budget spread over blocks (budget = 1/4 LoRA)",
+                    "slaft", "slaft", "each block first keeps its best units up to half the budget / blocks "
+                    "(block_share 0.5), at a quarter of LoRA q,v", _budget(0.25, block_share=0.5)),
+        SlaftMethod("slaft-budget-quarter-even", "slaft, budget split evenly over blocks (budget = 1/4 LoRA)",
+                    "slaft", "slaft", "each block first keeps its best units up to budget / blocks (block_share 1), "
+                    "at a quarter of LoRA q,v", _budget(0.25, block_share=1.0)),
         SlaftMethod("slaft-budget-lora-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = LoRA q,v)",
                     "slaft", "slaft", "importance relative to the unit's block; units of LoRA q,v start with twice "
                     "the evidence (prior_weight 2)", _budget(1.0, importance_scope="layer", prior_weight=2.0)),

@@ -67,6 +67,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
             raise ConfigError(f"Task names {bad} cannot name files: use letters, digits, '_', '-' and '.'.")
         if config.allocator != "importance":
             raise ConfigError("Multi-task structure learning ranks units by importance: use allocator='importance'.")
+        if config.block_share:
+            raise ConfigError("block_share is not supported by multi-task pools yet: set block_share=0.")
         super().__init__(base_model, config)
         self.tasks, self.multitask = list(tasks), multitask or MultiTaskConfig()
         if not self.head_names:
