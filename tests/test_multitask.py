@@ -287,6 +287,8 @@ def test_bad_multitask_input_gets_clear_errors():
         MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a", 2), TaskInfo("a", 3)])
     with pytest.raises(ConfigError, match="cannot name files"):
         MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a/b", 2), TaskInfo("c", 3)])
+    with pytest.raises(ConfigError, match="block_share"):
+        MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(block_share=0.5), TASKS)
     with pytest.raises(ConfigError, match="sampling"):
         MultiTaskConfig(sampling="random")
     model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), TASKS)

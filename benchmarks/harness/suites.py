@@ -129,7 +129,8 @@ PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "sl
                        "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
 # One change each against slaft at a quarter of LoRA q,v's size, where LoRA r=2 (q,v) won SST-2 and STS-B: a floor
 # that spreads the small budget over the blocks (allocation.select_within_budget's block_share).
-PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even")
+# slaft-fixed-lora-qv-r2 is LoRA r=2 (q,v) itself through slaft's modules at the quarter's rate: no search at all.
+PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even", "slaft-fixed-lora-qv-r2")
 
 
 def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:

@@ -138,4 +138,8 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-fixed-lora-qv", "slaft code, fixed LoRA q,v r=8", "slaft", "slaft",
                     "no search: LoRA r=8 on q,v through slaft's modules (parity check with peft)",
                     lambda ctx: {"sites": ("lora_q", "lora_v"), "sparsity_weight": 0.0}),
+        SlaftMethod("slaft-fixed-lora-qv-r2", "slaft code, fixed LoRA q,v r=2", "slaft", "slaft",
+                    "no search: LoRA r=2 (α 4) on q,v through slaft's modules, at the quarter's rate",
+                    lambda ctx: {"sites": ("lora_q", "lora_v"), "lora_rank": 2, "lora_alpha": 4.0,
+                                 "sparsity_weight": 0.0}),
     ]
