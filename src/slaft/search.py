@@ -127,9 +127,7 @@ class StructureSearch:
             self._start_pruning()
         target = self.target_at(step)
         if self.config.allocator == "importance":
-            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
-            self._set_masks(select_within_budget(scores, self.units, target, preferred=self.mask(),
-                                                 block_share=self.config.block_share))
+            self._set_masks(self._select(target, by_importance=True))
             return
         log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
         shift = solve_shift(log_alpha, self.units, target, self.config.gate_beta, self.config.gate_limits)
@@ -138,8 +136,17 @@ class StructureSearch:
             gate.shift.copy_(shift[start_index:start_index + gate.num_units])
             gate.sampling = True
             start_index += gate.num_units
-        self._set_masks(select_within_budget(self._flat_keep_probability(), self.units, target,
-                                             block_share=self.config.block_share))
+        self._set_masks(self._select(target, by_importance=False))
+
+    def _select(self, budget: float, by_importance: bool) -> torch.Tensor:
+        """The units that fill ``budget``: ranked by importance per parameter (units kept so far first), or by the
+        gates' keep probabilities."""
+        if by_importance:
+            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
+            return select_within_budget(scores, self.units, budget, preferred=self.mask(),
+                                        block_share=self.config.block_share)
+        return select_within_budget(self._flat_keep_probability(), self.units, budget,
+                                    block_share=self.config.block_share)
 
     def target_at(self, step: int) -> float:
         total, start, end = self.steps()
@@ -195,13 +202,8 @@ class StructureSearch:
         budget = self.budget_now()
         if self.frozen:
             mask = self.mask()
-        elif self.config.allocator == "importance" or not self.started:
-            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
-            mask = select_within_budget(scores, self.units, budget, preferred=self.mask(),
-                                        block_share=self.config.block_share)
         else:
-            mask = select_within_budget(self._flat_keep_probability(), self.units, budget,
-                                        block_share=self.config.block_share)
+            mask = self._select(budget, by_importance=self.config.allocator == "importance" or not self.started)
         out, start = {}, 0
         for key, gate in zip(self.keys, self.gates()):
             out[key] = mask[start:start + gate.num_units].repeat_interleave(gate.block)
