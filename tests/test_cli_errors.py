@@ -40,6 +40,7 @@ TRAIN = {
     "modules_to_save": (ERR, ERR, ERR, ERR), "sparsity_weight": (OK, ERR, OK, ERR),
     "target_params": (ERR, ERR, ERR, ERR), "allocator": (ERR, ERR, ERR, ERR), "search_start": (OK, ERR, ERR, ERR),
     "search_end": (ERR, ERR, ERR, ERR), "importance_beta": (OK, ERR, ERR, ERR), "structure_lr": (ERR, ERR, ERR, ERR),
+    "decided_lr_scale": (ERR, ERR, ERR, ERR),
     "gate_beta": (ERR, ERR, ERR, ERR), "gate_limits": (ERR, ERR, ERR, ERR), "tau_start": (ERR, ERR, ERR, ERR),
     "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "architecture": (ERR, ERR, ERR, ERR),
     "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR), "block_share": (OK, ERR, ERR, ERR),

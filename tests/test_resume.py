@@ -45,7 +45,7 @@ def test_killed_run_resumes_to_the_same_structure_and_metrics(tmp_path):
     # 6 steps an epoch, 3 epochs: pruning starts at step 4 and the structure is decided at step 9.
     argv = ["train", "--task", "csv", "--train-file", train, "--validation-file", val, "--max-length", "16",
             "--batch-size", "8", "--epochs", "3", "--save-steps", "2", "--target-params", "30000",
-            "--learning-rate", "3e-3"]
+            "--learning-rate", "3e-3", "--decided-lr-scale", "2"]  # the raised rate must survive the resume
 
     straight = _slaft_process([*argv, "--output-dir", "straight"], tmp_path)
     assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]

@@ -158,6 +158,22 @@ def test_deciding_keeps_the_optimizer_state_of_kept_weights(tmp_path):
     optimizer.step()  # and it steps on
 
 
+def test_decided_lr_scale_raises_the_rate_from_the_decision_on_and_keeps_the_schedule(tmp_path):
+    rates = {}
+    for scale in (1.0, 3.0):
+        model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=1500,
+                                                                   decided_lr_scale=scale))
+        trainer = SlaftTrainer(model=model, args=arguments(tmp_path / str(scale), 20, logging_steps=1,
+                                                           warmup_steps=4), train_dataset=toy_dataset())
+        trainer.train()
+        rates[scale] = {e["step"]: e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e}
+        decided = model.decided_at_step
+    assert decided == 10 and sorted(rates[1.0]) == list(range(1, 21))
+    for step, rate in rates[1.0].items():
+        factor = 3.0 if step > decided else 1.0  # each entry is the rate the step trained at
+        assert rates[3.0][step] == pytest.approx(factor * rate, rel=1e-6), step
+
+
 def test_stock_trainer_with_the_callback_searches(tmp_path):
     model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE, target_params=1500))
     Trainer(model=model, args=arguments(tmp_path, 20), train_dataset=toy_dataset(),

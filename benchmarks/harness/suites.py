@@ -126,11 +126,15 @@ PROTOCOL2_SLAFT = ("slaft", "slaft-budget-lora", "slaft-budget-quarter")
 # slaft at another hand-chosen structure's size, paired with it: the learned structure against LoRA on every linear.
 PROTOCOL2_EQUAL_SIZE = {"slaft-budget-lora-all": "peft-lora-all"}
 PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-nowarmup",
-                       "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv")
+                       "slaft-budget-lora-reset", "slaft-budget-lora-lora-only", "slaft-fixed-lora-qv",
+                       "slaft-budget-lora-lr3")
 # One change each against slaft at a quarter of LoRA q,v's size, where LoRA r=2 (q,v) won SST-2 and STS-B: a floor
 # that spreads the small budget over the blocks (allocation.select_within_budget's block_share).
 # slaft-fixed-lora-qv-r2 is LoRA r=2 (q,v) itself through slaft's modules at the quarter's rate: no search at all.
-PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even", "slaft-fixed-lora-qv-r2")
+# slaft-budget-quarter-lr3 gives the decided structure a rate of its own, three times the search's (the rate
+# LoRA r=2 (q,v) chose on SST-2 and STS-B): decided_lr_scale.
+PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even", "slaft-fixed-lora-qv-r2",
+                               "slaft-budget-quarter-lr3")
 
 
 def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:

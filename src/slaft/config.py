@@ -133,6 +133,11 @@ class SlaftConfig:
         default=0.5, metadata={"help": "Fraction of training steps after which the structure is final: pruned "
                                        "modules are removed and the rest trains on (same optimizer state)."}
     )
+    decided_lr_scale: float = field(
+        default=1.0, metadata={"help": "Multiplies the learning rate of every trained weight once the structure is "
+                                       "decided (the rest of the schedule unchanged): a small decided structure can "
+                                       "take a higher rate than the dense search (1 = one rate throughout)."}
+    )
     importance_beta: float = field(
         default=0.9, metadata={"help": "Smoothing of the importance estimates (exponential moving average)."}
     )
@@ -188,8 +193,8 @@ class SlaftConfig:
         if self.adapter_width % self.width_block:
             raise ConfigError(f"adapter_width ({self.adapter_width}) must be a multiple of width_block "
                               f"({self.width_block}).")
-        for name, high in (("lora_alpha", 1e4), ("structure_lr", 10.0), ("gate_beta", 100.0), ("tau_start", 100.0),
-                           ("tau_end", 100.0)):
+        for name, high in (("lora_alpha", 1e4), ("structure_lr", 10.0), ("decided_lr_scale", 100.0),
+                           ("gate_beta", 100.0), ("tau_start", 100.0), ("tau_end", 100.0)):
             if not 0 < getattr(self, name) <= high:
                 raise ConfigError(f"{name} must be in (0, {high:g}], got {getattr(self, name):g}.")
         if not 0.0 <= self.dropout < 1.0:

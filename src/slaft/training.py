@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -42,6 +43,28 @@ def check_finite(model: SlaftModel, step: int, output_dir: str) -> None:
                 f"checkpoint is kept in {output_dir}; lower the learning rate (or --structure-lr), check the labels, "
                 "and resume."
             )
+
+
+def scale_learning_rate(optimizer, lr_scheduler, scale: float) -> None:
+    """Multiply every parameter group's rate by ``scale`` from now on: the group's current rate and the base rate the
+    scheduler multiplies by its schedule, so warm-up and decay go on unchanged (``SlaftConfig.decided_lr_scale``).
+    A resumed run restores both from its checkpoint."""
+    if scale == 1.0 or optimizer is None:
+        return
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+        if "initial_lr" in group:
+            group["initial_lr"] *= scale
+    lr_scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)  # inside accelerate's AcceleratedScheduler
+    base_lrs = getattr(lr_scheduler, "base_lrs", None)
+    if base_lrs is None:
+        warnings.warn(f"slaft: decided_lr_scale={scale:g} but the learning-rate scheduler "
+                      f"({type(lr_scheduler).__name__}) keeps no base rates to scale, so its next step may undo the "
+                      "change; use a transformers or torch scheduler, or decided_lr_scale=1.", stacklevel=2)
+        return
+    lr_scheduler.base_lrs = [lr * scale for lr in base_lrs]
+    if hasattr(lr_scheduler, "_last_lr"):  # what get_last_lr() reports, and the Trainer logs, for the coming step
+        lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 class SlaftCallback(TrainerCallback):
@@ -72,6 +95,7 @@ class SlaftCallback(TrainerCallback):
             else:
                 slaft.discretize(optimizer)
             slaft.decided_at_step = state.global_step
+            scale_learning_rate(optimizer, kwargs.get("lr_scheduler"), slaft.slaft_config.decided_lr_scale)
         if control.should_save or control.should_log:  # the Trainer saves after this event: check first
             check_finite(slaft, state.global_step, args.output_dir)
 

@@ -115,6 +115,9 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-quarter-even", "slaft, budget split evenly over blocks (budget = 1/4 LoRA)",
                     "slaft", "slaft", "each block first keeps its best units up to budget / blocks (block_share 1), "
                     "at a quarter of LoRA q,v", _budget(0.25, block_share=1.0)),
+        SlaftMethod("slaft-budget-quarter-lr3", "slaft, rate x3 once decided (budget = 1/4 LoRA)", "slaft", "slaft",
+                    "the decided structure trains at three times the search's rate (decided_lr_scale 3), at a "
+                    "quarter of LoRA q,v", _budget(0.25, decided_lr_scale=3.0)),
         SlaftMethod("slaft-budget-lora-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = LoRA q,v)",
                     "slaft", "slaft", "importance relative to the unit's block; units of LoRA q,v start with twice "
                     "the evidence (prior_weight 2)", _budget(1.0, importance_scope="layer", prior_weight=2.0)),
@@ -129,6 +132,9 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
                     "candidate space without the bottleneck adapter",
                     _budget(1.0, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out"))),
+        SlaftMethod("slaft-budget-lora-lr3", "slaft, rate x3 once decided (budget = LoRA q,v)", "slaft", "slaft",
+                    "the decided structure trains at three times the search's rate (decided_lr_scale 3)",
+                    _budget(1.0, decided_lr_scale=3.0)),
         SlaftMethod("slaft-budget-lora-norms", "slaft + LayerNorms (budget = LoRA q,v)", "slaft", "slaft",
                     "every LayerNorm's gain and bias train too, paid for out of the budget: what full fine-tuning "
                     "changes and no adapter touches", _budget(1.0), train_norms=True),

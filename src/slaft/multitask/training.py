@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
-from ..training import SlaftTrainer, check_finite, unwrap
+from ..training import SlaftTrainer, check_finite, scale_learning_rate, unwrap
 from .data import TaskBatchSampler
 from .model import MultiTaskSlaftModel
 
@@ -84,6 +84,7 @@ class MultiTaskCallback(TrainerCallback):
             else:
                 mt.discretize(optimizer)
             mt.decided_at_step = state.global_step
+            scale_learning_rate(optimizer, kwargs.get("lr_scheduler"), mt.slaft_config.decided_lr_scale)
         if control.should_save or control.should_log:
             check_finite(mt, state.global_step, args.output_dir)
 
