@@ -40,10 +40,6 @@ TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # task names name files (
 SEARCH_BUFFERS = ("task_masks", "task_importance", "task_updates", "task_budgets", "pool_budget")
 
 
-def module_device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
 class TaskComponentMask(nn.Module):
     """A decided pool module's gate: for each task, which of the module's kept components (ranks or hidden units)
     the task uses; a task that uses none gets no output from the module at all (its bias included)."""
@@ -86,8 +82,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
         count = len(tasks)
         if self.discrete:
             for _, _, module in self.slaft_modules():
-                module.gate = TaskComponentMask(torch.ones(count, module.width, dtype=torch.bool,
-                                                           device=module_device(module)))
+                device = next(module.parameters()).device
+                module.gate = TaskComponentMask(torch.ones(count, module.width, dtype=torch.bool, device=device))
             self.units = None
         else:
             self.units = build_units(self, config)
@@ -312,7 +308,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
                 remove_module(self.base_model, self.arch, layer, site)
                 continue
             module.prune_(union, optimizer)  # a bottleneck also fixes its activation to the chosen one
-            module.gate = TaskComponentMask(components[:, union].to(module_device(module)))  # masks are on the CPU
+            # the masks are on the CPU, the module wherever the model is
+            module.gate = TaskComponentMask(components[:, union].to(next(module.parameters()).device))
         remove_from_optimizer(optimizer, removed)
         for name in SEARCH_BUFFERS:
             delattr(self, name)
