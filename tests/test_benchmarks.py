@@ -143,6 +143,21 @@ def test_the_planned_count_takes_extended_grids_and_each_methods_own_seeds():
     assert harness.planned_count(suite, records) == (3 + 5) + (2 + 3)
 
 
+def test_an_ablation_limited_to_some_tasks_is_neither_planned_nor_run_on_the_others(tmp_path, capsys, monkeypatch):
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    suite = _suite(methods=("peft-lora-qv", "bitfit"), tasks=("rte", "stsb"), seeds=(1, 2),
+                   lr_grids={"lora": (1e-3,), "bitfit": (1e-3,)}, tasks_by_method={"bitfit": ("stsb",)})
+    assert suite.runs_on("bitfit", "stsb") and not suite.runs_on("bitfit", "rte")
+    assert suite.runs_on("peft-lora-qv", "rte")  # a method not named runs on every task
+    assert harness.planned_count(suite, []) == 2 * 2 + 2
+    monkeypatch.setitem(SUITES, "quick", suite)
+    harness.main(["--suite", "quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path), "--plan"])
+    planned = [line.split()[2:4] for line in capsys.readouterr().out.splitlines() if line.startswith("would run")]
+    assert sorted(planned) == sorted([["peft-lora-qv", "rte"]] * 2 + [["peft-lora-qv", "stsb"]] * 2
+                                     + [["bitfit", "stsb"]] * 2)
+
+
 def test_a_robustness_suite_searches_nothing_and_trains_every_seed_at_the_rate_chosen_in_its_source(tmp_path):
     suite = SUITES["robust-label-0.1"]
     assert harness.search_specs(suite, "peft-lora-qv", "cola") == []

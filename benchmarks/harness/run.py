@@ -135,7 +135,7 @@ def planned_count(suite: Suite, records: list[dict]) -> int:
     as the records have extended them) and its reported seeds."""
     return sum(len(search_specs(suite, method, task, records))
                + len(final_specs(suite, method, task, 0.0, list(suite.seeds_for(method))))
-               for method in (suite.methods or METHODS) for task in suite.tasks)
+               for method in (suite.methods or METHODS) for task in suite.tasks if suite.runs_on(method, task))
 
 
 def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1,
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = _ordered_methods(suite, args.methods)
     if args.stage != "final":
         while True:  # grids grow while a best rate sits at an edge: search until every grid is complete
-            todo = [spec for task in tasks for method in methods
+            todo = [spec for task in tasks for method in methods if suite.runs_on(method, task)
                     for spec in search_specs(suite, method, task, runner.records) if not runner.skip(spec)]
             runner.run(todo)
             if not todo or args.plan:
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         finals = []
         for task in tasks:
             for method in methods:
+                if not suite.runs_on(method, task):
+                    continue
                 reported = [s for s in (args.seeds or suite.seeds_for(method))]
                 lr = (borrowed_lr(suite, method, task, args.results_dir) if suite.lr_suite else
                       final_lr(suite, method, task, runner.records))

@@ -62,6 +62,7 @@ class Suite:
     eval_each_epoch: bool = False                # record the validation score after every epoch
     epochs_by_task: dict[str, float] = field(default_factory=dict)
     lr_from: dict[str, str] = field(default_factory=dict)  # method -> method whose chosen rate it reuses (ablations)
+    tasks_by_method: dict[str, tuple[str, ...]] = field(default_factory=dict)  # method -> its tasks; absent = all
     lr_suite: str | None = None                  # no search: each method takes the rate it chose in this suite
     # Robustness suites (one point of a sweep each): what is swept, noise in training, perturbations in evaluation.
     sweep: str | None = None                     # the axis: sparsity_weight, target_params, label_noise, ...
@@ -74,6 +75,10 @@ class Suite:
 
     def grid(self, family: str) -> tuple[float, ...]:
         return self.lr_grids[family]
+
+    def runs_on(self, method: str, task: str) -> bool:
+        """Whether the suite runs this method on this task (an ablation may be limited to the tasks it is about)."""
+        return task in self.tasks_by_method.get(method, self.tasks)
 
     def seeds_for(self, method: str) -> tuple[int, ...]:
         """The reported seeds of a method."""
@@ -135,6 +140,14 @@ PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "sl
 # LoRA r=2 (q,v) chose on SST-2 and STS-B): decided_lr_scale.
 PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even", "slaft-fixed-lora-qv-r2",
                                "slaft-budget-quarter-lr3")
+# Where an ablation runs. A design choice (the allocator, where units compete, the candidate space, the decided
+# structure's rate) is measured on every task. A diagnostic asks about one gap and runs where the gap is: the
+# schedule probes (no dense start, the optimizer restarted, LoRA q,v through slaft's own modules) on SST-2 and STS-B,
+# where LoRA on every linear leads slaft at LoRA q,v's size; the quarter's probes on SST-2 and STS-B, the two tasks
+# LoRA r=2 (q,v) won (on CoLA and BBC News slaft's quarter leads it or ties).
+GAP_TASKS = ("sst2", "stsb")
+PROTOCOL2_DIAGNOSTICS = ("slaft-budget-lora-nowarmup", "slaft-budget-lora-reset", "slaft-fixed-lora-qv",
+                         *PROTOCOL2_QUARTER_ABLATIONS)
 
 
 def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:
@@ -205,7 +218,7 @@ SUITES: dict[str, Suite] = {
         more_seeds={m: (1, 2, 3, 4, 5) for m in ("peft-lora-qv", *PROTOCOL2_SLAFT)},
         lr_from={**{m: "slaft-budget-lora" for m in (*PROTOCOL2_ABLATIONS, *PROTOCOL2_EQUAL_SIZE)},
                  **{m: "slaft-budget-quarter" for m in PROTOCOL2_QUARTER_ABLATIONS}},
-        epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK,
+        epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK, tasks_by_method={m: GAP_TASKS for m in PROTOCOL2_DIAGNOSTICS},
         description="Protocol 2: MiniLM-L6 on the tasks the pilot kept, full training sets (SST-2 capped at "
         "10,000), 3 epochs (6 on CoLA), the mean-pooling head, rates picked on a selection seed, 3 seeds (5 for LoRA "
         "q,v and slaft).", **PROTOCOL2),

@@ -90,8 +90,8 @@ def environment(summary: SuiteSummary) -> list[str]:
         methods = list(suite.methods or METHODS)
         planned = planned_count(suite, summary.records)
         missing = [f"{TASK_TITLES.get(t, t)} {n}" for t in suite.tasks
-                   if (n := sum(1 for m in methods
-                                if not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds_for(m))))]
+                   if (n := sum(1 for m in methods if suite.runs_on(m, t)
+                                and (not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds_for(m)))))]
         lines.append(f"- Completeness: {len(ok)} of the suite's {planned} planned runs are recorded. "
                      + (f"(Method, task) pairs still short of their seeds: {', '.join(missing)} "
                         "methods per task; `python -m benchmarks.harness --suite "
