@@ -141,10 +141,10 @@ PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "sl
 PROTOCOL2_QUARTER_ABLATIONS = ("slaft-budget-quarter-spread", "slaft-budget-quarter-even", "slaft-fixed-lora-qv-r2",
                                "slaft-budget-quarter-lr3")
 # Where an ablation runs. A design choice (the allocator, where units compete, the candidate space, the decided
-# structure's rate) is measured on every task. A diagnostic asks about one gap and runs where the gap is: the
-# schedule probes (no dense start, the optimizer restarted, LoRA q,v through slaft's own modules) on SST-2 and STS-B,
-# where LoRA on every linear leads slaft at LoRA q,v's size; the quarter's probes on SST-2 and STS-B, the two tasks
-# LoRA r=2 (q,v) won (on CoLA and BBC News slaft's quarter leads it or ties).
+# structure's rate at LoRA q,v's size) is measured on every task. A diagnostic asks about one gap and runs where the
+# gap is: the schedule probes (no dense start, the optimizer restarted, LoRA q,v through slaft's own modules) on
+# SST-2 and STS-B, where LoRA on every linear leads slaft at LoRA q,v's size; the quarter's probes on SST-2 and
+# STS-B, the two tasks LoRA r=2 (q,v) won (on CoLA and BBC News slaft's quarter leads it or ties).
 GAP_TASKS = ("sst2", "stsb")
 PROTOCOL2_DIAGNOSTICS = ("slaft-budget-lora-nowarmup", "slaft-budget-lora-reset", "slaft-fixed-lora-qv",
                          *PROTOCOL2_QUARTER_ABLATIONS)
