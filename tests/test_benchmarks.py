@@ -228,6 +228,20 @@ def test_the_layernorm_probe_trains_every_norm_out_of_the_same_budget():
     assert model.slaft_config.target_params + norm_params == plain.slaft_config.target_params == ctx.lora_qv_params
 
 
+def test_full_fine_tuning_with_frozen_embeddings_trains_every_other_weight_and_the_head():
+    from benchmarks.harness.methods import get_method
+    from benchmarks.harness.methods.protocol import RunContext
+    from conftest import tiny_bert
+
+    ctx = RunContext(model_id="tiny", num_labels=3, epochs=1, lr=1e-3, seed=0, steps_per_epoch=10,
+                     make_trainer=None, num_layers=2, hidden_size=32)
+    model = get_method("full-ft-frozen-embeddings").build(tiny_bert(), ctx)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.bert.embeddings.named_parameters(prefix="bert.embeddings")}
+    assert {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight"} <= frozen
+    assert model.classifier.weight.requires_grad and model.bert.encoder.layer[0].output.dense.weight.requires_grad
+
+
 def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
     from types import SimpleNamespace
 

@@ -1,4 +1,5 @@
-"""Baselines without an adapter library: BitFit (biases only), head-only (linear probe) and full fine-tuning.
+"""Baselines without an adapter library: BitFit (biases only), head-only (linear probe) and full fine-tuning (and,
+as a diagnostic of its lead, full fine-tuning with the embedding layer frozen).
 
 They are plain transformers models, so their export is a safetensors file of what was trained (the whole checkpoint
 for full fine-tuning) and their inference model is the trained model itself.
@@ -49,6 +50,15 @@ class HeadOnly(SubsetMethod):
 
 
 @dataclass
+class FrozenEmbeddings(SubsetMethod):
+    """Full fine-tuning except the embedding layer (token, position and type embeddings and their LayerNorm), which
+    no adapter reaches: does full fine-tuning's lead come from the embeddings or from the blocks?"""
+
+    def keep(self, name: str) -> bool:
+        return ".embeddings." not in f".{name}"
+
+
+@dataclass
 class FullFineTuning(Method):
     """Every weight trains; the export is the whole checkpoint, written by transformers' own save_pretrained."""
 
@@ -67,4 +77,6 @@ def plain_methods() -> list[Method]:
         BitFit("bitfit", "BitFit", "transformers", "bitfit", "bias terms + head"),
         HeadOnly("head-only", "Head only", "transformers", "head", "linear probe: classifier only"),
         FullFineTuning("full-ft", "Full FT", "transformers", "full", "all weights"),
+        FrozenEmbeddings("full-ft-frozen-embeddings", "Full FT, embeddings frozen", "transformers", "full",
+                         "all weights but the embedding layer"),
     ]
