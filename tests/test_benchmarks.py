@@ -11,7 +11,7 @@ import pytest
 from conftest import GLUE_DIR
 
 from benchmarks.harness import run as harness
-from benchmarks.harness.records import append_record, chosen_lr, read_records
+from benchmarks.harness.records import append_record, chosen_lr, read_records, results_path, stores_in
 from benchmarks.harness.suites import SUITES, Suite
 from benchmarks.report import render
 from benchmarks.report.summarize import summarize
@@ -23,14 +23,31 @@ def _record(method="peft-lora-qv", task="rte", seed=0, lr=1e-3, score=0.5, statu
 
 
 def test_torn_last_line_is_ignored_and_last_success_wins(tmp_path):
-    path = tmp_path / "quick.jsonl"
+    path = tmp_path / "quick"
     append_record(path, _record(score=0.6))
     append_record(path, _record(score=None, status="failed"))  # a retried key that failed must not hide the success
-    with open(path, "a") as handle:
+    with open(path / "peft-lora-qv.jsonl", "a") as handle:
         handle.write('{"suite": "quick", "method": "bitf')  # a write cut off by power loss
     with pytest.warns(UserWarning, match="incomplete line"):
         records = read_records([path])
     assert len(records) == 1 and records[0]["score"] == 0.6
+
+
+def test_each_method_has_its_own_records_file_and_a_single_file_suite_is_still_read(tmp_path):
+    """A suite's folder holds one file per method, so no file grows with the whole suite; a suite written as one
+    <suite>.jsonl file (earlier versions) is read too, before the folder, so a run recorded since then wins."""
+    store = results_path("quick", tmp_path)
+    append_record(store, _record(method="bitfit", score=0.5))
+    append_record(store, _record(method="peft-lora-qv", score=0.6))
+    assert sorted(p.name for p in store.iterdir()) == ["bitfit.jsonl", "peft-lora-qv.jsonl"]
+    (tmp_path / "quick.jsonl").write_text(json.dumps(_record(method="bitfit", score=0.4)) + "\n"
+                                          + json.dumps(_record(method="head-only", score=0.3)) + "\n")
+    scores = {r["method"]: r["score"] for r in read_records([store])}
+    assert scores == {"bitfit": 0.5, "peft-lora-qv": 0.6, "head-only": 0.3}
+    append_record(results_path("robust-label-0.1", tmp_path), _record(method="bitfit"))  # a dot in a suite's name
+    assert [p.name for p in stores_in(tmp_path)] == ["quick", "robust-label-0.1"]
+    with pytest.raises(ValueError, match="cannot name a records file"):
+        append_record(store, _record(method="../escape"))
 
 
 def test_learning_rate_is_chosen_only_once_the_grid_is_complete():
@@ -49,7 +66,7 @@ def test_plan_skips_recorded_runs(tmp_path, capsys):
             "--results-dir", str(tmp_path), "--plan"]
     harness.main(args)
     assert capsys.readouterr().out.count("would run") == 2  # one rate, two seeds
-    append_record(tmp_path / "quick.jsonl", _record(method="bitfit", lr=3e-3))
+    append_record(tmp_path / "quick", _record(method="bitfit", lr=3e-3))
     harness.main(args)
     planned = capsys.readouterr().out
     assert planned.count("would run") == 1 and "seed 1" in planned
@@ -72,7 +89,7 @@ def test_parallel_jobs_split_the_cores_and_searches_finish_before_finals(tmp_pat
     monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
     harness.main(["--suite", "quick", "--tasks", "rte", "--methods", "peft-lora-qv", "bitfit", "--jobs", "2",
                   "--data-dir", str(tmp_path), "--results-dir", str(tmp_path)])
-    records = read_records([tmp_path / "quick.jsonl"])
+    records = read_records([tmp_path / "quick"])
     assert len(records) == 2 + 1 + 2  # LoRA: two rates then seed 1; BitFit (one rate): seeds 0 and 1
     assert {r["parallel_jobs"] for r in records} == {2}
     assert {threads for *_, threads in started} == {"1"}
@@ -100,7 +117,7 @@ def test_machine_jobs_counts_runs_of_other_harness_processes(tmp_path, monkeypat
             "--results-dir", str(tmp_path)]
     harness.main([*args, "--machine-jobs", "2"])
     assert threads == ["1", "1"]
-    assert {r["parallel_jobs"] for r in read_records([tmp_path / "quick.jsonl"])} == {2}
+    assert {r["parallel_jobs"] for r in read_records([tmp_path / "quick"])} == {2}
     with pytest.raises(SystemExit):
         harness.main([*args, "--jobs", "2", "--machine-jobs", "1"])
     assert "cannot be smaller" in capsys.readouterr().err
@@ -164,7 +181,7 @@ def test_a_robustness_suite_searches_nothing_and_trains_every_seed_at_the_rate_c
     assert harness.borrowed_lr(suite, "peft-lora-qv", "cola", tmp_path) is None  # nothing chosen yet: it waits
     source = SUITES[suite.lr_suite]
     for lr, score in zip(source.grid("lora"), (0.2, 0.4, 0.3)):
-        append_record(tmp_path / f"{source.name}.jsonl", {**_record(task="cola", seed=100, lr=lr, score=score),
+        append_record(tmp_path / source.name, {**_record(task="cola", seed=100, lr=lr, score=score),
                                                           "suite": source.name})
     assert harness.borrowed_lr(suite, "peft-lora-qv", "cola", tmp_path) == source.grid("lora")[1]
     assert [s.seed for s in harness.final_specs(suite, "peft-lora-qv", "cola", 1e-3, list(suite.seeds))] == \
@@ -384,7 +401,8 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     needs("peft", "adapters")
     args = ["--suite", "quick", "--tasks", "stsb", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)]
     harness.main(args)
-    records = [json.loads(line) for line in (tmp_path / "quick.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for shard in sorted((tmp_path / "quick").glob("*.jsonl"))
+               for line in shard.read_text().splitlines()]
     failed = [(r["method"], r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"]
     assert not failed
     # LoRA searches two rates on seed 0, then seed 1 at the chosen one; the one-rate methods run both seeds.
@@ -420,7 +438,7 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
 def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
     needs("peft")
     harness.main(["--suite", "robust-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
-    records = read_records([tmp_path / "robust-quick.jsonl"])
+    records = read_records([tmp_path / "robust-quick"])
     assert {r["method"] for r in records} == {"slaft", "peft-lora-qv"}
     for record in records:
         assert record["status"] == "ok", record.get("log_tail")
@@ -436,7 +454,7 @@ def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
 def test_smoke_suite_every_method_trains_and_exports(tmp_path):
     needs("peft", "adapters")
     harness.main(["--suite", "smoke", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
-    records = read_records([tmp_path / "smoke.jsonl"])
+    records = read_records([tmp_path / "smoke"])
     failed = {r["method"]: (r.get("error"), r.get("log_tail")) for r in records if r["status"] != "ok"}
     assert not failed
     assert {r["method"] for r in records} == set(SUITES["smoke"].methods)
@@ -459,13 +477,13 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
         for seed in (1, 2, 3):
             perturbed = [{"perturbation": "keyboard", "perturbation_rate": 0.1, "score": 0.7}]
             for method in ("peft-lora-qv", "slaft"):
-                append_record(tmp_path / "robust-clean.jsonl", rec("robust-clean", method, task, seed, 0.8,
+                append_record(tmp_path / "robust-clean", rec("robust-clean", method, task, seed, 0.8,
                                                                    perturbed=perturbed))
-                append_record(tmp_path / "robust-label-0.1.jsonl", rec("robust-label-0.1", method, task, seed,
+                append_record(tmp_path / "robust-label-0.1", rec("robust-label-0.1", method, task, seed,
                                                                        0.75))
             for weight, score in ((0.0, 0.8), (8.0, 0.6)):
                 suite = f"robust-lambda-{weight:g}"
-                append_record(tmp_path / f"{suite}.jsonl", rec(suite, "slaft", task, seed, score))
+                append_record(tmp_path / suite, rec(suite, "slaft", task, seed, score))
     out = tmp_path / "ROBUSTNESS.md"
     text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
@@ -588,7 +606,7 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
     from benchmarks.report.multitask import section
 
     multitask.main(["--suite", "mt-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
-    records = read_records([tmp_path / "mt-quick.jsonl"])
+    records = read_records([tmp_path / "mt-quick"])
     assert {r["method"] for r in records} == set(multitask.SUITES_MT["mt-quick"].methods)
     assert all(r["status"] == "ok" for r in records), [r.get("log_tail") for r in records]
     by_method = {r["method"]: r for r in records}

@@ -32,7 +32,7 @@ every cpu2 run has; mt2's multi-task sampler drew batches at random lengths).
 
 Rates are searched on the selection seed (100) as in cpu2, the grid extended past an edge while the best rate sits
 there; the reported seeds are those every compared method has in cpu2. The single-task comparisons (slaft at LoRA's
-size, LoRA q,v per task) are cpu2's own records. Records go to ``results/<suite>.jsonl``; one run = one line, keyed like
+size, LoRA q,v per task) are cpu2's own records. Records go to ``results/<suite>/``; one run = one line, keyed like
 every other suite (its "task" is the joined task list).
 """
 

@@ -1,9 +1,13 @@
-"""The results store: one JSON object per line in benchmarks/results/<suite>.jsonl, one line per run.
+"""The results store: a folder per suite, benchmarks/results/<suite>/, with one JSON Lines file per method
+(<method>.jsonl), one line per run.
 
-A run's key is (suite, method, task, seed, lr). Lines are appended whole, under an exclusive lock, then flushed
-and fsynced, so an interrupted suite leaves complete lines only and resumes by skipping keys already present; a
-torn last line (power loss) is ignored on reading. When a key appears more than once (a retried failure), the last
-successful line wins.
+A run's key is (suite, method, task, seed, lr), so all of a key's lines sit in one file, in the order they were
+written. Lines are appended whole, under an exclusive lock, then flushed and fsynced, so an interrupted suite leaves
+complete lines only and resumes by skipping keys already present; a torn last line (power loss) is ignored on
+reading. When a key appears more than once (a retried failure), the last successful line wins. One file per method
+keeps every file small as a suite grows (a record carries its recipe and the structure slaft decided, a few kB).
+A suite stored as a single file, ``<suite>.jsonl`` beside the folder (as earlier versions wrote it), is still
+read, before the folder's files, so a run appended since then wins.
 """
 
 from __future__ import annotations
@@ -22,14 +26,45 @@ Key = tuple[str, str, str, int, float]
 
 
 def results_path(suite: str, directory: Path = RESULTS_DIR) -> Path:
-    return directory / f"{suite}.jsonl"
+    """The folder holding ``suite``'s records."""
+    return directory / suite
+
+
+def record_file(store: Path, method: str) -> Path:
+    """The file a record of ``method`` is appended to: its own in the suite's folder. A ``store`` ending in .jsonl
+    is a single file and takes every method."""
+    if store.suffix == ".jsonl":
+        return store
+    if not method or "/" in method or method.startswith("."):
+        raise ValueError(f"method name {method!r} cannot name a records file; use letters, digits, '-', '_' or '.'")
+    return store / f"{method}.jsonl"
+
+
+def record_files(store: Path) -> list[Path]:
+    """The files holding a store's records, oldest layout first: a single-file store beside the folder, then the
+    folder's files."""
+    if store.suffix == ".jsonl":
+        return [store] if store.is_file() else []
+    single = store.parent / f"{store.name}.jsonl"
+    return ([single] if single.is_file() else []) + (sorted(store.glob("*.jsonl")) if store.is_dir() else [])
+
+
+def stores_in(directory: Path) -> list[Path]:
+    """The store of every suite with records in ``directory``, either layout."""
+    if not directory.is_dir():
+        return []
+    names = {p.name for p in directory.iterdir() if p.is_dir() and any(p.glob("*.jsonl"))}
+    names |= {p.stem for p in directory.glob("*.jsonl")}
+    return [directory / name for name in sorted(names)]
 
 
 def run_key(record: dict) -> Key:
     return (record["suite"], record["method"], record["task"], int(record["seed"]), float(record["lr"]))
 
 
-def append_record(path: Path, record: dict) -> None:
+def append_record(store: Path, record: dict) -> None:
+    """Append ``record`` to its method's file in ``store`` (a suite's folder, or a single .jsonl file)."""
+    path = record_file(store, record.get("method", ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
     with open(path, "a", encoding="utf-8") as handle:
@@ -42,12 +77,11 @@ def append_record(path: Path, record: dict) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_records(paths: Iterable[Path]) -> list[dict]:
-    """Every complete record in ``paths``, the latest successful one per key."""
+def read_records(stores: Iterable[Path]) -> list[dict]:
+    """Every complete record in ``stores`` (suite folders or single .jsonl files; missing ones hold none), the
+    latest successful one per key."""
     latest: dict[Key, dict] = {}
-    for path in paths:
-        if not path.is_file():
-            continue
+    for path in (path for store in stores for path in record_files(store)):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue

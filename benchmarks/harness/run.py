@@ -5,8 +5,8 @@
     python -m benchmarks.harness --suite cpu --methods slaft peft-lora-qv --seeds 0 --plan
 
 Each run executes in its own worker process (benchmarks/worker.py), so its peak memory is its own, and its record
-is appended to benchmarks/results/<suite>.jsonl as soon as it finishes. Runs whose key (suite, method, task,
-seed, lr) is already in that file are skipped, so a suite interrupted at any point resumes where it stopped.
+is appended to benchmarks/results/<suite>/<method>.jsonl as soon as it finishes. Runs whose key (suite, method,
+task, seed, lr) is already recorded are skipped, so a suite interrupted at any point resumes where it stopped.
 Failed runs are recorded too (status "failed"), and retried only with --retry-failed.
 
 All learning-rate searches of the selection run first, then every final seed at its chosen rate. `--jobs N` runs N

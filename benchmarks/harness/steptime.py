@@ -2,7 +2,7 @@
 optimizer, nothing else running. It answers one question the suites' per-run medians answer only roughly: what does
 a step of slaft's search cost against a peft LoRA r=8 (q,v) step?
 
-    python -m benchmarks.harness.steptime            # appends to benchmarks/results/steptime.jsonl
+    python -m benchmarks.harness.steptime            # appends to benchmarks/results/steptime/
 
 Each method is built through the harness's own method registry (the same code as in the suites), on MiniLM-L6 with
 the mean-pooling head, and timed over ``--steps`` optimizer steps after ``--warmup`` untimed ones (forward,
@@ -24,7 +24,7 @@ from .environment import code_revision, device_description, versions
 from .heads import use_head
 from .methods import get_method
 from .methods.protocol import RunContext
-from .records import RESULTS_DIR, append_record
+from .records import RESULTS_DIR, append_record, results_path
 
 METHODS = ("peft-lora-qv", "peft-lora-all", "ah-houlsby", "slaft-budget-lora")
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                       "device": device_description("cpu"), "threads": torch.get_num_threads(),
                       "versions": versions(), "code_revision": code_revision(),
                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            append_record(RESULTS_DIR / "steptime.jsonl", record)
+            append_record(results_path("steptime", RESULTS_DIR), record)
             print(f"{name:20s} {result['phase']:8s} {1000 * record['median_step_seconds']:7.0f} ms", flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""Turn benchmarks/results/*.jsonl into BENCHMARKS.md and its figures under benchmarks/figures/.
+"""Turn the records in benchmarks/results/<suite>/ into BENCHMARKS.md and its figures under benchmarks/figures/.
 
     python -m benchmarks.report                      # every suite with results, the real ones first
     python -m benchmarks.report --suites quick       # only some suites
@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..harness.methods import METHODS, REFERENCE, label
-from ..harness.records import RESULTS_DIR, epochs_of, read_records
+from ..harness.records import RESULTS_DIR, epochs_of, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import (PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_SLAFT,
                               SUITES)
@@ -261,7 +261,7 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
 def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES,
            data_dir: Path | None = DEFAULT_DATA_DIR) -> str:
     """Write the report; with the GLUE data at ``data_dir`` its tables also show each task's constant predictor."""
-    records = read_records(sorted(results_dir.glob("*.jsonl")))
+    records = read_records(stores_in(results_dir))
     present = _unique(r["suite"] for r in records)
     order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
     chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES) and s not in MULTITASK_SUITES]
@@ -282,7 +282,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         "0.2). The task head (pooler and classifier) trains for every method, through each library's own "
         "mechanism (peft `modules_to_save`, AdapterHub after `train_adapter`, slaft's `modules_to_save`), and is "
         "stored with every adapter. Protocol 2 (suites `cpu2` and `pilot-*`) is described in "
-        "`benchmarks/README.md`; the protocol-1 records of slaft 0.1 (`results/cpu.jsonl`) are kept and render "
+        "`benchmarks/README.md`; the protocol-1 records of slaft 0.1 (`results/cpu/`) are kept and render "
         "with `python -m benchmarks.report --suites cpu`.",
         "",
         "## Analysis",
