@@ -18,8 +18,8 @@ from pathlib import Path
 from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, epochs_of, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
-from ..harness.suites import (PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_SLAFT,
-                              SUITES)
+from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE,
+                              PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_SLAFT, SUITES)
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
@@ -207,7 +207,8 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     if suite and suite.protocol == 2:
-        paired = paired_differences(summary, [m for m in PROTOCOL2_SLAFT if m in summary.methods])
+        paired = paired_differences(summary, [m for m in (*PROTOCOL2_SLAFT, *CANDIDATE_SPACE_VARIANTS)
+                                              if m in summary.methods])
         if paired:
             out += ["### slaft against LoRA r=8 (q,v), seed by seed", "",
                     "Each slaft variant's score minus LoRA q,v's on the same seed and task (x100).", "", paired, ""]
@@ -223,6 +224,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
                     ("One change each against slaft at LoRA q,v's size, at its rate (x100): each cell is the "
                      "variant's mean over its seeds and, in brackets, its paired difference from slaft at LoRA q,v's "
                      "size on the same seeds."), "", ablation, ""]
+        in_lambda_mode = ablation_table(summary, "slaft", list(PROTOCOL2_LAMBDA_ABLATIONS))
+        if in_lambda_mode:
+            out += ["### Ablation in λ mode", "",
+                    "One change each against slaft's λ default (the sparsity weight, not a budget, sets the size), "
+                    "at its rate (x100), as above.", "", in_lambda_mode, ""]
         quarter = ablation_table(summary, "slaft-budget-quarter", list(PROTOCOL2_QUARTER_ABLATIONS))
         if quarter:
             out += ["### Ablation at a quarter of the size", "",

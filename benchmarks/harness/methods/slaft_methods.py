@@ -86,6 +86,10 @@ class SlaftMethod(Method):
         }
 
 
+# The default candidate space without its bottleneck adapter: LoRA on every linear of MiniLM's blocks.
+LORA_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out")
+
+
 def _budget(fraction: float, **extra):
     return lambda ctx: {"target_params": int(ctx.lora_qv_params * fraction), **extra}
 
@@ -131,7 +135,10 @@ def slaft_methods() -> list[Method]:
                     reset_optimizer=True),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
                     "candidate space without the bottleneck adapter",
-                    _budget(1.0, sites=("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out"))),
+                    _budget(1.0, sites=LORA_SITES)),
+        SlaftMethod("slaft-lora-only", "slaft, LoRA sites only (λ default)", "slaft", "slaft",
+                    "λ mode with the default sparsity weight, candidate space without the bottleneck adapter",
+                    lambda ctx: {"sites": LORA_SITES}),
         SlaftMethod("slaft-budget-lora-lr3", "slaft, rate x3 once decided (budget = LoRA q,v)", "slaft", "slaft",
                     "the decided structure trains at three times the search's rate (decided_lr_scale 3)",
                     _budget(1.0, decided_lr_scale=3.0)),
