@@ -31,20 +31,15 @@ def results_path(suite: str, directory: Path = RESULTS_DIR) -> Path:
 
 
 def record_file(store: Path, method: str) -> Path:
-    """The file a record of ``method`` is appended to: its own in the suite's folder. A ``store`` ending in .jsonl
-    is a single file and takes every method."""
-    if store.suffix == ".jsonl":
-        return store
+    """The file a record of ``method`` is appended to: its own in the suite's folder ``store``."""
     if not method or "/" in method or method.startswith("."):
         raise ValueError(f"method name {method!r} cannot name a records file; use letters, digits, '-', '_' or '.'")
     return store / f"{method}.jsonl"
 
 
 def record_files(store: Path) -> list[Path]:
-    """The files holding a store's records, oldest layout first: a single-file store beside the folder, then the
+    """The files holding a suite's records, oldest layout first: a single-file store beside the folder, then the
     folder's files."""
-    if store.suffix == ".jsonl":
-        return [store] if store.is_file() else []
     single = store.parent / f"{store.name}.jsonl"
     return ([single] if single.is_file() else []) + (sorted(store.glob("*.jsonl")) if store.is_dir() else [])
 
@@ -63,7 +58,7 @@ def run_key(record: dict) -> Key:
 
 
 def append_record(store: Path, record: dict) -> None:
-    """Append ``record`` to its method's file in ``store`` (a suite's folder, or a single .jsonl file)."""
+    """Append ``record`` to its method's file in ``store``, a suite's folder."""
     path = record_file(store, record.get("method", ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
@@ -78,8 +73,8 @@ def append_record(store: Path, record: dict) -> None:
 
 
 def read_records(stores: Iterable[Path]) -> list[dict]:
-    """Every complete record in ``stores`` (suite folders or single .jsonl files; missing ones hold none), the
-    latest successful one per key."""
+    """Every complete record in ``stores`` (suite folders, with a single-file suite beside each; missing ones hold
+    none), the latest successful one per key."""
     latest: dict[Key, dict] = {}
     for path in (path for store in stores for path in record_files(store)):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
