@@ -12,7 +12,7 @@ from conftest import GLUE_DIR
 
 from benchmarks.harness import run as harness
 from benchmarks.harness.records import append_record, chosen_lr, read_records, results_path, stores_in
-from benchmarks.harness.suites import SUITES, Suite
+from benchmarks.harness.suites import ROBUST_SLAFT, SUITES, Suite
 from benchmarks.report import render
 from benchmarks.report.summarize import summarize
 
@@ -245,6 +245,28 @@ def test_the_layernorm_probe_trains_every_norm_out_of_the_same_budget():
     assert model.slaft_config.target_params + norm_params == plain.slaft_config.target_params == ctx.lora_qv_params
 
 
+def test_a_slaft_method_keeps_the_candidate_space_it_was_recorded_in_whatever_the_library_default():
+    """Methods that name no sites ran in the space with bottleneck adapters after the feed-forward blocks (slaft's
+    default before protocol 2); the library's default is now LoRA only, and resuming a suite must not mix the two."""
+    from benchmarks.harness.methods import get_method
+    from benchmarks.harness.methods.protocol import RunContext
+    from conftest import tiny_bert
+    from slaft import SlaftConfig, get_slaft_model
+
+    ctx = RunContext(model_id="tiny", num_labels=3, epochs=1, lr=1e-3, seed=0, steps_per_epoch=10,
+                     make_trainer=None, num_layers=2, hidden_size=32)
+
+    def sites(model):
+        return {m.site for m in model.candidate.modules}
+
+    library_default = sites(get_slaft_model(tiny_bert(), SlaftConfig()))
+    assert "ffn_adapter" not in library_default
+    for name in ("slaft", "slaft-budget-lora", "slaft-budget-quarter", "slaft-budget-lora-nowarmup"):
+        assert sites(get_method(name).build(tiny_bert(), ctx)) == library_default | {"ffn_adapter"}, name
+    for name in ("slaft-lora-only", "slaft-budget-lora-lora-only"):
+        assert sites(get_method(name).build(tiny_bert(), ctx)) == library_default, name
+
+
 def test_full_fine_tuning_with_frozen_embeddings_trains_every_other_weight_and_the_head():
     from benchmarks.harness.methods import get_method
     from benchmarks.harness.methods.protocol import RunContext
@@ -428,7 +450,7 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
     out = tmp_path / "BENCHMARKS.md"
     render.render(["quick"], tmp_path, out, tmp_path / "figures")
     text = out.read_text()
-    for label in ("LoRA r=8 (q,v)", "slaft (budget = LoRA q,v)", "Pfeiffer", "BitFit"):
+    for label in ("LoRA r=8 (q,v)", "slaft +FFN adapters (budget = LoRA q,v)", "Pfeiffer", "BitFit"):
         assert f"| {label} |" in text
     assert (tmp_path / "figures" / "quick_pareto.png").stat().st_size > 0
     assert "](figures/quick_pareto.png)" in text
@@ -439,7 +461,7 @@ def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
     needs("peft")
     harness.main(["--suite", "robust-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])
     records = read_records([tmp_path / "robust-quick"])
-    assert {r["method"] for r in records} == {"slaft", "peft-lora-qv"}
+    assert {r["method"] for r in records} == {ROBUST_SLAFT, "peft-lora-qv"}
     for record in records:
         assert record["status"] == "ok", record.get("log_tail")
         assert record["noise"]["label"]["changed"] > 0 and record["noise"]["input"] == {"kind": "token", "ratio": 0.1}
@@ -470,20 +492,20 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
         sweep = SUITES[suite].sweep
         return {"suite": suite, "method": method, "task": task, "seed": seed, "lr": 1e-3, "status": "ok",
                 "score": score, "sweep": sweep, "noise_ratio": SUITES[suite].label_noise, "kept_params": 1000,
-                "sparsity_weight": SUITES[suite].slaft_settings.get("sparsity_weight", 1.0 if method == "slaft"
+                "sparsity_weight": SUITES[suite].slaft_settings.get("sparsity_weight", 1.0 if method == ROBUST_SLAFT
                                                                     else None), "target_params": None, **extra}
 
     for task in ("cola", "sst2"):
         for seed in (1, 2, 3):
             perturbed = [{"perturbation": "keyboard", "perturbation_rate": 0.1, "score": 0.7}]
-            for method in ("peft-lora-qv", "slaft"):
+            for method in ("peft-lora-qv", ROBUST_SLAFT):
                 append_record(tmp_path / "robust-clean", rec("robust-clean", method, task, seed, 0.8,
                                                                    perturbed=perturbed))
                 append_record(tmp_path / "robust-label-0.1", rec("robust-label-0.1", method, task, seed,
                                                                        0.75))
             for weight, score in ((0.0, 0.8), (8.0, 0.6)):
                 suite = f"robust-lambda-{weight:g}"
-                append_record(tmp_path / suite, rec(suite, "slaft", task, seed, score))
+                append_record(tmp_path / suite, rec(suite, ROBUST_SLAFT, task, seed, score))
     out = tmp_path / "ROBUSTNESS.md"
     text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%

@@ -100,7 +100,7 @@ def test_smollm2_llama_decoder_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "smollm2" and metrics["params"]["backbone"] > 100_000_000
-    assert metrics["sites"]["candidate"] == 30 * 8  # 30 Llama blocks x 7 LoRA sites + the FFN adapter
+    assert metrics["sites"]["candidate"] == 30 * 7  # 30 Llama blocks x 7 LoRA sites
     assert metrics["params"]["kept"] <= 200_000
     meta = json.loads((out / "adapter" / "slaft_config.json").read_text())
     assert meta["config"]["architecture"] == "llama"

@@ -220,7 +220,7 @@ def test_learned_structure_applies_to_a_fresh_model(tmp_path):
     ({"layers": (99,)}, "out of range"),
     ({"modules_to_save": ("bert.poolr",)}, "bert.pooler"),
     ({"lora_rank": 64, "rank_block": 2}, "lora_rank=64 is more than"),
-    ({"adapter_width": 64, "width_block": 8}, "adapter_width=64 is more than"),
+    ({"sites": ("ffn_adapter",), "adapter_width": 64, "width_block": 8}, "adapter_width=64 is more than"),
 ])
 def test_a_space_the_model_cannot_hold_is_a_config_error(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):

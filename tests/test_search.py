@@ -59,14 +59,14 @@ def small_bert():
 
 @pytest.mark.parametrize("allocator", ["importance", "gates"])
 def test_size_is_set_by_the_knob_not_by_the_run_length(tmp_path, allocator):
-    """The same λ with twice the steps keeps the same size within 20 percent (mean of three seeds: one run's size
-    varies with its seed by about as much)."""
+    """The same λ with twice the steps keeps the same size within 20 percent (mean of six seeds: one run's size
+    varies with its seed by about a quarter, so a mean of three moves by some 15 percent on its own)."""
     config = SlaftConfig(sparsity_weight=1.0, adapter_width=16, width_block=4, lora_rank=8, rank_block=2,
                          allocator=allocator)
     mean_size = {}
     for steps in (40, 80):
         sizes = []
-        for seed in range(3):
+        for seed in range(6):
             model = get_slaft_model(small_bert(), config)
             args = arguments(tmp_path / f"{steps}-{seed}", steps, lr=3e-3)
             args.seed = seed

@@ -26,7 +26,7 @@ from .methods import get_method
 from .methods.protocol import RunContext
 from .records import RESULTS_DIR, append_record, results_path
 
-METHODS = ("peft-lora-qv", "peft-lora-all", "ah-houlsby", "slaft-budget-lora")
+METHODS = ("peft-lora-qv", "peft-lora-all", "ah-houlsby", "slaft-budget-lora", "slaft-budget-lora-lora-only")
 
 
 def _timed_steps(model, batch: dict, steps: int, warmup: int, before_step=None) -> list[float]:

@@ -189,7 +189,8 @@ SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-
 # article, a review's sentiment and, nearly, two sentences' similarity survive a few touched words.
 ROBUST = dict(PROTOCOL2, epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK, head=PILOT_HEAD, tasks=("sst2", "stsb", "bbcnews"),
               seeds=(1, 2, 3), lr_grids=PROTOCOL2_GRIDS, lr_suite="cpu2", selection_seed=100, eval_each_epoch=False)
-ROBUST_METHODS = ("slaft", "peft-lora-qv", "ah-houlsby")
+ROBUST_SLAFT = "slaft-lora-only"  # slaft's default: λ mode in the LoRA-only space
+ROBUST_METHODS = (ROBUST_SLAFT, "peft-lora-qv", "ah-houlsby")
 PERTURBATION_RATES = (0.05, 0.1, 0.2)
 NOISE_RATIOS = (0.05, 0.1, 0.15, 0.2)
 SPARSITY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -213,10 +214,10 @@ def robustness_suites() -> dict[str, Suite]:
     suites += [_robust(f"robust-token-{ratio:g}", "input_noise", f"{ratio:.0%} of training tokens replaced.",
                        input_noise="token", input_noise_ratio=ratio) for ratio in NOISE_RATIOS]
     suites += [_robust(f"robust-lambda-{weight:g}", "sparsity_weight", f"slaft at sparsity weight {weight:g}.",
-                       methods=("slaft",), slaft_settings={"sparsity_weight": weight})
+                       methods=(ROBUST_SLAFT,), slaft_settings={"sparsity_weight": weight})
                 for weight in SPARSITY_WEIGHTS if weight != default_weight]
     suites += [_robust(f"robust-budget-{share:g}", "target_params", f"slaft at {share:g}x LoRA q,v's size.",
-                       methods=("slaft",), slaft_settings={"budget_of_lora": share}) for share in BUDGETS_OF_LORA]
+                       methods=(ROBUST_SLAFT,), slaft_settings={"budget_of_lora": share}) for share in BUDGETS_OF_LORA]
     return dict(suites)
 
 
@@ -277,7 +278,7 @@ SUITES: dict[str, Suite] = {
     "robust-quick": Suite(
         name="robust-quick", sweep="perturbation", description="Checks the robustness machinery in a minute: label "
         "and token noise in training, two perturbations in evaluation, two methods, a few steps.",
-        model="minilm", tasks=("sst2",), seeds=(0,), methods=("slaft", "peft-lora-qv"),
+        model="minilm", tasks=("sst2",), seeds=(0,), methods=(ROBUST_SLAFT, "peft-lora-qv"),
         lr_grids={family: grid[1:2] for family, grid in CPU_GRIDS.items()}, max_train_samples={"sst2": 64},
         label_noise=0.2, input_noise="token", input_noise_ratio=0.1, perturbations=("keyboard", "word_delete"),
         perturbation_rates=(0.2,), **PIPELINE_CHECK),

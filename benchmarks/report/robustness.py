@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from ..harness.methods import label
 from ..harness.records import RESULTS_DIR, read_records, results_path
 from ..harness.run import DEFAULT_DATA_DIR
+from ..harness.suites import ROBUST_SLAFT
 from ..harness.suites import ROBUST, SUITES
 from .render import END, kept_analysis
 from .tables import TASK_TITLES
@@ -65,7 +66,7 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
     for sweep, knob, key in (("sparsity_weight", "λ", "sparsity_weight"), ("target_params", "budget", "target_params")):
         points = [r for r in records if r.get("sweep") == sweep]
         if sweep == "sparsity_weight":  # slaft's default λ has no suite of its own: robust-clean's slaft runs
-            points += [r for r in records if r["suite"] == "robust-clean" and r["method"] == "slaft"]
+            points += [r for r in records if r["suite"] == "robust-clean" and r["method"] == ROBUST_SLAFT]
         if not points:
             continue
         tasks = sorted({r["task"] for r in points})

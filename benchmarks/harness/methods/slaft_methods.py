@@ -1,5 +1,9 @@
 """slaft's runs: the λ-mode default, budget mode at LoRA r=8 (q,v)'s size and at a quarter of it, and the ablations.
 
+The default candidate space is LoRA on every linear (``slaft-lora-only``, ``slaft-budget-lora-lora-only``). The
+methods that name no sites (``slaft``, ``slaft-budget-lora``, ``slaft-budget-quarter`` and the ablations against
+them) ran in the earlier default, which adds a bottleneck adapter after each feed-forward block, and keep it.
+
 slaft trains in one Trainer run with the same epochs, learning rate and schedule as every other method: the
 structure search (dense start, pruning, decision) happens inside it (``slaft.SlaftTrainer``), and the decided
 structure trains on with its optimizer state. The export is the compact adapter directory (``save_pretrained``);
@@ -32,9 +36,18 @@ class ResetOptimizerAfterDecision(TrainerCallback):
             self.done = True
 
 
+# The LoRA sites of MiniLM's blocks: slaft's default candidate space since protocol 2 measured the one below.
+LORA_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out")
+# slaft's default candidate space until then: LoRA on every linear and a bottleneck adapter after each feed-forward
+# block. Every method that names no sites ran in it, in every suite recorded before the switch, so it keeps it: a
+# method's name means one configuration whatever the library's default is.
+FFN_ADAPTER_SPACE = (*LORA_SITES, "ffn_adapter")
+
+
 @dataclass
 class SlaftMethod(Method):
     config_kwargs: Callable[[RunContext], dict[str, Any]] = field(default=lambda ctx: {})
+    sites: tuple[str, ...] = FFN_ADAPTER_SPACE  # the candidate space, unless config_kwargs names one
     reset_optimizer: bool = False  # ablation: Adam's state forgotten after the decision
     # design probe: every LayerNorm trains too (saved as modules_to_save), paid for out of the adapter budget
     train_norms: bool = False
@@ -44,7 +57,7 @@ class SlaftMethod(Method):
 
         # The benchmark's shared head (pooler and classifier) trains and is saved like every peer's.
         extra_heads = tuple(path for path in head_paths(model) if path.split(".")[-1] != "classifier")
-        settings = {**self.config_kwargs(ctx), **ctx.slaft_settings}
+        settings = {"sites": self.sites, **self.config_kwargs(ctx), **ctx.slaft_settings}
         if "budget_of_lora" in settings:  # a budget as a multiple of LoRA r=8 (q,v)'s size
             settings["target_params"] = int(ctx.lora_qv_params * settings.pop("budget_of_lora"))
         if self.train_norms:
@@ -86,20 +99,17 @@ class SlaftMethod(Method):
         }
 
 
-# The default candidate space without its bottleneck adapter: LoRA on every linear of MiniLM's blocks.
-LORA_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_out")
-
-
 def _budget(fraction: float, **extra):
     return lambda ctx: {"target_params": int(ctx.lora_qv_params * fraction), **extra}
 
 
 def slaft_methods() -> list[Method]:
     return [
-        SlaftMethod("slaft", "slaft (λ default)", "slaft", "slaft", "λ mode with the default sparsity weight"),
-        SlaftMethod("slaft-budget-lora", "slaft (budget = LoRA q,v)", "slaft", "slaft",
+        SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
+                    "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
+        SlaftMethod("slaft-budget-lora", "slaft +FFN adapters (budget = LoRA q,v)", "slaft", "slaft",
                     "budget mode at LoRA r=8 (q,v)'s parameter count", _budget(1.0)),
-        SlaftMethod("slaft-budget-quarter", "slaft (budget = 1/4 LoRA)", "slaft", "slaft",
+        SlaftMethod("slaft-budget-quarter", "slaft +FFN adapters (budget = 1/4 LoRA)", "slaft", "slaft",
                     "budget mode at a quarter of LoRA r=8 (q,v)'s parameter count", _budget(0.25)),
         SlaftMethod("slaft-budget-lora-all", "slaft (budget = LoRA all)", "slaft", "slaft",
                     "budget mode at LoRA r=8 on every linear's parameter count (peft-lora-all's size)",
@@ -133,11 +143,11 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-reset", "slaft, optimizer restarted at the decision (budget = LoRA q,v)",
                     "slaft", "slaft", "Adam's moments forgotten once the structure is decided", _budget(1.0),
                     reset_optimizer=True),
-        SlaftMethod("slaft-budget-lora-lora-only", "slaft, LoRA sites only (budget = LoRA q,v)", "slaft", "slaft",
-                    "candidate space without the bottleneck adapter",
+        SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
+                    "budget mode at LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
                     _budget(1.0, sites=LORA_SITES)),
-        SlaftMethod("slaft-lora-only", "slaft, LoRA sites only (λ default)", "slaft", "slaft",
-                    "λ mode with the default sparsity weight, candidate space without the bottleneck adapter",
+        SlaftMethod("slaft-lora-only", "slaft (λ default)", "slaft", "slaft",
+                    "λ mode with the default sparsity weight in the default space: LoRA sites only",
                     lambda ctx: {"sites": LORA_SITES}),
         SlaftMethod("slaft-budget-lora-lr3", "slaft, rate x3 once decided (budget = LoRA q,v)", "slaft", "slaft",
                     "the decided structure trains at three times the search's rate (decided_lr_scale 3)",
