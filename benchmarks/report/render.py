@@ -207,7 +207,7 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             "plain base model on the same batch in the same process.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     if suite and suite.protocol == 2:
-        paired = paired_differences(summary, [m for m in (*PROTOCOL2_SLAFT, *CANDIDATE_SPACE_VARIANTS)
+        paired = paired_differences(summary, [m for m in (*CANDIDATE_SPACE_VARIANTS, *PROTOCOL2_SLAFT)
                                               if m in summary.methods])
         if paired:
             out += ["### slaft against LoRA r=8 (q,v), seed by seed", "",

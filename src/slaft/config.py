@@ -57,8 +57,8 @@ class SlaftConfig:
     # The candidate space
     sites: Optional[list[str]] = field(
         default=None,
-        metadata={"help": f"Candidate sites in every block, among {SITE_NAMES}. Default: LoRA on every linear and "
-                          "a serial adapter after the feed-forward block (those the architecture has)."},
+        metadata={"help": f"Candidate sites in every block, among {SITE_NAMES}. Default: LoRA on every linear of "
+                          "the block (those the architecture has); add e.g. ffn_adapter for a bottleneck adapter."},
     )
     layers: Optional[list[int]] = field(
         default=None, metadata={"help": "Blocks that get candidates (0-based). Default: every block."}

@@ -105,13 +105,21 @@ def _budget(fraction: float, **extra):
 
 def slaft_methods() -> list[Method]:
     return [
+        # slaft's default space (LoRA on every linear): λ mode and budget mode at LoRA r=8 (q,v)'s size.
+        SlaftMethod("slaft-lora-only", "slaft (λ default)", "slaft", "slaft",
+                    "λ mode with the default sparsity weight in the default space: LoRA sites only",
+                    lambda ctx: {"sites": LORA_SITES}),
+        SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
+                    "budget mode at LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
+                    _budget(1.0, sites=LORA_SITES)),
+        # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
         SlaftMethod("slaft-budget-lora", "slaft +FFN adapters (budget = LoRA q,v)", "slaft", "slaft",
                     "budget mode at LoRA r=8 (q,v)'s parameter count", _budget(1.0)),
         SlaftMethod("slaft-budget-quarter", "slaft +FFN adapters (budget = 1/4 LoRA)", "slaft", "slaft",
                     "budget mode at a quarter of LoRA r=8 (q,v)'s parameter count", _budget(0.25)),
-        SlaftMethod("slaft-budget-lora-all", "slaft (budget = LoRA all)", "slaft", "slaft",
+        SlaftMethod("slaft-budget-lora-all", "slaft +FFN adapters (budget = LoRA all)", "slaft", "slaft",
                     "budget mode at LoRA r=8 on every linear's parameter count (peft-lora-all's size)",
                     lambda ctx: {"target_params": ctx.lora_all_params}),
         # Ablations: one change each against slaft-budget-lora.
@@ -143,12 +151,6 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-reset", "slaft, optimizer restarted at the decision (budget = LoRA q,v)",
                     "slaft", "slaft", "Adam's moments forgotten once the structure is decided", _budget(1.0),
                     reset_optimizer=True),
-        SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
-                    "budget mode at LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
-                    _budget(1.0, sites=LORA_SITES)),
-        SlaftMethod("slaft-lora-only", "slaft (λ default)", "slaft", "slaft",
-                    "λ mode with the default sparsity weight in the default space: LoRA sites only",
-                    lambda ctx: {"sites": LORA_SITES}),
         SlaftMethod("slaft-budget-lora-lr3", "slaft, rate x3 once decided (budget = LoRA q,v)", "slaft", "slaft",
                     "the decided structure trains at three times the search's rate (decided_lr_scale 3)",
                     _budget(1.0, decided_lr_scale=3.0)),
