@@ -221,7 +221,8 @@ def test_paired_differences_pair_seeds_with_the_named_reference():
     summary = SimpleNamespace(tasks=["rte"], cell=lambda method, task: runs.get(method))
     assert PROTOCOL2_EQUAL_SIZE["slaft-budget-lora-all"] == "peft-lora-all"
     from benchmarks.report.render import SAME_SIZE_PAIRS
-    assert SAME_SIZE_PAIRS == {"slaft-budget-quarter": "peft-lora-qv-r2", "slaft-budget-lora-all": "peft-lora-all"}
+    assert SAME_SIZE_PAIRS == {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2",
+                               "slaft-budget-quarter": "peft-lora-qv-r2", "slaft-budget-lora-all": "peft-lora-all"}
     table = paired_differences(summary, ["slaft-budget-lora-all"], "peft-lora-all")
     assert "Δ vs LoRA r=8 (all)" in table
     assert "+1.5 ± 4.9 | +5.0 -2.0 | 1/2" in table  # seed 3 has no partner and is left out
@@ -263,7 +264,7 @@ def test_a_slaft_method_keeps_the_candidate_space_it_was_recorded_in_whatever_th
     assert "ffn_adapter" not in library_default
     for name in ("slaft", "slaft-budget-lora", "slaft-budget-quarter", "slaft-budget-lora-nowarmup"):
         assert sites(get_method(name).build(tiny_bert(), ctx)) == library_default | {"ffn_adapter"}, name
-    for name in ("slaft-lora-only", "slaft-budget-lora-lora-only"):
+    for name in ("slaft-lora-only", "slaft-budget-lora-lora-only", "slaft-budget-quarter-lora-only"):
         assert sites(get_method(name).build(tiny_bert(), ctx)) == library_default, name
 
 

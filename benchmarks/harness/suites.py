@@ -138,7 +138,10 @@ PROTOCOL2_ABLATIONS = ("slaft-gates-budget-lora", "slaft-budget-lora-layer", "sl
 PROTOCOL2_LAMBDA_ABLATIONS = ("slaft-lora-only",)
 # The LoRA-only candidate space led on CoLA and SST-2 over its first seeds at LoRA q,v's size: it is a contender for
 # slaft's default, so it gets the reported seeds of slaft's own variants (five), paired with LoRA q,v.
-CANDIDATE_SPACE_VARIANTS = ("slaft-budget-lora-lora-only", "slaft-lora-only")
+CANDIDATE_SPACE_VARIANTS = ("slaft-budget-lora-lora-only", "slaft-budget-quarter-lora-only", "slaft-lora-only")
+# The default space at a quarter of LoRA q,v's size (the issue's third size), at slaft-budget-quarter's rates as the
+# other default-space runs take the rates of their earlier-space counterparts; on every task, against LoRA r=2 (q,v).
+PROTOCOL2_QUARTER_SPACE = ("slaft-budget-quarter-lora-only",)
 # One change each against slaft at a quarter of LoRA q,v's size, where LoRA r=2 (q,v) won SST-2 and STS-B: a floor
 # that spreads the small budget over the blocks (allocation.select_within_budget's block_share).
 # slaft-fixed-lora-qv-r2 is LoRA r=2 (q,v) itself through slaft's modules at the quarter's rate: no search at all.
@@ -226,11 +229,12 @@ SUITES: dict[str, Suite] = {
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
         extend_grids=True, lr_grids=PROTOCOL2_GRIDS,
         methods=(PROTOCOL2_PEERS + PROTOCOL2_SLAFT + PROTOCOL2_ABLATIONS + tuple(PROTOCOL2_EQUAL_SIZE)
-                 + PROTOCOL2_QUARTER_ABLATIONS + PROTOCOL2_LAMBDA_ABLATIONS + tuple(PEER_DIAGNOSTICS)),
+                 + PROTOCOL2_QUARTER_ABLATIONS + PROTOCOL2_QUARTER_SPACE + PROTOCOL2_LAMBDA_ABLATIONS
+                 + tuple(PEER_DIAGNOSTICS)),
         more_seeds={m: (1, 2, 3, 4, 5) for m in ("peft-lora-qv", *PROTOCOL2_SLAFT, *CANDIDATE_SPACE_VARIANTS)},
         lr_from={**{m: "slaft-budget-lora" for m in (*PROTOCOL2_ABLATIONS, *PROTOCOL2_EQUAL_SIZE)},
                  **{m: "slaft" for m in PROTOCOL2_LAMBDA_ABLATIONS},
-                 **{m: "slaft-budget-quarter" for m in PROTOCOL2_QUARTER_ABLATIONS},
+                 **{m: "slaft-budget-quarter" for m in (*PROTOCOL2_QUARTER_ABLATIONS, *PROTOCOL2_QUARTER_SPACE)},
                  "full-ft-frozen-embeddings": "full-ft"},
         epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK,
         tasks_by_method={**{m: GAP_TASKS for m in PROTOCOL2_DIAGNOSTICS}, **PEER_DIAGNOSTICS},

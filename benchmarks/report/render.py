@@ -19,7 +19,8 @@ from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, epochs_of, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE,
-                              PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_SLAFT, SUITES)
+                              PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE,
+                              PROTOCOL2_SLAFT, SUITES)
 from .analysis import generated_analysis
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
@@ -46,7 +47,8 @@ from .tables import (
 
 # The learned structure against the hand-chosen one of the same size: the equal-size runs, and slaft at a quarter of
 # LoRA q,v's size against LoRA r=2 (q,v), a quarter of it too.
-SAME_SIZE_PAIRS = {"slaft-budget-quarter": "peft-lora-qv-r2", **PROTOCOL2_EQUAL_SIZE}
+SAME_SIZE_PAIRS = {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2", "slaft-budget-quarter": "peft-lora-qv-r2",
+                   **PROTOCOL2_EQUAL_SIZE}
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
@@ -229,7 +231,8 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             out += ["### Ablation in λ mode", "",
                     "One change each against slaft's λ default (the sparsity weight, not a budget, sets the size), "
                     "at its rate (x100), as above.", "", in_lambda_mode, ""]
-        quarter = ablation_table(summary, "slaft-budget-quarter", list(PROTOCOL2_QUARTER_ABLATIONS))
+        quarter = ablation_table(summary, "slaft-budget-quarter",
+                                 [*PROTOCOL2_QUARTER_SPACE, *PROTOCOL2_QUARTER_ABLATIONS])
         if quarter:
             out += ["### Ablation at a quarter of the size", "",
                     ("One change each against slaft at a quarter of LoRA q,v's size, at its rate (x100), as above."),

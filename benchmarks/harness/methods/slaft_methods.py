@@ -105,13 +105,16 @@ def _budget(fraction: float, **extra):
 
 def slaft_methods() -> list[Method]:
     return [
-        # slaft's default space (LoRA on every linear): λ mode and budget mode at LoRA r=8 (q,v)'s size.
+        # slaft's default space (LoRA on every linear): λ mode, and budget mode at LoRA r=8 (q,v)'s size and a quarter.
         SlaftMethod("slaft-lora-only", "slaft (λ default)", "slaft", "slaft",
                     "λ mode with the default sparsity weight in the default space: LoRA sites only",
-                    lambda ctx: {"sites": LORA_SITES}),
+                    sites=LORA_SITES),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
                     "budget mode at LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
-                    _budget(1.0, sites=LORA_SITES)),
+                    _budget(1.0), sites=LORA_SITES),
+        SlaftMethod("slaft-budget-quarter-lora-only", "slaft (budget = 1/4 LoRA)", "slaft", "slaft",
+                    "budget mode at a quarter of LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
+                    _budget(0.25), sites=LORA_SITES),
         # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
