@@ -347,22 +347,42 @@ def test_costs_come_from_solo_runs_and_scores_from_every_seed():
     assert summary.across_tasks("full-ft", "step_seconds") is None
 
 
-def test_step_times_compare_with_the_reference_on_the_same_batch_shape_latest_first():
+def test_step_times_compare_with_the_reference_on_the_same_batch_shape_and_session_latest_first():
     from benchmarks.report.tables import steptime_table
 
-    def step(method, phase, shape, seconds, when):
+    def step(method, phase, shape, seconds, when, revision="abc1234"):
         return {"suite": "steptime", "status": "ok", "method": method, "phase": phase, "batch_shape": shape,
-                "median_step_seconds": seconds, "finished_at": when, "code_revision": "abc1234"}
+                "median_step_seconds": seconds, "finished_at": when, "code_revision": revision}
 
-    table = steptime_table([step("peft-lora-qv", "train", [32, 128], 1.0, "1"),
-                            step("slaft-budget-lora", "search", [32, 128], 1.5, "1"),
-                            step("slaft-budget-lora", "search", [32, 128], 1.2, "2"),  # measured again later
-                            step("peft-lora-qv", "train", [32, 32], 0.2, "2"),
-                            step("slaft-budget-lora", "search", [32, 32], 0.25, "2")])
+    table = steptime_table([step("peft-lora-qv", "train", [32, 128], 1.0, "2026-01-01T10"),
+                            step("slaft-budget-lora", "search", [32, 128], 1.5, "2026-01-01T11"),
+                            step("slaft-budget-lora", "search", [32, 128], 1.2, "2026-01-01T12"),  # again, later
+                            step("peft-lora-qv", "train", [32, 32], 0.2, "2026-01-01T12"),
+                            step("slaft-budget-lora", "search", [32, 32], 0.25, "2026-01-01T12"),
+                            # a later session on a faster day re-measures LoRA: the old slaft row keeps the reference
+                            # of its own session (1.20x), not 1.2 / 0.8
+                            step("peft-lora-qv", "train", [32, 128], 0.8, "2026-01-02T10", "def5678"),
+                            step("slaft-budget-lora-lora-only", "search", [32, 128], 0.9, "2026-01-02T10", "def5678"),
+                            step("slaft-budget-lora", "decided", [32, 128], 0.9, "2026-01-03T10", "def5678")])
     rows = [line for line in table.splitlines() if "slaft" in line]
-    assert len(rows) == 2
-    assert "| 32 × 128 |" in rows[0] and "| 1.20x |" in rows[0]  # the later measurement, not 1.50x
-    assert "| 32 × 32 |" in rows[1] and "| 1.25x |" in rows[1]  # against LoRA's step on the same shape
+    assert len(rows) == 3, table  # the decided step has no LoRA step of its own session to compare with
+    assert "| 32 × 128 |" in rows[0] and "| 1.20x |" in rows[0] and "abc1234" in rows[0]  # the later one, not 1.50x
+    assert "| 1.12x |" in rows[1] and "2026-01-02" in rows[1]  # against its own session's LoRA step
+    assert "| 32 × 32 |" in rows[2] and "| 1.25x |" in rows[2]  # against LoRA's step on the same shape
+
+
+def test_step_times_of_two_batch_shapes_are_two_records_not_one_key(monkeypatch):
+    """Each shape's measurement is its own run key, so reading the store (which keeps a key's latest) keeps both."""
+    from benchmarks.harness import steptime
+    from benchmarks.harness.records import run_key
+
+    captured = []
+    monkeypatch.setattr(steptime, "measure", lambda name, batch, steps, warmup: [{"phase": "train",
+                                                                                  "times": [0.1, 0.2, 0.3]}])
+    monkeypatch.setattr(steptime, "append_record", lambda store, record: captured.append(record))
+    for length in ("32", "128"):
+        steptime.main(["--methods", "peft-lora-qv", "--batch", "2", "--length", length])
+    assert len({run_key(r) for r in captured}) == 2
 
 
 def test_ablations_are_paired_with_the_reference_on_the_seeds_both_have():

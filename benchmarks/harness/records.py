@@ -72,23 +72,30 @@ def append_record(store: Path, record: dict) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_records(stores: Iterable[Path]) -> list[dict]:
+def read_log(stores: Iterable[Path]) -> list[dict]:
     """Every complete record in ``stores`` (suite folders, with a single-file suite beside each; missing ones hold
-    none), the latest successful one per key."""
-    latest: dict[Key, dict] = {}
+    none) in write order, none dropped: for stores that log measurements, such as the step times, where a later
+    session's measurement does not replace an earlier one."""
+    records = []
     for path in (path for store in stores for path in record_files(store)):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                records.append(json.loads(line))
             except json.JSONDecodeError:
                 warnings.warn(f"{path}:{number}: incomplete line ignored (an interrupted write)", stacklevel=2)
-                continue
-            key = run_key(record)
-            if key in latest and latest[key].get("status") == "ok" and record.get("status") != "ok":
-                continue
-            latest[key] = record
+    return records
+
+
+def read_records(stores: Iterable[Path]) -> list[dict]:
+    """Every complete record in ``stores``, the latest successful one per key (a rerun replaces its run)."""
+    latest: dict[Key, dict] = {}
+    for record in read_log(stores):
+        key = run_key(record)
+        if key in latest and latest[key].get("status") == "ok" and record.get("status") != "ok":
+            continue
+        latest[key] = record
     return list(latest.values())
 
 

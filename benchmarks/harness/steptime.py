@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.methods:
         for result in measure(name, batch, args.steps, args.warmup):
             record = {"suite": "steptime", "method": name, "phase": result["phase"],
-                      "task": f"fixed-batch:{result['phase']}",
+                      "task": f"fixed-batch {args.batch}x{args.length}:{result['phase']}",  # a key per shape
                       "seed": 0, "lr": 0.0, "status": "ok", "batch_shape": [args.batch, args.length],
                       "median_step_seconds": statistics.median(result["times"]), "step_seconds": result["times"],
                       "device": device_description("cpu"), "threads": torch.get_num_threads(),

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..harness.methods import METHODS, REFERENCE, label
-from ..harness.records import RESULTS_DIR, epochs_of, read_records, stores_in
+from ..harness.records import RESULTS_DIR, epochs_of, read_log, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE,
                               PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE,
@@ -237,14 +237,16 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
             out += ["### Ablation at a quarter of the size", "",
                     ("One change each against slaft at a quarter of LoRA q,v's size, at its rate (x100), as above."),
                     "", quarter, ""]
-    step = steptime_table(summary.all_records) if suite and suite.protocol == 2 else None
+    step = steptime_table(summary.step_times) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",
                 "`python -m benchmarks.harness.steptime`: median over 12 optimizer steps (forward, backward, AdamW) "
                 "on one fixed batch (batch size × tokens; 32 × 128 is a batch of full-length sequences, a shorter one "
-                "is nearer SST-2's and CoLA's, whose sentences are short), each method alone on the machine, the "
-                "latest measurement per batch shape and the code revision it ran; slaft's search step runs the "
-                "whole candidate space with its gates, its decided step the structure it kept.", "", step, ""]
+                "is nearer SST-2's and CoLA's, whose sentences are short), each method alone on the machine, its "
+                "latest measurement per batch shape against LoRA q,v's step measured in the same session (code "
+                "revision and day: the machine's speed varies from day to day by up to a third); slaft's search "
+                "step runs the whole candidate space with its gates, its decided step the structure it kept.", "",
+                step, ""]
     slaft = slaft_table(summary)
     if slaft:
         out += ["### Structures slaft found", "", slaft, ""]
@@ -304,6 +306,7 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
     for suite in chosen:
         summary = summarize(suite, records)
         summary.all_records = records
+        summary.step_times = read_log([results_dir / "steptime"])  # every session's measurements, not the latest
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
         lines += suite_section(summary, out, figures)

@@ -75,6 +75,7 @@ class SuiteSummary:
     # The constant predictor's {"score", "test_score"} per task (benchmarks/baselines.py), where the data was found.
     floors: dict[str, dict[str, float | None]] = field(default_factory=dict)
     all_records: list[dict] = field(default_factory=list)  # every suite's records (for cross-suite tables)
+    step_times: list[dict] = field(default_factory=list)  # every step-time measurement, each session's kept
 
     def cell(self, method: str, task: str) -> Cell | None:
         cell = self.cells.get((method, task))

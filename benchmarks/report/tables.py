@@ -322,22 +322,27 @@ def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
 
 
 def steptime_table(records: list[dict]) -> str | None:
-    """Median optimizer-step time on one fixed batch (benchmarks/harness/steptime.py), against LoRA q,v's on the
-    same batch shape: per shape, each (method, phase)'s latest measurement."""
+    """Median optimizer-step time on one fixed batch (benchmarks/harness/steptime.py), against LoRA q,v's step on
+    the same batch shape measured in the same session (the same code revision and day: the machine's speed changes
+    from day to day by a third): per shape, each (method, phase)'s latest measurement that has such a reference."""
+    def session(r: dict) -> tuple:
+        return tuple(r.get("batch_shape") or ()), r.get("code_revision"), str(r.get("finished_at", ""))[:10]
+
+    ordered = sorted((r for r in records if r.get("suite") == "steptime" and r.get("status") == "ok"),
+                     key=lambda r: r.get("finished_at", ""))
+    references = {session(r): r for r in ordered if r["method"] == REFERENCE}  # the latest of each session
     latest: dict[tuple, dict] = {}
-    for r in sorted((r for r in records if r.get("suite") == "steptime" and r.get("status") == "ok"),
-                    key=lambda r: r.get("finished_at", "")):
-        latest[(tuple(r.get("batch_shape") or ()), r["method"], r["phase"])] = r
-    head = ["Batch", "Method", "Phase", "Step (ms)", f"vs {label(REFERENCE)}", "Code"]
+    for r in ordered:
+        if session(r) in references:
+            latest[(session(r)[0], r["method"], r["phase"])] = r
+    head = ["Batch", "Method", "Phase", "Step (ms)", f"vs {label(REFERENCE)}", "Code", "Measured"]
     lines = []
     for shape in sorted({key[0] for key in latest}, key=lambda s: tuple(-n for n in s)):  # longest first
-        reference = next((r for (s, m, _), r in latest.items() if s == shape and m == REFERENCE), None)
-        if reference is None:
-            continue
         for (s, method, phase), r in latest.items():
             if s == shape:
+                reference = references[session(r)]
                 lines.append(_row([" × ".join(map(str, shape)), label(method), phase,
                                    f"{1000 * r['median_step_seconds']:.0f}",
                                    f"{r['median_step_seconds'] / reference['median_step_seconds']:.2f}x",
-                                   str(r.get("code_revision", ""))[:7]]))
+                                   str(r.get("code_revision", ""))[:7], session(r)[2]]))
     return "\n".join([_row(head), _row(["---"] * len(head)), *lines]) if lines else None
