@@ -303,10 +303,11 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         END,
         "",
     ]
+    step_times = read_log([results_dir / "steptime"])  # every session's measurements, not only the latest
     for suite in chosen:
         summary = summarize(suite, records)
         summary.all_records = records
-        summary.step_times = read_log([results_dir / "steptime"])  # every session's measurements, not the latest
+        summary.step_times = step_times
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
         lines += suite_section(summary, out, figures)
