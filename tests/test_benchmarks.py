@@ -518,10 +518,10 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
 
     for task in ("cola", "sst2"):
         for seed in (1, 2, 3):
-            perturbed = [{"perturbation": "keyboard", "perturbation_rate": 0.1, "score": 0.7}]
-            for method in ("peft-lora-qv", ROBUST_SLAFT):
+            for method, perturbed_score in (("peft-lora-qv", 0.7), (ROBUST_SLAFT, 0.75)):
+                perturbed = [{"perturbation": "keyboard", "perturbation_rate": 0.1, "score": perturbed_score}]
                 append_record(tmp_path / "robust-clean", rec("robust-clean", method, task, seed, 0.8,
-                                                                   perturbed=perturbed))
+                                                                   perturbed=perturbed, kept_sites=4))
                 append_record(tmp_path / "robust-label-0.1", rec("robust-label-0.1", method, task, seed,
                                                                        0.75))
             for weight, score in ((0.0, 0.8), (8.0, 0.6)):
@@ -530,11 +530,15 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     out = tmp_path / "ROBUSTNESS.md"
     text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
-    assert "| keyboard | -10.0 | -10.0 |" in text  # perturbed 70 against the same runs' clean 80
+    assert "| keyboard | -10.0 | -5.0 |" in text  # perturbed 70 (75 for slaft) against the same runs' clean 80
+    assert "| SST-2 | slaft (λ default) | — | -5.0 | — |" in text  # per task, at the one rate recorded
+    # run by run, slaft loses 5 points less than LoRA on all six (task, seed) pairs; the same under label noise
+    assert "| perturbed at 10% (mean over kinds) | +5.0 ± 0.0 (6/6) | — |" in text
+    assert "| label noise 10% in training | +0.0 ± 0.0 (0/6) | — |" in text
+    assert "| 1 | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 | 4.0 |" in text  # kept sites of robust-clean
     assert "| 8 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 1,000 |" in text
     # slaft's default λ is no suite of its own: robust-clean's slaft runs are that point of the λ sweep
     assert "robust-lambda-1" not in SUITES
-    assert "| 1 | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 |" in text
     for figure in ("robust_sparsity_weight.png", "robust_label_noise.png", "robust_perturbation.png"):
         assert (tmp_path / "figures" / figure).stat().st_size > 0
     assert robustness.PLACEHOLDER in text

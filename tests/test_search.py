@@ -233,3 +233,20 @@ def test_gradient_accumulation_gives_the_updates_of_the_whole_batch(tmp_path):
     assert states[0].keys() == states[1].keys()
     for name in states[0]:
         torch.testing.assert_close(states[1][name], states[0][name], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_by_length_batches_examples_of_similar_length(tmp_path, grouped):
+    from slaft.pipeline import TrainJob, training_arguments
+
+    lengths = torch.randint(2, 40, (960,), generator=torch.Generator().manual_seed(0)).tolist()
+    data = Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "labels": [0] * len(lengths)})
+    job = TrainJob(batch_size=8, group_by_length=grouped, output_dir=str(tmp_path))
+    model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(**SPACE))
+    trainer = SlaftTrainer(model=model, args=training_arguments(job, tmp_path), train_dataset=data)
+    order = list(trainer._get_train_sampler())
+    assert sorted(order) == list(range(len(lengths)))  # every example once, grouped or not
+    spread = [max(lengths[i] for i in batch) - min(lengths[i] for i in batch)
+              for batch in (order[k:k + 8] for k in range(0, len(order), 8))]
+    # grouped, a batch pads to within a few tokens of its shortest text; shuffled, to tens of tokens
+    assert (sum(spread) / len(spread) < 6) == grouped

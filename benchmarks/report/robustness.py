@@ -22,8 +22,7 @@ from matplotlib.figure import Figure
 from ..harness.methods import label
 from ..harness.records import RESULTS_DIR, read_records, results_path
 from ..harness.run import DEFAULT_DATA_DIR
-from ..harness.suites import ROBUST_SLAFT
-from ..harness.suites import ROBUST, SUITES
+from ..harness.suites import NOISE_RATIOS, PERTURBATION_RATES, ROBUST, ROBUST_METHODS, ROBUST_SLAFT, SUITES
 from .render import END, kept_analysis
 from .tables import TASK_TITLES
 
@@ -79,9 +78,12 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
                 mean, std, n = _mean_over_tasks([r for r in at if r["task"] == task], lambda r: r["score"])
                 row.append(_cell(mean, std, n))
             size, _, _ = _mean_over_tasks(at, lambda r: r["kept_params"])
-            row += [_cell(*_mean_over_tasks(at, lambda r: r["score"])), f"{size:,.0f}"]
+            sites = [r["kept_sites"] for r in at if r.get("kept_sites") is not None]
+            row += [_cell(*_mean_over_tasks(at, lambda r: r["score"])), f"{size:,.0f}",
+                    f"{statistics.fmean(sites):.1f}" if sites else "—"]
             rows.append(row)
-        header = [knob, *[TASK_TITLES.get(t, t) for t in tasks], "mean over tasks", "kept adapter params"]
+        header = [knob, *[TASK_TITLES.get(t, t) for t in tasks], "mean over tasks", "kept adapter params",
+                  "kept sites"]
         name = f"robust_{sweep}.png"
         _knob_plot(points, key, tasks, figures / name, knob)
         out += [f"### slaft against its {knob}", "", _table(header, rows), "", f"![{knob} sweep](benchmarks/figures/"
@@ -190,7 +192,88 @@ def perturbation_section(records: list[dict], figures: Path) -> list[str]:
     fig.tight_layout()
     figures.mkdir(parents=True, exist_ok=True)
     fig.savefig(figures / "robust_perturbation.png", dpi=120)
-    return out + ["![perturbations](benchmarks/figures/robust_perturbation.png)", ""]
+    return out + ["![perturbations](benchmarks/figures/robust_perturbation.png)", ""] + per_task_perturbation_section(
+        records)
+
+
+def _run_key(record: dict) -> tuple[str, int]:
+    return record["task"], record["seed"]
+
+
+def _perturbation_drops(records: list[dict], rate: float) -> dict[str, dict[tuple[str, int], float]]:
+    """method -> (task, seed) -> that run's perturbed score minus its clean score, mean over the kinds at ``rate``."""
+    out: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+    for record in records:
+        if record.get("sweep") != "perturbation":
+            continue
+        changes = [p["score"] - record["score"] for p in record.get("perturbed") or []
+                   if p["perturbation_rate"] == rate]
+        if changes:
+            out[record["method"]][_run_key(record)] = statistics.fmean(changes)
+    return out
+
+
+def _noise_changes(records: list[dict], sweep: str, ratio: float) -> dict[str, dict[tuple[str, int], float]]:
+    """method -> (task, seed) -> the score trained at ``ratio`` of noise minus the same seed's clean score."""
+    clean = {(r["method"], *_run_key(r)): r["score"] for r in records if r.get("sweep") == "perturbation"}
+    out: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+    for record in records:
+        key = (record["method"], *_run_key(record))
+        if record.get("sweep") == sweep and record["noise_ratio"] == ratio and key in clean:
+            out[record["method"]][_run_key(record)] = record["score"] - clean[key]
+    return out
+
+
+def _paired_cell(changes: dict[str, dict[tuple[str, int], float]], peer: str) -> str:
+    """slaft's change minus the peer's on the runs both have (same task and seed): mean ± std, and on how many of
+    them slaft lost less."""
+    ours, theirs = changes.get(ROBUST_SLAFT, {}), changes.get(peer, {})
+    shared = sorted(set(ours) & set(theirs))
+    if not shared:
+        return "—"
+    gaps = [100 * (ours[k] - theirs[k]) for k in shared]
+    spread = statistics.stdev(gaps) if len(gaps) > 1 else 0.0
+    return f"{statistics.fmean(gaps):+.1f} ± {spread:.1f} ({sum(g > 0 for g in gaps)}/{len(gaps)})"
+
+
+def paired_section(records: list[dict]) -> list[str]:
+    """How much less (positive) or more (negative) slaft loses than each peer, run by run."""
+    peers = [m for m in ROBUST_METHODS if m != ROBUST_SLAFT]
+    rows = []
+    for rate in PERTURBATION_RATES:
+        drops = _perturbation_drops(records, rate)
+        rows.append([f"perturbed at {rate:.0%} (mean over kinds)", *[_paired_cell(drops, p) for p in peers]])
+    for sweep, kind in NOISE_SWEEPS.items():
+        for ratio in NOISE_RATIOS:
+            changes = _noise_changes(records, sweep, ratio)
+            rows.append([f"{kind} noise {ratio:.0%} in training", *[_paired_cell(changes, p) for p in peers]])
+    rows = [row for row in rows if any(cell != "—" for cell in row[1:])]
+    if not rows:
+        return []
+    return ["### slaft against each peer, run by run", "",
+            "slaft's change (perturbed or noise-trained score minus the clean score of the same run or seed) minus the "
+            "peer's, on the same task and seed, x100: mean ± std over those pairs, and in how many of them slaft lost "
+            "less. Positive: slaft is the more robust.", "",
+            _table(["condition", *[f"vs {label(p)}" for p in peers]], rows), ""]
+
+
+def per_task_perturbation_section(records: list[dict]) -> list[str]:
+    """Each method's drop on each task, mean over kinds and seeds: the tasks differ far more than the methods."""
+    rows = []
+    tasks = sorted({r["task"] for r in records if r.get("sweep") == "perturbation" and r.get("perturbed")})
+    by_rate = {rate: _perturbation_drops(records, rate) for rate in PERTURBATION_RATES}
+    for task in tasks:
+        for method in ROBUST_METHODS:
+            cells = []
+            for rate in PERTURBATION_RATES:
+                values = [v for (t, _), v in by_rate[rate].get(method, {}).items() if t == task]
+                cells.append(_signed(statistics.fmean(values)) + (f" (n={len(values)})" if len(values) < 3 else "")
+                             if values else "—")
+            rows.append([TASK_TITLES.get(task, task), label(method), *cells])
+    if not rows:
+        return []
+    return ["Per task (mean over the kinds and seeds):", "",
+            _table(["task", "method", *[f"{rate:.0%}" for rate in PERTURBATION_RATES]], rows), ""]
 
 
 def _signed(value: float | None) -> str:
@@ -240,8 +323,8 @@ def render(results_dir: Path, out: Path, figures: Path = FIGURES, data_dir: Path
         END,
         "",
     ]
-    body = sparsity_section(records, figures) + noise_section(records, figures) + perturbation_section(records,
-                                                                                                      figures)
+    body = (sparsity_section(records, figures) + noise_section(records, figures)
+            + perturbation_section(records, figures) + paired_section(records))
     lines += body or ["_No robustness records yet._", ""]
     lines += examples_section(data_dir)
     text = "\n".join(lines).rstrip() + "\n"

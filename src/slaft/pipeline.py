@@ -77,6 +77,9 @@ class TrainJob:
     warmup_ratio: float = field(default=0.06, metadata={"help": "Fraction of steps of linear learning-rate warm-up."})
     max_length: int = field(default=128, metadata={"help": "Tokens per example; longer texts are truncated."})
     seed: int = field(default=42, metadata={"help": "Seed of the data split, initialisation and training order."})
+    group_by_length: bool = field(default=False, metadata={
+        "help": "Batch examples of similar length together (the Trainer's length-grouped sampler): less padding to "
+                "compute on texts of varied length; the order stays seeded."})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
     backbone_dtype: str = field(default="float32", metadata={"help": "float32, or bfloat16 to hold the frozen "
                                                                      "backbone in half the memory (adapters stay "
@@ -142,7 +145,8 @@ def training_arguments(job: TrainJob, output_dir: Path) -> TrainingArguments:
         per_device_eval_batch_size=job.eval_batch_size, learning_rate=job.learning_rate,
         weight_decay=job.weight_decay, warmup_ratio=job.warmup_ratio, lr_scheduler_type="linear",
         logging_steps=job.logging_steps, save_strategy="steps", save_steps=job.save_steps, save_total_limit=2,
-        report_to=[], seed=job.seed, bf16=job.bf16, remove_unused_columns=False, dataloader_num_workers=0,
+        report_to=[], seed=job.seed, bf16=job.bf16, group_by_length=job.group_by_length,
+        remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(), disable_tqdm=False,
     )
 
