@@ -313,7 +313,10 @@ def render(results_dir: Path, out: Path, figures: Path = FIGURES, data_dir: Path
         "the learning rate it chose in protocol 2 (`cpu2`), with protocol 2's recipe, on "
         f"{', '.join(TASK_TITLES.get(t, t) for t in ROBUST['tasks'])}, seeds "
         f"{'-'.join(map(str, (ROBUST['seeds'][0], ROBUST['seeds'][-1])))} (CoLA is left out: a perturbation of its "
-        "words can change the grammaticality its label states). "
+        "words can change the grammaticality its label states). A clean score here is not the same seed's score "
+        "in BENCHMARKS.md: cpu2 scores the validation split after every epoch, and each evaluation's DataLoader "
+        "draws its seed from the global random generator, so from the second epoch on its runs follow another "
+        "random stream (dropout, gate noise) than these, which score once at the end. "
         f"Suites recorded: {', '.join(suites) if suites else 'none yet'}.",
         "",
         "## Analysis",
