@@ -531,6 +531,7 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
     assert "| keyboard | -10.0 | -5.0 |" in text  # perturbed 70 (75 for slaft) against the same runs' clean 80
+    assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 |" in text  # the clean scores, per task
     assert "| SST-2 | slaft (λ default) | — | -5.0 | — |" in text  # per task, at the one rate recorded
     # run by run, slaft loses 5 points less than LoRA on all six (task, seed) pairs; the same under label noise
     assert "| perturbed at 10% (mean over kinds) | +5.0 ± 0.0 (6/6) | — |" in text

@@ -94,6 +94,7 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
 def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob: str) -> None:
     fig = Figure(figsize=(10, 4))
     score_ax, size_ax = fig.subplots(1, 2)
+    grid = sorted({r[key] for r in points if r[key] is not None})
     for task in tasks:
         values = sorted({r[key] for r in points if r["task"] == task and r[key] is not None})
         scores = [100 * statistics.fmean(r["score"] for r in points if r["task"] == task and r[key] == v)
@@ -103,6 +104,10 @@ def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob:
         score_ax.plot(values, scores, marker="o", label=TASK_TITLES.get(task, task))
         size_ax.plot(values, sizes, marker="o", label=TASK_TITLES.get(task, task))
     for ax, ylabel in ((score_ax, "validation score x100"), (size_ax, "kept adapter parameters")):
+        # the grids are geometric; λ's starts at 0, which a log axis cannot show
+        ax.set_xscale("symlog", linthresh=0.25) if knob == "λ" else ax.set_xscale("log")
+        ax.set_xticks(grid, [f"{v:g}" if knob == "λ" else f"{v:,.0f}" for v in grid], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel(knob)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -167,7 +172,18 @@ def perturbation_section(records: list[dict], figures: Path) -> list[str]:
                    if p["perturbation"] == kind and p["perturbation_rate"] == rate]
         return _mean_over_tasks(changes, lambda r: r["change"])[0]
 
+    tasks = sorted({r["task"] for r in clean})
+    clean_rows = []
+    for method in methods:
+        runs = [r for r in clean if r["method"] == method]
+        cells = [_cell(*_mean_over_tasks([r for r in runs if r["task"] == task], lambda r: r["score"]))
+                 for task in tasks]
+        size = statistics.fmean(r["kept_params"] for r in runs)
+        clean_rows.append([label(method), *cells, _cell(*_mean_over_tasks(runs, lambda r: r["score"])), f"{size:,.0f}"])
     out = ["### Perturbed evaluation", "",
+           "The clean validation scores (x100, mean ± std over seeds) the changes below start from:", "",
+           _table(["method", *[TASK_TITLES.get(t, t) for t in tasks], "mean over tasks", "adapter params"],
+                  clean_rows), "",
            "Change of the validation score (x100) on a perturbed copy against the same run's clean score, mean over "
            "seeds and tasks; each column is one method, each table one rate.", ""]
     fig = Figure(figsize=(4 * len(rates), 4))
