@@ -31,6 +31,7 @@ TRAIN = {
     "batch_size": (ERR, ERR, ERR, ERR), "eval_batch_size": (ERR, ERR, ERR, ERR),
     "learning_rate": (ERR, ERR, ERR, ERR), "weight_decay": (OK, ERR, ERR, ERR), "warmup_ratio": (OK, ERR, ERR, ERR),
     "max_length": (ERR, ERR, ERR, ERR), "seed": (OK, ERR, ERR, ERR), "bf16": (OK, ERR, ERR, ERR),
+    "group_by_length": (OK, ERR, ERR, ERR),
     "backbone_dtype": (ERR, ERR, ERR, ERR),
     "logging_steps": (ERR, ERR, ERR, ERR), "save_steps": (ERR, ERR, ERR, ERR),
     "trust_remote_code": (OK, ERR, ERR, ERR), "init_from": (ERR, ERR, ERR, ERR),
