@@ -73,7 +73,7 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
         rows = []
         for value in values:
             at = [r for r in points if r[key] == value]
-            row = [f"{value:g}"]
+            row = [f"{value:g}" if knob == "λ" else f"{value:,.0f}"]
             for task in tasks:
                 mean, std, n = _mean_over_tasks([r for r in at if r["task"] == task], lambda r: r["score"])
                 row.append(_cell(mean, std, n))
