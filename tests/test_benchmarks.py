@@ -524,12 +524,19 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
                                                                    perturbed=perturbed, kept_sites=4))
                 append_record(tmp_path / "robust-label-0.1", rec("robust-label-0.1", method, task, seed,
                                                                        0.75))
+            if task == "sst2":  # a ratio that has run on one task only so far
+                append_record(tmp_path / "robust-label-0.2", rec("robust-label-0.2", ROBUST_SLAFT, task, seed, 0.7))
             for weight, score in ((0.0, 0.8), (8.0, 0.6)):
                 suite = f"robust-lambda-{weight:g}"
                 append_record(tmp_path / suite, rec(suite, ROBUST_SLAFT, task, seed, score))
     out = tmp_path / "ROBUSTNESS.md"
     text = robustness.render(tmp_path, out, tmp_path / "figures", data_dir=None)
-    assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | -5.0 |" in text  # label noise: 80 clean, 75 at 10%
+    assert "| SST-2 | LoRA r=8 (q,v) | 80.0 ± 0.0 | 75.0 ± 0.0 | — |" in text  # label noise: 80 clean, 75 at 10%
+    assert "| SST-2 | slaft (λ default) | 80.0 ± 0.0 | 75.0 ± 0.0 | 70.0 ± 0.0 |" in text
+    assert "| CoLA | slaft (λ default) | 80.0 ± 0.0 | 75.0 ± 0.0 | — |" in text
+    # the change against the same seed's clean run; at 20% only SST-2 has runs, so no mean over tasks is claimed
+    assert "| LoRA r=8 (q,v) | -5.0 ± 0.0 | — |" in text
+    assert "| slaft (λ default) | -5.0 ± 0.0 | -10.0 (SST-2 only) |" in text
     assert "| keyboard | -10.0 | -5.0 |" in text  # perturbed 70 (75 for slaft) against the same runs' clean 80
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 |" in text  # the clean scores, per task
     assert "| SST-2 | slaft (λ default) | — | -5.0 | — |" in text  # per task, at the one rate recorded

@@ -117,7 +117,23 @@ def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob:
     fig.savefig(path, dpi=120)
 
 
+def _noise_change_cell(changes: dict[tuple[str, int], float], tasks: list[str]) -> tuple[str, float | None]:
+    """The run-by-run change (noise-trained minus the same seed's clean score), mean over seeds then over tasks, and
+    the mean alone, which is None unless every task has a run (a mean over some tasks is not one over all)."""
+    rows = [{"task": task, "change": change} for (task, _), change in changes.items()]
+    mean, std, n = _mean_over_tasks(rows, lambda r: r["change"])
+    if mean is None:
+        return "—", None
+    have = {r["task"] for r in rows}
+    if have != set(tasks):
+        titles = ", ".join(TASK_TITLES.get(t, t) for t in sorted(have))
+        return f"{100 * mean:+.1f} ({titles} only)", None
+    return f"{100 * mean:+.1f} ± {100 * std:.1f}" + (f" (n={n})" if n < 3 else ""), mean
+
+
 def noise_section(records: list[dict], figures: Path) -> list[str]:
+    """Per noise kind: each method's score per task at every ratio, and its change against the same seed's clean
+    run (ratio 0 is robust-clean), mean over tasks only where every task has runs."""
     out = []
     clean = [r for r in records if r.get("sweep") == "perturbation"]
     for sweep, kind in NOISE_SWEEPS.items():
@@ -126,36 +142,73 @@ def noise_section(records: list[dict], figures: Path) -> list[str]:
             continue
         points = clean + noisy
         ratios = sorted({r["noise_ratio"] for r in points})
-        methods = sorted({r["method"] for r in points})
-        rows, curves = [], {}
+        tasks = sorted({r["task"] for r in clean} or {r["task"] for r in noisy})
+        methods = [m for m in ROBUST_METHODS if any(r["method"] == m for r in points)]
+        methods += sorted({r["method"] for r in points} - set(methods))
+        score_rows, change_rows, changes_by_method = [], [], {}
+        for task in tasks:
+            for method in methods:
+                cells = [_cell(*_mean_over_tasks([r for r in points if r["task"] == task and r["method"] == method
+                                                  and r["noise_ratio"] == ratio], lambda r: r["score"]))
+                         for ratio in ratios]
+                score_rows.append([TASK_TITLES.get(task, task), label(method), *cells])
         for method in methods:
             cells, curve = [], []
-            for ratio in ratios:
-                at = [r for r in points if r["method"] == method and r["noise_ratio"] == ratio]
-                mean, std, n = _mean_over_tasks(at, lambda r: r["score"])
-                cells.append(_cell(mean, std, n))
-                curve.append(None if mean is None else 100 * mean)
-            base, at10 = curve[0], curve[ratios.index(0.1)] if 0.1 in ratios else None
-            drop = "—" if base is None or at10 is None else f"{at10 - base:+.1f}"
-            rows.append([label(method), *cells, drop])
-            curves[method] = curve
-        header = ["method", *[f"{ratio:.0%}" for ratio in ratios], "change at 10%"]
+            for ratio in ratios[1:]:
+                cell, mean = _noise_change_cell(_noise_changes(records, sweep, ratio).get(method, {}), tasks)
+                cells.append(cell)
+                curve.append(mean)
+            change_rows.append([label(method), *cells])
+            changes_by_method[method] = curve
         name = f"robust_{sweep}.png"
-        fig = Figure(figsize=(6, 4))
-        ax = fig.subplots()
-        for method, curve in curves.items():
-            ax.plot([100 * r for r in ratios], curve, marker="o", label=label(method))
-        ax.set_xlabel(f"{kind} noise in training (%)")
-        ax.set_ylabel("validation score x100, mean over tasks")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        figures.mkdir(parents=True, exist_ok=True)
-        fig.savefig(figures / name, dpi=120)
+        _noise_plot(points, tasks, methods, ratios, changes_by_method, kind, figures / name)
+        what = ("a ratio of training labels replaced by another class; on STS-B, Gaussian noise of that ratio of the "
+                "targets' standard deviation on every target" if kind == "label" else
+                "each training token replaced by a random one with that probability (never at evaluation)")
         out += [f"### {kind.capitalize()} noise in training", "",
-                f"Mean ± std over seeds, then mean over tasks ({', '.join(sorted({r['task'] for r in points}))}); "
-                "0% is robust-clean.", "", _table(header, rows), "", f"![{kind} noise](benchmarks/figures/{name})", ""]
+                f"Noise: {what}. Validation score x100, mean ± std over seeds; 0% is robust-clean.", "",
+                _table(["task", "method", *[f"{ratio:.0%}" for ratio in ratios]], score_rows), "",
+                "Change against the same seed's clean run (x100), mean over seeds, then over tasks; where some task "
+                "has no run at a ratio yet, the mean over the tasks that have one, named.", "",
+                _table(["method", *[f"{ratio:.0%}" for ratio in ratios[1:]]], change_rows), "",
+                f"![{kind} noise](benchmarks/figures/{name})", ""]
     return out
+
+
+def _noise_plot(points: list[dict], tasks: list[str], methods: list[str], ratios: list[float],
+                changes: dict[str, list[float | None]], kind: str, path: Path) -> None:
+    """One panel per task (score against ratio, std over seeds as bars), then the change against the clean run
+    averaged over tasks, drawn only at ratios every task has."""
+    fig = Figure(figsize=(3.6 * (len(tasks) + 1), 3.8))
+    axes = fig.subplots(1, len(tasks) + 1, squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        for method in methods:
+            xs, ys, es = [], [], []
+            for ratio in ratios:
+                scores = [100 * r["score"] for r in points
+                          if r["task"] == task and r["method"] == method and r["noise_ratio"] == ratio]
+                if scores:
+                    xs.append(100 * ratio)
+                    ys.append(statistics.fmean(scores))
+                    es.append(statistics.stdev(scores) if len(scores) > 1 else 0.0)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label(method))
+        ax.set_title(TASK_TITLES.get(task, task), fontsize=9)
+        ax.set_ylabel("validation score x100")
+    change_ax = axes[-1]
+    for method in methods:
+        xs = [0.0] + [100 * r for r, c in zip(ratios[1:], changes[method]) if c is not None]
+        ys = [0.0] + [100 * c for c in changes[method] if c is not None]
+        change_ax.plot(xs, ys, marker="o", label=label(method))
+    change_ax.set_title("change against the clean run, mean over tasks", fontsize=9)
+    change_ax.set_ylabel("score change x100")
+    for ax in axes:
+        ax.set_xlabel(f"{kind} noise in training (%)")
+        ax.set_xticks([100 * r for r in ratios])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 def perturbation_section(records: list[dict], figures: Path) -> list[str]:
