@@ -550,6 +550,9 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     for figure in ("robust_sparsity_weight.png", "robust_label_noise.png", "robust_perturbation.png"):
         assert (tmp_path / "figures" / figure).stat().st_size > 0
     assert robustness.PLACEHOLDER in text
+    # one seed has no spread to show; two seeds do, and say how many they are
+    assert robustness._cell(0.5, 0.0, 1) == "50.0 (n=1)"
+    assert robustness._cell(-0.01, 0.002, 2, signed=True) == "-1.0 ± 0.2 (n=2)"
 
 
 def test_both_multitask_methods_train_their_adapters_and_every_head_and_nothing_else():

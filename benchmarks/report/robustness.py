@@ -51,8 +51,12 @@ def _mean_over_tasks(records: list[dict], value) -> tuple[float | None, float | 
     return statistics.fmean(means), statistics.fmean(stds), min(len(v) for v in by_task.values())
 
 
-def _cell(mean: float | None, std: float | None, n: int, scale: float = 100.0) -> str:
-    return "—" if mean is None else f"{scale * mean:.1f} ± {scale * std:.1f}" + (f" (n={n})" if n < 3 else "")
+def _cell(mean: float | None, std: float | None, n: int, scale: float = 100.0, signed: bool = False) -> str:
+    """mean ± std x``scale``; the number of seeds where under 3, and no spread where there is one seed."""
+    if mean is None:
+        return "—"
+    value = f"{scale * mean:+.1f}" if signed else f"{scale * mean:.1f}"
+    return value + (f" ± {scale * std:.1f}" if n > 1 else "") + (f" (n={n})" if n < 3 else "")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -128,7 +132,7 @@ def _noise_change_cell(changes: dict[tuple[str, int], float], tasks: list[str]) 
     if have != set(tasks):
         titles = ", ".join(TASK_TITLES.get(t, t) for t in sorted(have))
         return f"{100 * mean:+.1f} ({titles} only)", None
-    return f"{100 * mean:+.1f} ± {100 * std:.1f}" + (f" (n={n})" if n < 3 else ""), mean
+    return _cell(mean, std, n, signed=True), mean
 
 
 def noise_section(records: list[dict], figures: Path) -> list[str]:
