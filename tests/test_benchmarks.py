@@ -537,6 +537,8 @@ def test_the_robustness_report_computes_drops_from_the_records(tmp_path):
     # the change against the same seed's clean run; at 20% only SST-2 has runs, so no mean over tasks is claimed
     assert "| LoRA r=8 (q,v) | -5.0 ± 0.0 | — |" in text
     assert "| slaft (λ default) | -5.0 ± 0.0 | -10.0 (SST-2 only) |" in text
+    assert "| SST-2 | slaft (λ default) | -5.0 | -10.0 |" in text  # the same changes per task
+    assert "| CoLA | slaft (λ default) | -5.0 | — |" in text
     assert "| keyboard | -10.0 | -5.0 |" in text  # perturbed 70 (75 for slaft) against the same runs' clean 80
     assert "| LoRA r=8 (q,v) | 80.0 ± 0.0 | 80.0 ± 0.0 | 80.0 ± 0.0 | 1,000 |" in text  # the clean scores, per task
     assert "| SST-2 | slaft (λ default) | — | -5.0 | — |" in text  # per task, at the one rate recorded

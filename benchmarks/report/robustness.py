@@ -135,6 +135,12 @@ def _noise_change_cell(changes: dict[tuple[str, int], float], tasks: list[str]) 
     return _cell(mean, std, n, signed=True), mean
 
 
+def _scores_at(points: list[dict], task: str, method: str, ratio: float) -> tuple[float | None, float | None, int]:
+    """(mean, std, seeds) of one method's scores on one task at one noise ratio."""
+    return _mean_over_tasks([r for r in points if r["task"] == task and r["method"] == method
+                             and r["noise_ratio"] == ratio], lambda r: r["score"])
+
+
 def noise_section(records: list[dict], figures: Path) -> list[str]:
     """Per noise kind: each method's score per task at every ratio, and its change against the same seed's clean
     run (ratio 0 is robust-clean), mean over tasks only where every task has runs."""
@@ -149,21 +155,15 @@ def noise_section(records: list[dict], figures: Path) -> list[str]:
         tasks = sorted({r["task"] for r in clean} or {r["task"] for r in noisy})
         methods = [m for m in ROBUST_METHODS if any(r["method"] == m for r in points)]
         methods += sorted({r["method"] for r in points} - set(methods))
-        score_rows, change_rows, changes_by_method = [], [], {}
-        for task in tasks:
-            for method in methods:
-                cells = [_cell(*_mean_over_tasks([r for r in points if r["task"] == task and r["method"] == method
-                                                  and r["noise_ratio"] == ratio], lambda r: r["score"]))
-                         for ratio in ratios]
-                score_rows.append([TASK_TITLES.get(task, task), label(method), *cells])
+        changes = [_noise_changes(records, sweep, ratio) for ratio in ratios[1:]]  # per ratio: method -> run -> change
+        score_rows = [[TASK_TITLES.get(task, task), label(method),
+                       *[_cell(*_scores_at(points, task, method, ratio)) for ratio in ratios]]
+                      for task in tasks for method in methods]
+        change_rows, changes_by_method = [], {}
         for method in methods:
-            cells, curve = [], []
-            for ratio in ratios[1:]:
-                cell, mean = _noise_change_cell(_noise_changes(records, sweep, ratio).get(method, {}), tasks)
-                cells.append(cell)
-                curve.append(mean)
-            change_rows.append([label(method), *cells])
-            changes_by_method[method] = curve
+            cells = [_noise_change_cell(at_ratio.get(method, {}), tasks) for at_ratio in changes]
+            change_rows.append([label(method), *[cell for cell, _ in cells]])
+            changes_by_method[method] = [mean for _, mean in cells]
         name = f"robust_{sweep}.png"
         _noise_plot(points, tasks, methods, ratios, changes_by_method, kind, figures / name)
         what = ("a ratio of training labels replaced by another class; on STS-B, Gaussian noise of that ratio of the "
@@ -175,6 +175,9 @@ def noise_section(records: list[dict], figures: Path) -> list[str]:
                 "Change against the same seed's clean run (x100), mean over seeds, then over tasks; where some task "
                 "has no run at a ratio yet, the mean over the tasks that have one, named.", "",
                 _table(["method", *[f"{ratio:.0%}" for ratio in ratios[1:]]], change_rows), "",
+                "Per task (the same changes, mean over seeds):", "",
+                _table(["task", "method", *[f"{ratio:.0%}" for ratio in ratios[1:]]],
+                       _per_task_change_rows(changes, tasks, methods)), "",
                 f"![{kind} noise](benchmarks/figures/{name})", ""]
     return out
 
@@ -187,15 +190,10 @@ def _noise_plot(points: list[dict], tasks: list[str], methods: list[str], ratios
     axes = fig.subplots(1, len(tasks) + 1, squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         for method in methods:
-            xs, ys, es = [], [], []
-            for ratio in ratios:
-                scores = [100 * r["score"] for r in points
-                          if r["task"] == task and r["method"] == method and r["noise_ratio"] == ratio]
-                if scores:
-                    xs.append(100 * ratio)
-                    ys.append(statistics.fmean(scores))
-                    es.append(statistics.stdev(scores) if len(scores) > 1 else 0.0)
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label(method))
+            at = [(100 * ratio, *_scores_at(points, task, method, ratio)[:2]) for ratio in ratios]
+            at = [(x, 100 * mean, 100 * std) for x, mean, std in at if mean is not None]
+            ax.errorbar([x for x, _, _ in at], [y for _, y, _ in at], yerr=[e for _, _, e in at], marker="o",
+                        capsize=3, label=label(method))
         ax.set_title(TASK_TITLES.get(task, task), fontsize=9)
         ax.set_ylabel("validation score x100")
     change_ax = axes[-1]
@@ -330,21 +328,29 @@ def paired_section(records: list[dict]) -> list[str]:
             _table(["condition", *[f"vs {label(p)}" for p in peers]], rows), ""]
 
 
-def per_task_perturbation_section(records: list[dict]) -> list[str]:
-    """Each method's drop on each task, mean over kinds and seeds: the tasks differ far more than the methods."""
+def _per_task_change_rows(by_column: list[dict[str, dict[tuple[str, int], float]]], tasks: list[str],
+                          methods: list[str]) -> list[list[str]]:
+    """One row per task and method, one cell per column: the mean over seeds of that column's run-by-run changes
+    (method -> (task, seed) -> change), with the number of seeds where under 3."""
     rows = []
-    tasks = sorted({r["task"] for r in records if r.get("sweep") == "perturbation" and r.get("perturbed")})
-    by_rate = {rate: _perturbation_drops(records, rate) for rate in PERTURBATION_RATES}
     for task in tasks:
-        for method in ROBUST_METHODS:
+        for method in methods:
             cells = []
-            for rate in PERTURBATION_RATES:
-                values = [v for (t, _), v in by_rate[rate].get(method, {}).items() if t == task]
+            for changes in by_column:
+                values = [v for (t, _), v in changes.get(method, {}).items() if t == task]
                 cells.append(_signed(statistics.fmean(values)) + (f" (n={len(values)})" if len(values) < 3 else "")
                              if values else "—")
             rows.append([TASK_TITLES.get(task, task), label(method), *cells])
-    if not rows:
+    return rows
+
+
+def per_task_perturbation_section(records: list[dict]) -> list[str]:
+    """Each method's drop on each task, mean over kinds and seeds: the tasks differ far more than the methods."""
+    tasks = sorted({r["task"] for r in records if r.get("sweep") == "perturbation" and r.get("perturbed")})
+    if not tasks:
         return []
+    rows = _per_task_change_rows([_perturbation_drops(records, rate) for rate in PERTURBATION_RATES], tasks,
+                                 list(ROBUST_METHODS))
     return ["Per task (mean over the kinds and seeds):", "",
             _table(["task", "method", *[f"{rate:.0%}" for rate in PERTURBATION_RATES]], rows), ""]
 
