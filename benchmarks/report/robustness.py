@@ -67,8 +67,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def sparsity_section(records: list[dict], figures: Path) -> list[str]:
     out = []
-    lora_scores = {_run_key(r): r["score"] for r in records
-                   if r.get("sweep") == "perturbation" and r["method"] == SIZE_PEER}
+    lora_runs = [r for r in records if r.get("sweep") == "perturbation" and r["method"] == SIZE_PEER]
+    lora_scores = {_run_key(r): r["score"] for r in lora_runs}
+    lora_size = statistics.fmean(r["kept_params"] for r in lora_runs) if lora_runs else None
     for sweep, knob, key in (("sparsity_weight", "λ", "sparsity_weight"), ("target_params", "budget", "target_params")):
         points = [r for r in records if r.get("sweep") == sweep]
         if sweep == "sparsity_weight":  # slaft's default λ has no suite of its own: robust-clean's slaft runs
@@ -92,10 +93,11 @@ def sparsity_section(records: list[dict], figures: Path) -> list[str]:
         header = [knob, *[TASK_TITLES.get(t, t) for t in tasks], "mean over tasks", "kept adapter params",
                   "kept sites", f"vs {label(SIZE_PEER)}, run by run"]
         name = f"robust_{sweep}.png"
-        _knob_plot(points, key, tasks, figures / name, knob)
+        _knob_plot(points, key, tasks, figures / name, knob, lora_scores, lora_size)
         out += [f"### slaft against its {knob}", "", _table(header, rows), "",
                 f"The last column: slaft's score minus {label(SIZE_PEER)}'s in robust-clean on the same task and seed "
-                f"(x100), mean ± std over those pairs, and in how many of them slaft scored higher.", "",
+                f"(x100), mean ± std over those pairs, and in how many of them slaft scored higher. In the figure the "
+                f"dashed lines are {label(SIZE_PEER)}'s clean score on each task and its size.", "",
                 f"![{knob} sweep](benchmarks/figures/{name})", ""]
     return out
 
@@ -106,7 +108,10 @@ def _against_lora(points: list[dict], lora_scores: dict[tuple[str, int], float])
     return _paired_cell({ROBUST_SLAFT: ours, SIZE_PEER: lora_scores}, SIZE_PEER)
 
 
-def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob: str) -> None:
+def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob: str,
+               lora_scores: dict[tuple[str, int], float], lora_size: float | None) -> None:
+    """Score and kept size against the knob, one line per task; LoRA q,v's clean score on the task as a dashed line
+    of the same colour, and its size as a dashed line."""
     fig = Figure(figsize=(10, 4))
     score_ax, size_ax = fig.subplots(1, 2)
     grid = sorted({r[key] for r in points if r[key] is not None})
@@ -116,8 +121,14 @@ def _knob_plot(points: list[dict], key: str, tasks: list[str], path: Path, knob:
                   for v in values]
         sizes = [statistics.fmean(r["kept_params"] for r in points if r["task"] == task and r[key] == v)
                  for v in values]
-        score_ax.plot(values, scores, marker="o", label=TASK_TITLES.get(task, task))
+        line, = score_ax.plot(values, scores, marker="o", label=TASK_TITLES.get(task, task))
         size_ax.plot(values, sizes, marker="o", label=TASK_TITLES.get(task, task))
+        lora = [score for (lora_task, _), score in lora_scores.items() if lora_task == task]
+        if lora:
+            score_ax.axhline(100 * statistics.fmean(lora), color=line.get_color(), linestyle="--", linewidth=1,
+                             label=f"{label(SIZE_PEER)}, {TASK_TITLES.get(task, task)}")
+    if lora_size is not None:
+        size_ax.axhline(lora_size, color="grey", linestyle="--", linewidth=1, label=label(SIZE_PEER))
     for ax, ylabel in ((score_ax, "validation score x100"), (size_ax, "kept adapter parameters")):
         # the grids are geometric; λ's starts at 0, which a log axis cannot show
         ax.set_xscale("symlog", linthresh=0.25) if knob == "λ" else ax.set_xscale("log")
