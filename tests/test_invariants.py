@@ -216,7 +216,7 @@ def test_learned_structure_applies_to_a_fresh_model(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    ({"sites": ("lora_ffn_gate",)}, "do not exist in 'bert'"),
+    ({"sites": ("lora_ffn_gate",)}, "exist in no block of this model"),
     ({"layers": (99,)}, "out of range"),
     ({"modules_to_save": ("bert.poolr",)}, "bert.pooler"),
     ({"lora_rank": 64, "rank_block": 2}, "lora_rank=64 is more than"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slaft import ArchitectureError
+from slaft import DiscoveryError, SlaftConfig, get_slaft_model
 from slaft.loading import ModelLoadError, load_model_and_tokenizer, resolve_model_path
 
 from conftest import TINY_MODELS
@@ -15,12 +15,18 @@ def test_a_missing_local_path_is_named():
         resolve_model_path("./no/such/model")
 
 
-def test_an_unknown_architecture_from_a_local_path_says_how_to_add_it(tmp_path):
-    from transformers import GPT2Config, GPT2ForSequenceClassification
+def test_a_model_without_blocks_says_what_was_looked_for_and_how_to_name_them():
+    from torch import nn
 
-    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
-    with pytest.raises((ModelLoadError, ArchitectureError), match="register_architecture"):
-        load_model_and_tokenizer(str(tmp_path), num_labels=2)
+    class NoBlocks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    with pytest.raises(DiscoveryError) as err:
+        get_slaft_model(NoBlocks(), SlaftConfig())
+    message = str(err.value)
+    assert "nn.ModuleList" in message and "block_lists" in message and "print(model)" in message
 
 
 def test_a_tokenizer_without_pad_or_eos_token_is_refused(tmp_path):

@@ -373,13 +373,12 @@ def test_cli_task_passes_give_a_task_more_steps_and_refuse_an_unknown_task(works
 
 
 def test_the_trainer_groups_each_task_by_length_when_asked(tmp_path):
-    from transformers import TrainingArguments
-
+    from slaft.compat import training_arguments
     from slaft.multitask.data import TaskBatchSampler
 
     model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=2000), TASKS[:2])
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, group_by_length=True,
-                             report_to=[], remove_unused_columns=False, use_cpu=True)
+    args = training_arguments(str(tmp_path), per_device_train_batch_size=8, group_by_length=True,
+                              report_to=[], remove_unused_columns=False, use_cpu=True)
     trainer = MultiTaskTrainer(model=model, args=args, train_dataset=MultiTaskDataset([dataset(32, 2, 0),
                                dataset(16, 3, 1)]), data_collator=collate, task_passes=[1, 2])
     loader = trainer.get_train_dataloader()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from slaft import compat
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
@@ -54,9 +55,9 @@ def _cap(dataset, limit: int | None):
 
 
 def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int, per_epoch: bool) -> TrainingArguments:
-    return TrainingArguments(
-        eval_strategy="epoch" if per_epoch else "no",
-        output_dir=str(out), num_train_epochs=epochs, learning_rate=lr,
+    return compat.training_arguments(
+        str(out),         eval_strategy="epoch" if per_epoch else "no",
+        num_train_epochs=epochs, learning_rate=lr,
         per_device_train_batch_size=suite.batch_size, per_device_eval_batch_size=suite.eval_batch_size,
         weight_decay=suite.weight_decay, warmup_ratio=suite.warmup_ratio, lr_scheduler_type="linear",
         seed=seed, bf16=suite.bf16, use_cpu=suite.device == "cpu", label_names=["labels"],

@@ -1,18 +1,19 @@
-"""What every slaft model shares: a frozen transformers model, its architecture entry and task heads, the slaft modules
-hooked into it, and the parameter groups, fingerprint and structure read-out built on them.
+"""What every slaft model shares: a frozen transformers model, its blocks (found by ``discovery.py``) and task heads,
+the slaft modules hooked into it, and the parameter groups, fingerprint and structure read-out built on them.
 
 ``SlaftModel`` (one task) and ``MultiTaskSlaftModel`` (several tasks over one pool) are both a ``FrozenBackbone``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .architectures import find_heads, resolve_architecture
-from .config import SlaftConfig
+from .discovery import find_blocks, find_heads
+from .config import ConfigError, SlaftConfig, closest
 from .inject import CONTAINER, iter_modules
 from .io import fingerprint
 from .modules import BottleneckAdapter
@@ -31,8 +32,19 @@ def enable_gradient_checkpointing(base_model: nn.Module, gradient_checkpointing_
         base_model.enable_input_require_grads()
 
 
+def task_heads(model: nn.Module, extra: tuple[str, ...] = ()) -> list[str]:
+    """The modules that train fully and are saved with the adapters: the model's task head (``find_heads``) and the
+    ``modules_to_save`` a config names, which must exist."""
+    names = {name for name, _ in model.named_modules()}
+    missing = [name for name in extra if name not in names]
+    if missing:
+        raise ConfigError(f"modules_to_save names {missing}, which the model does not have."
+                          f"{closest(missing[0], sorted(n for n in names if n))} Use paths as print(model) shows them.")
+    return list(dict.fromkeys(find_heads(model) + list(extra)))
+
+
 class FrozenBackbone(nn.Module):
-    """A frozen ``base_model`` with its architecture resolved and its task heads found (not yet trainable: each
+    """A frozen ``base_model`` with its blocks and its task heads found (not yet trainable: each
     subclass decides which head parts train). ``backbone_params`` counts what stays frozen."""
 
     # The base models' task losses are means over the batch: the Trainer must not rescale them as if they were sums
@@ -42,12 +54,13 @@ class FrozenBackbone(nn.Module):
     def __init__(self, base_model: nn.Module, config: SlaftConfig) -> None:
         super().__init__()
         self.base_model, self.slaft_config = base_model, config
-        self.arch = resolve_architecture(base_model, config.architecture)
-        config.architecture = self.arch.name
-        if config.base_model_name_or_path is None:
-            config.base_model_name_or_path = getattr(getattr(base_model, "config", None), "_name_or_path", None)
+        self.blocks = find_blocks(base_model, config.block_lists)
+        if config.base_model_name_or_path is None:  # a copy: the caller's config stays as it was
+            config = dataclasses.replace(config, base_model_name_or_path=getattr(
+                getattr(base_model, "config", None), "_name_or_path", None))
+            self.slaft_config = config
         base_model.requires_grad_(False)
-        self.head_names = find_heads(base_model, self.arch, config.modules_to_save or ())
+        self.head_names = task_heads(base_model, config.modules_to_save or ())
         self.backbone_params = sum(p.numel() for n, p in base_model.named_parameters()
                                    if CONTAINER not in n and not self.is_head(n))
 
@@ -62,7 +75,7 @@ class FrozenBackbone(nn.Module):
 
     def slaft_modules(self):
         """(layer, site, module) of every slaft module now in the model."""
-        return iter_modules(self.base_model, self.arch)
+        return iter_modules(self.base_model, self.blocks)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
@@ -97,5 +110,5 @@ class FrozenBackbone(nn.Module):
             if width:
                 spec = self.candidate.get(layer, site)
                 acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
-                modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts))
+                modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts, spec.host))
         return Structure(modules=modules, discrete=True, num_layers=self.candidate.num_layers)

@@ -53,10 +53,15 @@ class PromptEncoder:
                               f"tokens) and the longest answer; pass a larger --max-length.")
         self.text_budget = room // len(spec.text_columns)
 
+    def _chat(self, messages: list[dict], add_generation_prompt: bool = False) -> list[int]:
+        """Token ids of ``messages`` in the chat template (a plain list under transformers 4 and 5 alike: 5 returns
+        a dict unless told not to)."""
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                       tokenize=True, return_dict=False))
+
     def prompt_ids(self, prompt: str) -> list[int]:
         if self.chat:
-            return list(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                           add_generation_prompt=True, tokenize=True))
+            return self._chat([{"role": "user", "content": prompt}], add_generation_prompt=True)
         return self.tokenizer(prompt + "\nAnswer:")["input_ids"]
 
     def answer_ids(self, answer: str) -> list[int]:
@@ -65,9 +70,8 @@ class PromptEncoder:
         GGUF tokenizer names <|im_start|>); without one, the answer and the eos token."""
         if self.chat:
             user = [{"role": "user", "content": "x"}]
-            head = list(self.tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True))
-            turn = list(self.tokenizer.apply_chat_template(user + [{"role": "assistant", "content": answer}],
-                                                           tokenize=True))
+            head = self._chat(user, add_generation_prompt=True)
+            turn = self._chat(user + [{"role": "assistant", "content": answer}])
             if turn[:len(head)] == head and len(turn) > len(head):
                 tail = turn[len(head):]
                 special = set(self.tokenizer.all_special_ids) | set(self.tokenizer.get_added_vocab().values())

@@ -10,19 +10,22 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .sites import SITE_NAMES
+from .sites import SITE_NAMES, is_known_site
 
 ACTIVATIONS = ("identity", "relu", "gelu", "silu", "tanh")
 ALLOCATORS = ("importance", "gates")
 SCOPES = ("global", "layer")
-# LoRA on every linear of a block. The bottleneck adapters (attn_adapter, ffn_adapter, parallel_adapter) stay
-# available through ``sites``. The default leaves them out because no measurement keeps them: with an adapter after
-# each feed-forward block, protocol 2's budget runs at LoRA q,v's size scored 1.0 lower over four tasks and five
-# seeds, and its λ-mode runs tied while keeping a third more parameters (BENCHMARKS.md).
-DEFAULT_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_gate", "lora_ffn_in", "lora_ffn_out")
+# The default candidate space (``sites`` unset) is LoRA on every linear of every block. The bottleneck adapters
+# (attn_adapter, ffn_adapter, parallel_adapter) stay available through ``sites``. The default leaves them out because
+# no measurement keeps them: with an adapter after each feed-forward block, protocol 2's budget runs at LoRA q,v's
+# size scored 1.0 lower over four tasks and five seeds, and its λ-mode runs tied while keeping a third more
+# parameters (BENCHMARKS.md).
+SITE_HELP = (f"named sites {SITE_NAMES} (those a block has), or lora:<path of a linear in the block> for any "
+             "other linear")
 
 
 class ConfigError(ValueError):
@@ -43,7 +46,8 @@ def list_entries(entries) -> list[tuple[str, str, str]]:
 
 
 # Fields of older configs (slaft 0.1) that no longer mean anything; they are dropped when loading.
-RETIRED_FIELDS = ("budget_tolerance", "gate_init_keep", "penalty_warmup_ratio", "search_steps", "adapter_dropout")
+RETIRED_FIELDS = ("budget_tolerance", "gate_init_keep", "penalty_warmup_ratio", "search_steps", "adapter_dropout",
+                  "architecture")  # architecture: the table of slaft <= 0.2; blocks are found from the model now
 
 
 @dataclass
@@ -57,8 +61,25 @@ class SlaftConfig:
     # The candidate space
     sites: Optional[list[str]] = field(
         default=None,
-        metadata={"help": f"Candidate sites in every block, among {SITE_NAMES}. Default: LoRA on every linear of "
-                          "the block (those the architecture has); add e.g. ffn_adapter for a bottleneck adapter."},
+        metadata={"help": f"Candidate sites in every block: {SITE_HELP}. Default: LoRA on every linear of every "
+                          "block; name sites to narrow it, or to add e.g. ffn_adapter for a bottleneck adapter."},
+    )
+    target_modules: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "As peft's target_modules: the linears that get low-rank candidates, by name (a module "
+                          "name equal to or ending in '.NAME', e.g. q_proj v_proj), by regular expression (a Python "
+                          "string, matched against the whole module name), or all-linear. Default: every linear of "
+                          "every block (a mixture's routers aside)."},
+    )
+    exclude_modules: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "As peft's exclude_modules: linears (names or a regular expression, as target_modules) "
+                          "that get no candidate."},
+    )
+    block_lists: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "Paths of the model's block lists (nn.ModuleList), e.g. model.layers. Default: found from "
+                          "the model (its outermost module lists whose elements hold linears)."},
     )
     layers: Optional[list[int]] = field(
         default=None, metadata={"help": "Blocks that get candidates (0-based). Default: every block."}
@@ -162,7 +183,6 @@ class SlaftConfig:
 
     # Bookkeeping written by slaft itself
     base_model_name_or_path: Optional[str] = field(default=None, metadata={"help": "Base model id or path."})
-    architecture: Optional[str] = field(default=None, metadata={"help": "Architecture table entry to use."})
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -172,10 +192,25 @@ class SlaftConfig:
         if self.sites is not None:
             self.sites = tuple(self.sites)
             if not self.sites:
-                raise ConfigError(f"sites is empty: name at least one of {SITE_NAMES}, or leave it unset.")
+                raise ConfigError(f"sites is empty: name at least one ({SITE_HELP}), or leave it unset.")
             for site in self.sites:
-                if site not in SITE_NAMES:
-                    raise ConfigError(f"Unknown site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_NAMES}.")
+                if not is_known_site(site):
+                    raise ConfigError(f"Unknown site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_HELP}.")
+        for name in ("target_modules", "exclude_modules"):
+            value = getattr(self, name)
+            if value is None or isinstance(value, str):
+                if isinstance(value, str):
+                    try:
+                        re.compile(value)
+                    except re.error as err:
+                        raise ConfigError(f"{name}={value!r} is not a valid regular expression ({err}).") from err
+                continue
+            value = tuple(str(v) for v in value)
+            if not value:
+                raise ConfigError(f"{name} is empty: name at least one module, or leave it unset.")
+            setattr(self, name, "all-linear" if value == ("all-linear",) else value)
+        if self.block_lists is not None:
+            self.block_lists = tuple(self.block_lists)
         if self.layers is not None:
             self.layers = tuple(int(i) for i in self.layers)
             if not self.layers or min(self.layers) < 0:
@@ -212,8 +247,8 @@ class SlaftConfig:
                               f"Known: {ALLOCATORS}.")
         self.prior_sites = tuple(self.prior_sites)
         for site in self.prior_sites:
-            if site not in SITE_NAMES:
-                raise ConfigError(f"Unknown prior site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_NAMES}.")
+            if not is_known_site(site):
+                raise ConfigError(f"Unknown prior site {site!r}.{closest(site, SITE_NAMES)} Known sites: {SITE_HELP}.")
         if not 1.0 <= self.prior_weight <= 1e6:
             raise ConfigError(f"prior_weight must be in [1, 1e6] (1 = no preference), got {self.prior_weight}.")
         if self.importance_scope not in SCOPES:

@@ -3,13 +3,13 @@ one paragraph with exit code 2; anything else is a bug and keeps its traceback."
 
 from __future__ import annotations
 
-from .architectures import ArchitectureError
 from .config import ConfigError
 from .data import DataError
+from .discovery import DiscoveryError
 from .io import AdapterLoadError
 from .loading import ModelLoadError
 from .model import NonFiniteError
 from .runs import OutputDirError
 
-USER_ERRORS = (ConfigError, DataError, AdapterLoadError, ModelLoadError, ArchitectureError, OutputDirError,
+USER_ERRORS = (ConfigError, DataError, AdapterLoadError, ModelLoadError, DiscoveryError, OutputDirError,
                NonFiniteError)

@@ -111,7 +111,7 @@ def generate_text(directory: str | Path, prompt: str, *, max_new_tokens: int = 6
                                "use `slaft eval` to score a classification run.")
     if getattr(tokenizer, "chat_template", None):
         ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt")
+                                            return_tensors="pt", return_dict=False)
     else:
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     ids = ids.to(next(model.parameters()).device)

@@ -2,58 +2,98 @@
 
 Every site uses the same mechanism, a forward hook on an existing module that adds the slaft module's delta to the
 host's output, so the backbone's parameter names never change (its state dict stays a plain transformers one) and
-removing a module is deleting its entry: the hook then passes the output through untouched. Which module hosts a
-site, and what the site reads, comes from the site table (``sites.py``).
+removing a module is deleting its entry: the hook then passes the output through untouched. Which linear hosts a
+site in which block, and what the site reads, comes from the blocks ``discovery.py`` found and the site table
+(``sites.py``).
 """
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .architectures import ArchitectureSpec, find_layers, find_linear
-from .config import DEFAULT_SITES, ConfigError, SlaftConfig
+from .config import ConfigError, SlaftConfig, closest
+from .discovery import CONTAINER, Block
 from .gates import UnitGate
 from .modules import BottleneckAdapter, LowRankUpdate
-from .sites import LORA, PARALLEL, SITES
+from .sites import LORA, PARALLEL, SiteHosts, block_sites, is_path_site, site
 from .structure import ModuleSpec, Structure
 
-CONTAINER = "slaft_modules"
+
+def matches(name: str, patterns) -> bool:
+    """peft's rule for ``target_modules`` / ``exclude_modules``: a string is a regular expression the whole module
+    name must match; a list holds names a module name must equal or end with (after a dot)."""
+    if patterns is None:
+        return False
+    if isinstance(patterns, str):
+        return patterns == "all-linear" or re.fullmatch(patterns, name) is not None
+    return any(name == p or name.endswith("." + p) for p in patterns)
 
 
-def candidate_structure(model: nn.Module, arch: ArchitectureSpec, config: SlaftConfig) -> Structure:
-    """The full candidate space the config asks for, as data."""
-    layers = find_layers(model, arch)
-    possible = arch.sites()
+def _chosen_sites(block: Block, offered: dict[str, SiteHosts], config: SlaftConfig) -> list[str]:
+    """The block's sites the config asks for: ``sites`` (default: a low-rank update on every linear), the low-rank
+    ones narrowed to the linears ``target_modules`` names and without those ``exclude_modules`` names."""
     if config.sites is None:
-        sites = tuple(s for s in DEFAULT_SITES if s in possible)
-    else:
-        sites = config.sites
-        missing = [s for s in sites if s not in possible]
-        if missing:
-            raise ConfigError(f"Site(s) {missing} do not exist in {arch.name!r} models, which offer {possible}. "
-                              "Remove them from --sites.")
-    chosen = config.layers if config.layers is not None else tuple(range(len(layers)))
-    bad = sorted(i for i in chosen if i >= len(layers))
+        names = [name for name in offered if site(name).kind == LORA]
+    else:  # the config's order (the order modules are built in)
+        named = [name for name in config.sites if name in offered]
+        names = named + [name for name in offered if name not in named and name in config.sites]
+    kept = []
+    for name in names:
+        if site(name).kind == LORA:
+            full = f"{block.path}.{offered[name].host.path}"
+            if config.target_modules is not None and not matches(full, config.target_modules):
+                continue
+            if matches(full, config.exclude_modules):
+                continue
+        kept.append(name)
+    return kept
+
+
+def candidate_structure(blocks: list[Block], config: SlaftConfig) -> Structure:
+    """The full candidate space the config asks for, as data."""
+    chosen = config.layers if config.layers is not None else tuple(range(len(blocks)))
+    bad = sorted(i for i in chosen if i >= len(blocks))
     if bad:
-        raise ConfigError(f"Layer(s) {bad} out of range: the model has {len(layers)} blocks, numbered 0 to "
-                          f"{len(layers) - 1}. Fix --layers.")
+        raise ConfigError(f"Layer(s) {bad} out of range: the model has {len(blocks)} blocks, numbered 0 to "
+                          f"{len(blocks) - 1}. Fix --layers.")
+    offered = [block_sites(block) for block in blocks]
+    if config.sites is not None:
+        everywhere = {name for sites in offered for name in sites}
+        missing = [s for s in config.sites if s not in everywhere]
+        if missing:
+            names = sorted(everywhere, key=lambda n: (site(n).kind == LORA, n))
+            hint = "".join(closest(m, names) for m in missing[:1])
+            raise ConfigError(f"Site(s) {missing} exist in no block of this model.{hint} Its blocks offer {names}. "
+                              "Remove them from --sites (or name linears with --target-modules).")
     modules = []
     for i in sorted(set(chosen)):
-        for site in sites:
-            host = find_linear(layers[i], arch, SITES[site].host)
-            if SITES[site].kind == LORA:
+        for name in _chosen_sites(blocks[i], offered[i], config):
+            host = offered[i][name].host
+            if site(name).kind == LORA:
                 widest = min(host.in_features, host.out_features)
-                spec = ModuleSpec(i, site, config.lora_rank, host.in_features, host.out_features)
+                rank = config.lora_rank
+                if config.sites is None and is_path_site(name) and rank > widest:  # Mamba's narrow dt_proj
+                    rank = widest - widest % config.rank_block
+                    if not rank:
+                        continue
+                spec = ModuleSpec(i, name, rank, host.in_features, host.out_features, host=host.path)
             else:
                 widest = host.out_features
-                spec = ModuleSpec(i, site, config.adapter_width, widest, widest, tuple(config.activations))
+                spec = ModuleSpec(i, name, config.adapter_width, widest, widest, tuple(config.activations),
+                                  host=host.path)
             if spec.width > widest:
                 what = "lora_rank" if spec.kind == LORA else "adapter_width"
-                raise ConfigError(f"{what}={spec.width} is more than {site} in {arch.name!r} models can use (at most "
-                                  f"{widest}: its linear is {host.in_features} -> {host.out_features}); lower it.")
+                raise ConfigError(f"{what}={spec.width} is more than {name} in block {i} can use (at most "
+                                  f"{widest}: its linear {host.path} is {host.in_features} -> {host.out_features}); "
+                                  "lower it.")
             modules.append(spec)
-    return Structure(modules=modules, discrete=False, num_layers=len(layers))
+    if not modules:
+        raise ConfigError("The candidate space is empty: no linear of any block fits --sites, --target-modules and "
+                          "--exclude-modules together. Widen them.")
+    return Structure(modules=modules, discrete=False, num_layers=len(blocks))
 
 
 def build_module(spec: ModuleSpec, config: SlaftConfig, *, gated: bool) -> nn.Module:
@@ -71,85 +111,119 @@ def build_module(spec: ModuleSpec, config: SlaftConfig, *, gated: bool) -> nn.Mo
                              hard_choice=config.hard_choice, gate=gate)
 
 
-def _add_delta(container: nn.ModuleDict, site: str, x, out):
-    if site not in container:
+def _add_delta(container: nn.ModuleDict, name: str, x, out):
+    if name not in container:
         return out
-    module = container[site]
+    module = container[name]
     x = x.to(next(module.parameters()).dtype)
     if isinstance(module, LowRankUpdate):
         return module(x, out)  # adds into out in one GEMM
     return out + module(x).to(out.dtype)
 
 
-def _hook(container: nn.ModuleDict, site: str, reads_output: bool):
-    def hook(_module, args, output):
-        return _add_delta(container, site, output if reads_output else args[0], output)
+class _AddDelta:
+    """The forward hook of one site: adds the module's delta (of the host's input or output) to the host's output.
+    An object, not a closure, so ``copy.deepcopy`` of a model gives the copy hooks on its own modules."""
 
-    return hook
+    def __init__(self, container: nn.ModuleDict, key: str, reads_output: bool) -> None:
+        self.container, self.key, self.reads_output = container, key, reads_output
 
-
-def _attach_parallel(block: nn.Module, arch: ArchitectureSpec, container: nn.ModuleDict, site: str):
-    source, sink = block.get_submodule(arch.ffn_input), find_linear(block, arch, SITES[site].host)
-    if source is sink:
-        return [sink.register_forward_hook(_hook(container, site, reads_output=False))]
-    cache: dict[str, object] = {}
-
-    def remember_input(_module, args):
-        cache["x"] = args[0]
-
-    def add_parallel(_module, _args, output):
-        x = cache.pop("x", None)
-        return output if x is None else _add_delta(container, site, x, output)
-
-    return [source.register_forward_pre_hook(remember_input), sink.register_forward_hook(add_parallel)]
+    def __call__(self, _module, args, output):
+        return _add_delta(self.container, self.key, output if self.reads_output else args[0], output)
 
 
-def attach(model: nn.Module, arch: ArchitectureSpec, structure: Structure, config: SlaftConfig,
+class _ParallelDelta:
+    """The two hooks of a parallel adapter: remember the source linear's input, add the delta to the sink's output."""
+
+    def __init__(self, container: nn.ModuleDict, key: str) -> None:
+        self.container, self.key, self.cache = container, key, {}
+
+    def remember_input(self, _module, args):
+        self.cache["x"] = args[0]
+
+    def add(self, _module, _args, output):
+        x = self.cache.pop("x", None)
+        return output if x is None else _add_delta(self.container, self.key, x, output)
+
+
+def _attach_parallel(block: nn.Module, hosts: SiteHosts, container: nn.ModuleDict, key: str):
+    source, sink = block.get_submodule(hosts.source.path), block.get_submodule(hosts.host.path)
+    hook = _ParallelDelta(container, key)
+    return [source.register_forward_pre_hook(hook.remember_input), sink.register_forward_hook(hook.add)]
+
+
+def module_key(name: str) -> str:
+    """The key of site ``name``'s module in its block's ``slaft_modules`` (module names cannot hold dots)."""
+    return name.replace(".", "-")
+
+
+def site_of_key(key: str) -> str:
+    return key.replace("-", ".")
+
+
+def block_module(model: nn.Module, block: Block) -> nn.Module:
+    return model.get_submodule(block.path)
+
+
+def host_module(model: nn.Module, block: Block, name: str) -> nn.Module:
+    """The linear that hosts site ``name`` in ``block``."""
+    return block_module(model, block).get_submodule(block_sites(block)[name].host.path)
+
+
+def attach(model: nn.Module, blocks: list[Block], structure: Structure, config: SlaftConfig,
            *, gated: bool) -> list[RemovableHandle]:
     """Create the modules of ``structure`` inside ``model`` and register their hooks. Returns the hook handles."""
-    layers = find_layers(model, arch)
     handles: list[RemovableHandle] = []
     by_layer: dict[int, list[ModuleSpec]] = {}
     for spec in structure.modules:
         by_layer.setdefault(spec.layer, []).append(spec)
     for index, specs in sorted(by_layer.items()):
-        block = layers[index]
+        block, offered = block_module(model, blocks[index]), block_sites(blocks[index])
         container = nn.ModuleDict()
         block.add_module(CONTAINER, container)
         ref = next(block.parameters())
         for spec in specs:
-            container[spec.site] = build_module(spec, config, gated=gated).to(device=ref.device)
+            container[module_key(spec.site)] = build_module(spec, config, gated=gated).to(device=ref.device)
         # Low-rank hooks first: a serial adapter on the same linear must see the updated output.
         for spec in sorted(specs, key=lambda s: s.kind != LORA):
-            site = SITES[spec.site]
-            if site.kind == PARALLEL:
-                handles.extend(_attach_parallel(block, arch, container, spec.site))
+            found = offered.get(spec.site)
+            if found is None or (spec.host and spec.host != found.host.path) or \
+                    (spec.kind == LORA and (spec.in_features, spec.out_features) !=
+                     (found.host.in_features, found.host.out_features)):
+                raise ConfigError(f"Block {index} of this model has no site {spec.site!r} at {spec.host or 'its'} "
+                                  f"linear of shape {spec.in_features} -> {spec.out_features}: the structure was "
+                                  "built on another model.")
+            where = site(spec.site)
+            if where.kind == PARALLEL:
+                handles.extend(_attach_parallel(block, offered[spec.site], container, module_key(spec.site)))
             else:
-                host = find_linear(block, arch, site.host)
-                handles.append(host.register_forward_hook(_hook(container, spec.site, site.reads == "output")))
+                host = block.get_submodule(offered[spec.site].host.path)
+                handles.append(host.register_forward_hook(_AddDelta(container, module_key(spec.site),
+                                                                    where.reads == "output")))
     return handles
 
 
-def iter_modules(model: nn.Module, arch: ArchitectureSpec):
+def iter_modules(model: nn.Module, blocks: list[Block]):
     """(layer index, site, module) for every slaft module currently in the model."""
-    for index, block in enumerate(find_layers(model, arch)):
-        container = getattr(block, CONTAINER, None)
+    for index, block in enumerate(blocks):
+        container = getattr(block_module(model, block), CONTAINER, None)
         if container is None:
             continue
-        for site, module in container.items():
-            yield index, site, module
+        for key, module in container.items():
+            yield index, site_of_key(key), module
 
 
-def remove_module(model: nn.Module, arch: ArchitectureSpec, layer: int, site: str) -> None:
+def remove_module(model: nn.Module, blocks: list[Block], layer: int, name: str) -> None:
     """Delete one module; its hook then passes the host's output through."""
-    del getattr(find_layers(model, arch)[layer], CONTAINER)[site]
+    del getattr(block_module(model, blocks[layer]), CONTAINER)[module_key(name)]
 
 
-def detach(model: nn.Module, arch: ArchitectureSpec, handles: list[RemovableHandle]) -> None:
+def detach(model: nn.Module, blocks: list[Block], handles: list[RemovableHandle]) -> None:
     """Remove every hook and every ``slaft_modules`` dict: the plain model again."""
     for handle in handles:
         handle.remove()
     handles.clear()
-    for block in find_layers(model, arch):
-        if hasattr(block, CONTAINER):
-            delattr(block, CONTAINER)
+    for block in blocks:
+        module = block_module(model, block)
+        if hasattr(module, CONTAINER):
+            delattr(module, CONTAINER)

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .architectures import architecture_for_model_type
 
 
 class ModelLoadError(ValueError):
@@ -72,9 +71,8 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
     """A sequence-classification (num_labels > 1) or regression (num_labels == 1) model and its tokenizer; with
     ``causal_lm`` the model with its language-model head instead (``num_labels`` is then unused)."""
     path, extra = resolve_model_path(name_or_path)
-    try:  # the config first: an unsupported architecture fails before any weights are read
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
-        architecture_for_model_type(config.model_type)
+    try:  # the config first: a directory that is no model fails before any weights are read
+        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err
     try:

@@ -11,15 +11,15 @@ import torch
 from torch import nn
 
 from .version import __version__
-from .architectures import ArchitectureError, find_layers, find_linear
 from .backbone import FrozenBackbone
 from .config import ConfigError, SlaftConfig
-from .inject import CONTAINER, attach, candidate_structure, detach, remove_module
+from .discovery import DiscoveryError
+from .inject import CONTAINER, attach, candidate_structure, detach, host_module, remove_module
 from .io import AdapterLoadError, read_payload, read_tensors, write_adapter
-from .merge import MergeReport, fold_low_rank, fold_serial, zero_bias
+from .merge import MergeReport, fold_low_rank, fold_serial, reloadable_bias
 from .modules import LowRankUpdate
 from .search import StructureSearch
-from .sites import LORA, SITES
+from .sites import LORA, block_sites, site
 from .structure import Structure
 
 SEARCH_STATE = ("slaft_budget", "slaft_importance_updates")  # buffers a search-phase checkpoint must carry
@@ -69,10 +69,11 @@ class SlaftModel(FrozenBackbone):
         super().__init__(base_model, config)
         for name in self.head_names:
             base_model.get_submodule(name).requires_grad_(True)
-        self.candidate = candidate_structure(base_model, self.arch, config)
+        config = self.slaft_config
+        self.candidate = candidate_structure(self.blocks, config)
         self.discrete = structure is not None and structure.discrete
         self.structure_data = structure if structure is not None else self.candidate
-        self._handles = attach(base_model, self.arch, self.structure_data, config, gated=not self.discrete)
+        self._handles = attach(base_model, self.blocks, self.structure_data, config, gated=not self.discrete)
         self.target = None if self.discrete else config.resolve_target(self.backbone_params,
                                                                         self.candidate.num_params)
         self.register_buffer("slaft_budget", torch.tensor(-1, dtype=torch.long))
@@ -127,14 +128,14 @@ class SlaftModel(FrozenBackbone):
         masks = self.search.final_masks()
         learned = self.structure_with(lambda layer, site, _: masks[(layer, site)])
         removed = list(self.structure_parameters())
-        for layer, site, module in list(self.slaft_modules()):
+        for layer, name, module in list(self.slaft_modules()):
             removed += list(module.gate.parameters())  # the hard-concrete logits, if any
-            keep = masks[(layer, site)]
+            keep = masks[(layer, name)]
             if keep.any():
                 module.prune_(keep, optimizer)
             else:
                 removed += list(module.parameters())
-                remove_module(self.base_model, self.arch, layer, site)
+                remove_module(self.base_model, self.blocks, layer, name)
         remove_from_optimizer(optimizer, removed)
         self.search, self.target = None, None
         self.structure_data, self.discrete = learned, True
@@ -155,38 +156,26 @@ class SlaftModel(FrozenBackbone):
         """Fold every linear path into the base weights (decides the structure first). Returns what was folded."""
         self.discretize()
         report = MergeReport()
-        blocks = find_layers(self.base_model, self.arch)
         modules = list(self.slaft_modules())
         # Low-rank updates first: a serial adapter on the same linear sees the updated output.
-        for layer, site, module in sorted(modules, key=lambda item: SITES[item[1]].kind != LORA):
-            host = find_linear(blocks[layer], self.arch, SITES[site].host)
-            key = f"{layer}.{site}"
+        for layer, name, module in sorted(modules, key=lambda item: site(item[1]).kind != LORA):
+            host = host_module(self.base_model, self.blocks[layer], name)
+            key = f"{layer}.{name}"
             if isinstance(module, LowRankUpdate):
                 fold_low_rank(host, module, key)
-            elif SITES[site].reads == "output" and module.activations == ("identity",):
+            elif site(name).reads == "output" and module.activations == ("identity",) and \
+                    reloadable_bias(self.base_model, self.blocks, layer, block_sites(self.blocks[layer])[name].host.path):
                 fold_serial(host, module, key)
             else:
                 report.kept.append(f"{key} ({module.chosen_activation()})")
                 continue
-            remove_module(self.base_model, self.arch, layer, site)
+            remove_module(self.base_model, self.blocks, layer, name)
             report.folded.append(key)
-        self._complete_bias_groups()
-        left = {(layer, site) for layer, site, _ in self.slaft_modules()}
+        left = {(layer, name) for layer, name, _ in self.slaft_modules()}
         self.structure_data = Structure([m for m in self.structure_data.modules if (m.layer, m.site) in left], True,
                                         self.structure_data.num_layers)
         self.merged = True
         return report
-
-    def _complete_bias_groups(self) -> None:
-        """Where merging gave one linear of a config-controlled group a bias, give all of them one (zeros) and set
-        the config flag, so the merged model reloads as a plain checkpoint (e.g. Llama's attention_bias)."""
-        blocks = find_layers(self.base_model, self.arch)
-        for flag, roles in self.arch.bias_groups.items():
-            linears = [find_linear(block, self.arch, role) for block in blocks for role in roles]
-            if any(linear.bias is not None for linear in linears):
-                for linear in linears:
-                    zero_bias(linear)
-                setattr(self.base_model.config, flag, True)
 
     def merge_and_unload(self) -> nn.Module:
         """Merge, then return the plain transformers model; refuses if a nonlinear module survived."""
@@ -201,7 +190,7 @@ class SlaftModel(FrozenBackbone):
 
     def unload(self) -> nn.Module:
         """Remove every slaft module and hook; return the base model (weights as they are now)."""
-        detach(self.base_model, self.arch, self._handles)
+        detach(self.base_model, self.blocks, self._handles)
         return self.base_model
 
     # Save / load -------------------------------------------------------------------------------------------------
@@ -260,8 +249,12 @@ class SlaftModel(FrozenBackbone):
             raise AdapterLoadError(f"{directory} holds no valid slaft adapter config ({err}).") from err
         try:
             model = cls(base_model, config, structure if payload.get("phase") == "discrete" else None)
-        except (ConfigError, ArchitectureError) as err:
+        except (ConfigError, DiscoveryError) as err:
             raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: {err}") from err
+        saved = Structure.from_dict(payload["candidate"]) if "candidate" in payload else None
+        if saved is not None and not saved.fits(model.candidate):
+            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: it was built on blocks "
+                                   "whose linears differ from this model's (another architecture or size).")
         if check_base and payload.get("base_fingerprint") and model.base_fingerprint() != payload["base_fingerprint"]:
             raise AdapterLoadError(
                 f"The adapters in {directory} were trained on a different base model (base recorded: "

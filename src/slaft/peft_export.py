@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from .architectures import layers_path
 from .io import AdapterLoadError
 from .modules import LowRankUpdate
-from .sites import LORA, SITES
+from .sites import LORA, block_sites
 
 TASK_HEADS = {"classifier", "score"}  # peft's SEQ_CLS task type saves these by itself
 
@@ -35,15 +34,14 @@ def to_peft(model):
         raise PeftExportError(
             f"peft's LoRA cannot express {len(other)} kept module(s) of this structure: {', '.join(other)}. Export "
             "without --format peft (slaft's own format keeps them), or train with LoRA sites only "
-            "(--sites lora_q lora_k lora_v lora_o lora_ffn_in lora_ffn_out)."
+            "(leave --sites unset, or name only lora_* sites)."
         )
     if not structure.modules:
         raise PeftExportError("The structure kept no module: there is no LoRA adapter to export.")
-    prefix = layers_path(model.base_model, model.arch)
     weights, ranks, alphas = {}, {}, {}
-    for layer, site, module in model.slaft_modules():
+    for layer, site_name, module in model.slaft_modules():
         assert isinstance(module, LowRankUpdate)
-        name = f"{prefix}.{layer}.{model.arch.linears[SITES[site].host]}"
+        name = f"{model.blocks[layer].path}.{block_sites(model.blocks[layer])[site_name].host.path}"
         weights[name] = (module.lora_A.detach().clone(), module.lora_B.detach().clone())
         ranks[name], alphas[name] = module.width, module.scaling * module.width
     heads = [name for name in model.head_names if name.split(".")[-1] not in TASK_HEADS]
@@ -53,9 +51,16 @@ def to_peft(model):
     config = LoraConfig(task_type=task_type, target_modules=sorted(ranks), r=ranks[first], lora_alpha=alphas[first],
                         rank_pattern=ranks, alpha_pattern=alphas, lora_dropout=0.0, modules_to_save=heads or None)
     peft_model = get_peft_model(base, config)
+    inner = peft_model.base_model.model
+    missed = [name for name in weights if not hasattr(inner.get_submodule(name), "lora_A")]
+    if missed:
+        raise PeftExportError(
+            f"peft placed no LoRA on {len(missed)} of the structure's linears ({', '.join(missed[:3])}...): its own "
+            f"conversion of target names for {type(inner).__name__} rewrote them. Export without --format peft "
+            "(slaft's own format, or --merge) keeps them.")
     with torch.no_grad():
         for name, (a, b) in weights.items():
-            layer = peft_model.base_model.model.get_submodule(name)
+            layer = inner.get_submodule(name)
             layer.lora_A["default"].weight.copy_(a)
             layer.lora_B["default"].weight.copy_(b)
     return peft_model

@@ -18,6 +18,7 @@ import torch
 from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
+from . import compat
 from .causal_lm import CausalCollator, evaluate_causal, tokenize_causal
 from .config import ConfigError, SlaftConfig, list_entries
 from .data import DataError, TaskData, load_task, tokenize_task
@@ -140,8 +141,8 @@ class TrainJob:
 
 
 def training_arguments(job: TrainJob, output_dir: Path) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(output_dir), num_train_epochs=job.epochs, per_device_train_batch_size=job.batch_size,
+    return compat.training_arguments(
+        str(output_dir), num_train_epochs=job.epochs, per_device_train_batch_size=job.batch_size,
         per_device_eval_batch_size=job.eval_batch_size, learning_rate=job.learning_rate,
         weight_decay=job.weight_decay, warmup_ratio=job.warmup_ratio, lr_scheduler_type="linear",
         logging_steps=job.logging_steps, save_strategy="steps", save_steps=job.save_steps, save_total_limit=2,

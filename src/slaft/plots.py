@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .sites import SITES
+from .sites import site
 from .structure import Structure
 
 _SHORT = {"identity": "id", "relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh"}
@@ -43,7 +43,10 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
                 light = np.nan_to_num(kept[row, column]) < 0.6
                 ax.text(column, row, labels[row][column], ha="center", va="center", fontsize=7,
                         color="white" if light else "black")
-    ax.set_xticks(range(len(sites)), [SITES[s].label for s in sites], fontsize=8)
+    hosts = candidate.hosts()  # the model's own names for the sites' linears (GPT-2's attn.c_attn, T5's ...q)
+    ticks = [f"{site(s).label}\n{hosts[s]}" if s in hosts and hosts[s] != site(s).label else site(s).label
+             for s in sites]
+    ax.set_xticks(range(len(sites)), ticks, fontsize=7, rotation=30, ha="right")
     ax.set_yticks(range(layers), [f"block {i}" for i in range(layers)], fontsize=8)
     ratio = learned.num_params / max(candidate.num_params, 1)
     ax.set_title(f"{title}\n{learned.num_sites}/{candidate.num_sites} modules, {learned.num_params:,} of "

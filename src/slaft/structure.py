@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sites import LORA, SITE_NAMES, SITES, module_cost
+from .sites import LORA, module_cost, site, site_order
 
 STRUCTURE_FORMAT = 2  # 2: LoRA modules keep alpha / r as their scale (slaft >= 0.2); 1 folded it into B
 
@@ -28,10 +28,11 @@ class ModuleSpec:
     in_features: int
     out_features: int
     activations: tuple[str, ...] = ()   # bottleneck only: the candidates, or the single chosen one
+    host: str = ""                      # the host linear's path inside its block (e.g. "attn.c_attn")
 
     @property
     def kind(self) -> str:
-        return SITES[self.site].kind
+        return site(self.site).kind
 
     @property
     def key(self) -> str:
@@ -44,7 +45,7 @@ class ModuleSpec:
     @property
     def is_linear(self) -> bool:
         """True when merging can fold the module into its host's weights."""
-        return self.kind == LORA or (SITES[self.site].reads == "output" and self.activations == ("identity",))
+        return self.kind == LORA or (site(self.site).reads == "output" and self.activations == ("identity",))
 
     def describe(self) -> str:
         if self.kind == LORA:
@@ -73,8 +74,14 @@ class Structure:
         return next((m for m in self.modules if m.layer == layer and m.site == site), None)
 
     def sites(self) -> list[str]:
-        present = {m.site for m in self.modules}
-        return [s for s in SITE_NAMES if s in present]
+        return sorted({m.site for m in self.modules}, key=site_order)
+
+    def hosts(self) -> dict[str, str]:
+        """Each site's host linear, by its path in the block, where every block has it at one path."""
+        paths: dict[str, set[str]] = {}
+        for m in self.modules:
+            paths.setdefault(m.site, set()).add(m.host)
+        return {name: next(iter(p)) for name, p in paths.items() if len(p) == 1 and "" not in p}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,16 @@ class Structure:
         modules = [ModuleSpec(**{**m, "activations": tuple(m.get("activations", ()))}) for m in data["modules"]]
         return cls(modules=modules, discrete=bool(data["discrete"]), num_layers=int(data["num_layers"]))
 
+    def fits(self, other: "Structure") -> bool:
+        """Whether the modules of both sit on the same linears (layer, site, host, shape); a structure saved before
+        hosts were recorded fits any."""
+        def places(structure):
+            return {(m.layer, m.site, m.host, m.in_features, m.out_features) for m in structure.modules}
+
+        if any(not m.host for m in self.modules):
+            return True
+        return places(self) == places(other)
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -104,7 +121,7 @@ class Structure:
         mine = {(m.layer, m.site): m for m in self.modules}
         theirs = {(m.layer, m.site): m for m in other.modules}
         lines = []
-        for layer, site in sorted(set(mine) | set(theirs), key=lambda k: (k[0], SITE_NAMES.index(k[1]))):
+        for layer, site in sorted(set(mine) | set(theirs), key=lambda k: (k[0], site_order(k[1]))):
             a, b = mine.get((layer, site)), theirs.get((layer, site))
             if a != b:
                 left, right = (a.describe() if a else "-"), (b.describe() if b else "-")
@@ -116,12 +133,17 @@ class Structure:
         sites = self.sites()
         if not sites:
             return "(no modules)"
-        cells = [[(spec.describe() if (spec := self.get(layer, site)) else ".") for site in sites]
+        cells = [[(spec.describe() if (spec := self.get(layer, name)) else ".") for name in sites]
                  for layer in range(self.num_layers)]
-        labels = [SITES[site].label for site in sites]
+        labels = [site(name).label for name in sites]
         widths = [max(len(labels[j]), *(len(row[j]) for row in cells)) for j in range(len(sites))]
         rows = ["layer  " + "  ".join(f"{label:>{w}}" for label, w in zip(labels, widths))]
         rows += [f"{i:>5}  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for i, row in enumerate(cells)]
+        hosts = self.hosts()
+        named = [f"{site(name).label} = {hosts[name]}" for name in sites if name in hosts and not
+                 hosts[name] == site(name).label]
+        if named:
+            rows.append("sites: " + ", ".join(named))
         return "\n".join(rows)
 
     def __str__(self) -> str:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .architectures import layers_path
 from .io import AdapterLoadError
-from .sites import LORA, SITES
+from .sites import LORA, block_sites, site
 
 PEFT_PREFIX = "base_model.model."
 
@@ -64,17 +63,17 @@ def init_from_peft(model, directory: str | Path) -> str:
     if model.discrete:
         raise WarmStartError("Warm starts begin a search: call init_from_peft before training, on a model that is "
                              "still searching.")
-    prefix = layers_path(model.base_model, model.arch)
-    host_sites = {model.arch.linears[site.host]: name for name, site in SITES.items()
-                  if site.kind == LORA and site.host in model.arch.linears}
-    modules = {(layer, site): module for layer, site, module in model.slaft_modules()}
+    hosts = {f"{model.blocks[layer].path}.{offered.host.path}": (layer, name)
+             for layer, block in enumerate(model.blocks) for name, offered in block_sites(block).items()
+             if site(name).kind == LORA}
+    modules = {(layer, name): module for layer, name, module in model.slaft_modules()}
     params = dict(model.base_model.named_parameters())
     copied, heads = 0, 0
     with torch.no_grad():
         for key, tensor in tensors.items():
             name = key.removeprefix(PEFT_PREFIX)
-            match = re.fullmatch(rf"{re.escape(prefix)}\.(\d+)\.(.+)\.lora_([AB])\.weight", name)
-            if match is None:
+            match = re.fullmatch(r"(.+)\.lora_([AB])\.weight", name)
+            if match is None or match.group(1) not in hosts:
                 if name in params and model.is_head(name):
                     if params[name].shape != tensor.shape:
                         raise WarmStartError(f"The adapter's {name} has shape {tuple(tensor.shape)}, the model's "
@@ -83,21 +82,22 @@ def init_from_peft(model, directory: str | Path) -> str:
                     heads += 1
                     continue
                 raise WarmStartError(f"The adapter tensor {key} has no place in this slaft model (not a LoRA A/B on "
-                                     f"a block linear under {prefix}, nor a head slaft trains).")
-            layer, path, which = int(match.group(1)), match.group(2), match.group(3)
-            site = host_sites.get(path)
-            module = modules.get((layer, site))
+                                     "a linear of a transformer block, nor a head slaft trains).")
+            path, which = match.group(1), match.group(2)
+            layer, site_name = hosts[path]
+            module = modules.get((layer, site_name))
             if module is None:
-                raise WarmStartError(f"The adapter has LoRA on block {layer}'s {path}, which is not in this slaft "
-                                     f"candidate space (site {site}); add it with --sites or --layers.")
+                raise WarmStartError(f"The adapter has LoRA on {path}, which is not in this slaft candidate space "
+                                     f"(block {layer}, site {site_name}); add it with --sites, --target-modules or "
+                                     "--layers.")
             if which == "B":
                 continue  # copied with its A
             a, b = tensor, tensors[key[:-len("lora_A.weight")] + "lora_B.weight"]
             rank = a.shape[0]
             if rank > module.width:
-                raise WarmStartError(f"The adapter's rank {rank} on block {layer}'s {path} is larger than slaft's "
+                raise WarmStartError(f"The adapter's rank {rank} on {path} is larger than slaft's "
                                      f"candidate rank {module.width}; pass --lora-rank {rank} or more.")
-            alpha = _pattern_value(config.get("alpha_pattern") or {}, f"{prefix}.{layer}.{path}",
+            alpha = _pattern_value(config.get("alpha_pattern") or {}, path,
                                    config.get("lora_alpha", rank))
             scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
             module.lora_A[:rank].copy_(a)

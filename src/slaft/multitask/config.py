@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..config import ConfigError, closest, list_entries
-from ..sites import SITE_NAMES
+from ..sites import SITE_NAMES, is_known_site
 
 SAMPLINGS = ("proportional", "temperature", "uniform")
 
@@ -73,9 +73,9 @@ class MultiTaskConfig:
         if self.private_sites is not None:
             self.private_sites = tuple(self.private_sites)
             for site in self.private_sites:
-                if site not in SITE_NAMES:
+                if not is_known_site(site):
                     raise ConfigError(f"Unknown private site {site!r}.{closest(site, SITE_NAMES)} Known sites: "
-                                      f"{SITE_NAMES}.")
+                                      f"{SITE_NAMES}, or lora:<path of a linear in the block>.")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"Unknown sampling {self.sampling!r}.{closest(self.sampling, SAMPLINGS)} "
                               f"Known: {SAMPLINGS}.")

@@ -75,10 +75,11 @@ class MultiTaskSlaftModel(FrozenBackbone):
             raise ConfigError(f"{type(base_model).__name__} has no task head: load the backbone with "
                               "AutoModelForSequenceClassification for multi-task training.")
         self.router_names = self._build_routers()
-        self.candidate = candidate_structure(base_model, self.arch, config)
+        config = self.slaft_config
+        self.candidate = candidate_structure(self.blocks, config)
         self.discrete = pool is not None
         self.pool_structure = pool if pool is not None else self.candidate
-        attach(base_model, self.arch, self.pool_structure, config, gated=not self.discrete)
+        attach(base_model, self.blocks, self.pool_structure, config, gated=not self.discrete)
         count = len(tasks)
         if self.discrete:
             for _, _, module in self.slaft_modules():
@@ -305,7 +306,7 @@ class MultiTaskSlaftModel(FrozenBackbone):
             union = components.any(0)
             if not union.any():
                 removed += list(module.parameters())
-                remove_module(self.base_model, self.arch, layer, site)
+                remove_module(self.base_model, self.blocks, layer, site)
                 continue
             module.prune_(union, optimizer)  # a bottleneck also fixes its activation to the chosen one
             # the masks are on the CPU, the module wherever the model is

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
+from ..compat import groups_by_length
 from ..training import SlaftTrainer, check_finite, scale_learning_rate, unwrap
 from .data import TaskBatchSampler
 from .model import MultiTaskSlaftModel
@@ -151,7 +152,7 @@ class MultiTaskTrainer(SlaftTrainer):
         dataset = self.train_dataset
         group = self.args.gradient_accumulation_steps * max(1, self.args.world_size)
         lengths = [example_lengths(d, self.args.length_column_name) for d in dataset.datasets] \
-            if self.args.group_by_length else None
+            if groups_by_length(self.args) else None
         sampler = TaskBatchSampler([len(d) for d in dataset.datasets], self.args.per_device_train_batch_size,
                                    sampling=self.sampling, temperature=self.temperature, group=group,
                                    seed=self.args.seed, passes=self.task_passes, lengths=lengths)
