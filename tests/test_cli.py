@@ -103,4 +103,6 @@ def test_smollm2_llama_decoder_end_to_end(tmp_path):
     assert metrics["sites"]["candidate"] == 30 * 7  # 30 Llama blocks x 7 LoRA sites
     assert metrics["params"]["kept"] <= 200_000
     meta = json.loads((out / "adapter" / "slaft_config.json").read_text())
-    assert meta["config"]["architecture"] == "llama"
+    hosts = {module["host"] for module in meta["structure"]["modules"]}
+    assert hosts <= {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                     "mlp.up_proj", "mlp.down_proj"}  # found from the model: Llama's own names

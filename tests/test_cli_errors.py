@@ -45,6 +45,7 @@ TRAIN = {
     "gate_beta": (ERR, ERR, ERR, ERR), "gate_limits": (ERR, ERR, ERR, ERR), "tau_start": (ERR, ERR, ERR, ERR),
     "tau_end": (ERR, ERR, ERR, ERR), "total_steps": (ERR, ERR, ERR, ERR), "block_lists": (ERR, ERR, ERR, ERR),
     "target_modules": (ERR, ERR, ERR, ERR), "exclude_modules": (OK, OK, OK, OK),
+    "split_fused": (OK, ERR, ERR, ERR),
     "hard_choice": (OK, ERR, ERR, ERR), "importance_scope": (ERR, ERR, ERR, ERR), "block_share": (OK, ERR, ERR, ERR),
     "prior_sites": (ERR, ERR, ERR, ERR), "prior_weight": (ERR, ERR, ERR, ERR),
     "label_noise": (OK, ERR, ERR, ERR), "input_noise": (ERR, ERR, ERR, ERR), "input_noise_ratio": (OK, ERR, ERR, ERR),

@@ -73,9 +73,9 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and float((a - b).abs().max()) <= TOLERANCE * max(1.0, float(a.abs().max()))
 
 
-def trained(model_type: str, head: str, tmp_path) -> SlaftModel:
+def trained(model_type: str, head: str, tmp_path, **settings) -> SlaftModel:
     """A tiny model whose structure a few SlaftTrainer steps searched and decided."""
-    model = get_slaft_model(tiny_model(model_type, head), SlaftConfig(**CONFIG))
+    model = get_slaft_model(tiny_model(model_type, head), SlaftConfig(**CONFIG, **settings))
     args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=4, per_device_train_batch_size=4,
                              learning_rate=2e-2, save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
                              logging_strategy="no", seed=0)
@@ -87,8 +87,27 @@ def trained(model_type: str, head: str, tmp_path) -> SlaftModel:
 
 @pytest.mark.parametrize("model_type,head", MATRIX, ids=IDS)
 def test_every_path_works(model_type, head, tmp_path):
+    check_every_path(model_type, head, tmp_path)
+
+
+# Fused query-key-value projections split into their parts (split_fused): each part a site with its own rank.
+SPLIT = [("gpt2", "seq-cls"), ("gpt2", "causal-lm"), ("gpt_bigcode", "causal-lm"), ("phi3", "seq-cls"),
+         ("modernbert", "seq-cls"), ("bart", "seq-cls")]
+
+
+@pytest.mark.parametrize("model_type,head", SPLIT, ids=[f"{t}-{h}-split" for t, h in SPLIT])
+def test_every_path_works_on_split_fused_projections(model_type, head, tmp_path):
+    model = check_every_path(model_type, head, tmp_path, split_fused=True)
+    if model_type != "bart":  # BART's q, k, v are separate linears: nothing to split, the same sites
+        assert {"lora_q", "lora_k", "lora_v"} <= set(model.candidate.sites()) and \
+            "lora_qkv" not in model.candidate.sites()
+        fused = {m.host for m in model.candidate.modules if m.site == "lora_q"}
+        assert fused == {m.host for m in model.candidate.modules if m.site == "lora_v"}  # one linear, two parts
+
+
+def check_every_path(model_type: str, head: str, tmp_path, **settings) -> SlaftModel:
     data = batch(head)
-    model = trained(model_type, head, tmp_path)
+    model = trained(model_type, head, tmp_path, **settings)
     assert model.discrete, "the run decides the structure"
     structure = model.structure()
     assert structure.num_params > 0, "something survives λ = 1"
@@ -115,18 +134,63 @@ def test_every_path_works(model_type, head, tmp_path):
     if model_type in PEFT_LIMITS:
         with pytest.raises(PeftExportError, match="peft placed no LoRA"):
             to_peft(copy.deepcopy(model))
-        return
+        return model
     peft_model = to_peft(copy.deepcopy(model))
     peft_model.save_pretrained(tmp_path / "peft")
     reloaded = PeftModel.from_pretrained(tiny_model(model_type, head), tmp_path / "peft")
     assert close(outputs(reloaded, data), reference)
+    return model
 
 
-@pytest.mark.parametrize("model_type,head", MATRIX, ids=IDS)
-def test_pruned_equals_gated(model_type, head):
-    model = get_slaft_model(tiny_model(model_type, head), SlaftConfig(**CONFIG, total_steps=20))
+@pytest.mark.parametrize("model_type,head,split", [(t, h, False) for t, h in MATRIX] + [(t, h, True) for t, h in SPLIT],
+                         ids=IDS + [f"{t}-{h}-split" for t, h in SPLIT])
+def test_pruned_equals_gated(model_type, head, split):
+    model = get_slaft_model(tiny_model(model_type, head), SlaftConfig(**CONFIG, total_steps=20, split_fused=split))
     randomize(model)
     data = batch(head)
     gated = outputs(model, data)
     model.discretize()
     assert close(outputs(model, data), gated)
+
+
+BEGIN, END = "<!-- MODELS:BEGIN (python tests/test_model_matrix.py) -->", "<!-- MODELS:END -->"
+
+
+def render_table() -> str:
+    """The README's table of the models slaft is tested on: each type of ``MATRIX``, the heads it is tested with, and
+    the sites found in its last block (the default candidate space), from the model built here."""
+    import transformers
+
+    heads: dict[str, list[str]] = {}
+    for model_type, head in MATRIX:
+        heads.setdefault(model_type, []).append(head)
+    lines = [f"| model type | tested as | sites found in its last block (host linear), transformers "
+             f"{transformers.__version__} |",
+             "| --- | --- | --- |"]
+    for model_type, kinds in heads.items():
+        model = get_slaft_model(tiny_model(model_type, kinds[0]), SlaftConfig(**CONFIG))
+        last = len(model.blocks) - 1
+        found = ", ".join(f"`{m.site}`" if m.site.startswith("lora:") else f"`{m.site}` ({m.host})"
+                          for m in model.candidate.modules if m.layer == last)
+        lines.append(f"| `{model_type}` | {', '.join(kinds)} | {found} |")
+    return "\n".join(lines)
+
+
+def test_readme_lists_exactly_the_matrix():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    assert BEGIN in readme and END in readme, "README.md has no model table markers"
+    block = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert block == render_table(), "README's model table is stale: run python tests/test_model_matrix.py"
+
+
+if __name__ == "__main__":  # rewrite the README's model table
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    path = Path(__file__).resolve().parents[1] / "README.md"
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + render_table() + "\n" + END + rest.split(END, 1)[1])

@@ -110,7 +110,7 @@ def test_budget_lands_within_two_percent_under_when_units_are_small(tmp_path, al
     target = int(0.45 * get_slaft_model(base, config).candidate.num_params)
     base = BertForSequenceClassification(base.config)
     model = get_slaft_model(base, SlaftConfig(**{**config.to_dict(), "target_params": target,
-                                                 "architecture": None, "base_model_name_or_path": None}))
+                                                 "base_model_name_or_path": None}))
     SlaftTrainer(model=model, args=arguments(tmp_path, 20), train_dataset=toy_dataset()).train()
     assert 0.98 * target <= model.structure().num_params <= target
 

@@ -54,7 +54,7 @@ class FrozenBackbone(nn.Module):
     def __init__(self, base_model: nn.Module, config: SlaftConfig) -> None:
         super().__init__()
         self.base_model, self.slaft_config = base_model, config
-        self.blocks = find_blocks(base_model, config.block_lists)
+        self.blocks = find_blocks(base_model, config.block_lists, config.split_fused)
         if config.base_model_name_or_path is None:  # a copy: the caller's config stays as it was
             config = dataclasses.replace(config, base_model_name_or_path=getattr(
                 getattr(base_model, "config", None), "_name_or_path", None))

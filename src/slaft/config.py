@@ -76,6 +76,12 @@ class SlaftConfig:
         metadata={"help": "As peft's exclude_modules: linears (names or a regular expression, as target_modules) "
                           "that get no candidate."},
     )
+    split_fused: bool = field(
+        default=False,
+        metadata={"help": "Split fused query-key-value projections (GPT-2's c_attn, Phi-3's qkv_proj) into query, key "
+                          "and value rows, each a site of its own (lora_q, lora_k, lora_v), so each gets its own "
+                          "learned rank; off: one low-rank update on the fused linear, as peft has it."},
+    )
     block_lists: Optional[list[str]] = field(
         default=None,
         metadata={"help": "Paths of the model's block lists (nn.ModuleList), e.g. model.layers. Default: found from "

@@ -9,6 +9,10 @@ and what each linear does, from module names and shapes alone (no code per archi
   mixture-of-experts experts) and its own name (``q_proj``, ``query``, ``c_attn``, ``wi``, ``fc1`` ...), with the
   linear's shape deciding where a name is shared (``dense``, ``wo``, ``c_proj``). A linear whose role cannot be told
   is a candidate all the same, under its own path. A mixture-of-experts router is found (and left out) the same way.
+* **Fused projections** (GPT-2's ``c_attn``, Phi-3's ``qkv_proj``) can be split (``split_fused``): the query, key
+  and value rows of the output, sized from the config's head counts and checked against the linear's width, each
+  become a site of their own, so the search gives each its own rank. Models whose fused layout interleaves the
+  heads (GPT-NeoX, BLOOM, Falcon, DeBERTa, CodeGen, Persimmon) are not split.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ ATTENTION_NAMES = {
     Q: {"q", "q_proj", "query", "q_lin", "wq", "query_proj", "to_q", "q_attn", "q_a_proj"},
     K: {"k", "k_proj", "key", "k_lin", "wk", "key_proj", "to_k"},
     V: {"v", "v_proj", "value", "v_lin", "wv", "value_proj", "to_v"},
-    QKV: {"qkv", "qkv_proj", "c_attn", "query_key_value", "wqkv", "w_pack", "qkv_lin", "in_proj_qkv"},
+    QKV: {"qkv", "qkv_proj", "c_attn", "query_key_value", "wqkv", "w_pack", "qkv_lin", "in_proj_qkv", "in_proj"},
     O: {"o", "o_proj", "out_proj", "out_lin", "c_proj", "dense", "wo", "proj", "to_out", "out", "output",
         "attn_out", "o_lin"},
 }
@@ -80,6 +84,7 @@ class HostLinear:
     in_features: int
     out_features: int
     transposed: bool = False  # transformers' Conv1D keeps its weight as (in, out)
+    slices: tuple[tuple[str, int, int], ...] = ()  # a split fused projection: (role, first row, end row) per part
 
 
 @dataclass(frozen=True)
@@ -226,8 +231,34 @@ def model_sizes(model: nn.Module) -> dict[str, int | None]:
     }
 
 
-def find_blocks(model: nn.Module, block_lists: tuple[str, ...] | None = None) -> list[Block]:
-    """Every block of ``model`` with its linears and their roles, in order (stacks in module order)."""
+INTERLEAVED_QKV = ("gpt_neox", "bloom", "falcon", "deberta", "codegen", "persimmon")  # heads interleaved in the rows
+
+
+def qkv_slices(model: nn.Module, out_features: int) -> tuple[tuple[str, int, int], ...]:
+    """The query, key and value rows of a fused projection of width ``out_features``, where the config's head counts
+    account for exactly that width (multi-query and grouped-query included); () where they do not, or where the
+    model type's layout interleaves the heads."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    if getattr(config, "model_type", None) in INTERLEAVED_QKV:
+        return ()
+    heads = _config_size(config, "num_attention_heads", "n_head", "num_heads")
+    hidden = _config_size(config, "hidden_size", "d_model", "n_embd")
+    if not heads or not hidden:
+        return ()
+    head_dim = _config_size(config, "head_dim") or hidden // heads
+    query = heads * head_dim
+    kv_heads = _config_size(config, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+    for kv in dict.fromkeys(x for x in (kv_heads and kv_heads * head_dim, head_dim, query) if x):
+        if query + 2 * kv == out_features:
+            return ((Q, 0, query), (K, query, query + kv), (V, query + kv, out_features))
+    return ()
+
+
+def find_blocks(model: nn.Module, block_lists: tuple[str, ...] | None = None,
+                split_fused: bool = False) -> list[Block]:
+    """Every block of ``model`` with its linears and their roles, in order (stacks in module order); with
+    ``split_fused`` a fused query-key-value projection carries its parts' rows."""
     sizes = model_sizes(model)
     blocks = []
     for stack in find_block_lists(model, block_lists):
@@ -238,7 +269,11 @@ def find_blocks(model: nn.Module, block_lists: tuple[str, ...] | None = None) ->
                     continue
                 fan_in, fan_out = linear_shape(module)
                 role = classify(name, fan_in, fan_out, **sizes)
-                linears.append(HostLinear(name, role, fan_in, fan_out, transposed=not isinstance(module, nn.Linear)))
+                slices = qkv_slices(model, fan_out) if split_fused and role in (QKV, CROSS + QKV) else ()
+                if role.startswith(CROSS):
+                    slices = tuple((CROSS + part, a, b) for part, a, b in slices)
+                linears.append(HostLinear(name, role, fan_in, fan_out, transposed=not isinstance(module, nn.Linear),
+                                          slices=slices))
             blocks.append(Block(f"{stack}.{index}", stack, tuple(linears)))
     return blocks
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
@@ -38,8 +39,7 @@ def _chosen_sites(block: Block, offered: dict[str, SiteHosts], config: SlaftConf
     if config.sites is None:
         names = [name for name in offered if site(name).kind == LORA]
     else:  # the config's order (the order modules are built in)
-        named = [name for name in config.sites if name in offered]
-        names = named + [name for name in offered if name not in named and name in config.sites]
+        names = [name for name in config.sites if name in offered]
     kept = []
     for name in names:
         if site(name).kind == LORA:
@@ -71,15 +71,15 @@ def candidate_structure(blocks: list[Block], config: SlaftConfig) -> Structure:
     modules = []
     for i in sorted(set(chosen)):
         for name in _chosen_sites(blocks[i], offered[i], config):
-            host = offered[i][name].host
+            host, out_features = offered[i][name].host, offered[i][name].out_features
             if site(name).kind == LORA:
-                widest = min(host.in_features, host.out_features)
+                widest = min(host.in_features, out_features)
                 rank = config.lora_rank
                 if config.sites is None and is_path_site(name) and rank > widest:  # Mamba's narrow dt_proj
                     rank = widest - widest % config.rank_block
                     if not rank:
                         continue
-                spec = ModuleSpec(i, name, rank, host.in_features, host.out_features, host=host.path)
+                spec = ModuleSpec(i, name, rank, host.in_features, out_features, host=host.path)
             else:
                 widest = host.out_features
                 spec = ModuleSpec(i, name, config.adapter_width, widest, widest, tuple(config.activations),
@@ -111,11 +111,15 @@ def build_module(spec: ModuleSpec, config: SlaftConfig, *, gated: bool) -> nn.Mo
                              hard_choice=config.hard_choice, gate=gate)
 
 
-def _add_delta(container: nn.ModuleDict, name: str, x, out):
+def _add_delta(container: nn.ModuleDict, name: str, x, out, rows: tuple[int, int] | None = None):
     if name not in container:
         return out
     module = container[name]
     x = x.to(next(module.parameters()).dtype)
+    if rows is not None:  # a part of a fused projection: its rows of the output only
+        first, end = rows
+        part = out[..., first:end] + module(x).to(out.dtype)
+        return torch.cat([out[..., :first], part, out[..., end:]], dim=-1)
     if isinstance(module, LowRankUpdate):
         return module(x, out)  # adds into out in one GEMM
     return out + module(x).to(out.dtype)
@@ -125,11 +129,12 @@ class _AddDelta:
     """The forward hook of one site: adds the module's delta (of the host's input or output) to the host's output.
     An object, not a closure, so ``copy.deepcopy`` of a model gives the copy hooks on its own modules."""
 
-    def __init__(self, container: nn.ModuleDict, key: str, reads_output: bool) -> None:
-        self.container, self.key, self.reads_output = container, key, reads_output
+    def __init__(self, container: nn.ModuleDict, key: str, reads_output: bool,
+                 rows: tuple[int, int] | None = None) -> None:
+        self.container, self.key, self.reads_output, self.rows = container, key, reads_output, rows
 
     def __call__(self, _module, args, output):
-        return _add_delta(self.container, self.key, output if self.reads_output else args[0], output)
+        return _add_delta(self.container, self.key, output if self.reads_output else args[0], output, self.rows)
 
 
 class _ParallelDelta:
@@ -189,7 +194,7 @@ def attach(model: nn.Module, blocks: list[Block], structure: Structure, config: 
             found = offered.get(spec.site)
             if found is None or (spec.host and spec.host != found.host.path) or \
                     (spec.kind == LORA and (spec.in_features, spec.out_features) !=
-                     (found.host.in_features, found.host.out_features)):
+                     (found.host.in_features, found.out_features)):
                 raise ConfigError(f"Block {index} of this model has no site {spec.site!r} at {spec.host or 'its'} "
                                   f"linear of shape {spec.in_features} -> {spec.out_features}: the structure was "
                                   "built on another model.")
@@ -199,7 +204,7 @@ def attach(model: nn.Module, blocks: list[Block], structure: Structure, config: 
             else:
                 host = block.get_submodule(offered[spec.site].host.path)
                 handles.append(host.register_forward_hook(_AddDelta(container, module_key(spec.site),
-                                                                    where.reads == "output")))
+                                                                    where.reads == "output", found.rows)))
     return handles
 
 

@@ -89,8 +89,12 @@ def reloadable_bias(model: nn.Module, blocks: list[Block], layer: int, path: str
 
 
 @torch.no_grad()
-def fold_low_rank(host: nn.Module, module: LowRankUpdate, what: str) -> None:
-    _assign_weight(host, weight_out_in(host) + module.delta_weight().double(), what)
+def fold_low_rank(host: nn.Module, module: LowRankUpdate, what: str, rows: tuple[int, int] | None = None) -> None:
+    """W <- W + s·B·A; for a part of a fused projection, on its ``rows`` of W only."""
+    weight = weight_out_in(host)
+    first, end = rows or (0, weight.shape[0])
+    weight[first:end] += module.delta_weight().double()
+    _assign_weight(host, weight, what)
 
 
 @torch.no_grad()

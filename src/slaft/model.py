@@ -162,7 +162,7 @@ class SlaftModel(FrozenBackbone):
             host = host_module(self.base_model, self.blocks[layer], name)
             key = f"{layer}.{name}"
             if isinstance(module, LowRankUpdate):
-                fold_low_rank(host, module, key)
+                fold_low_rank(host, module, key, block_sites(self.blocks[layer])[name].rows)
             elif site(name).reads == "output" and module.activations == ("identity",) and \
                     reloadable_bias(self.base_model, self.blocks, layer, block_sites(self.blocks[layer])[name].host.path):
                 fold_serial(host, module, key)

@@ -38,12 +38,25 @@ def to_peft(model):
         )
     if not structure.modules:
         raise PeftExportError("The structure kept no module: there is no LoRA adapter to export.")
-    weights, ranks, alphas = {}, {}, {}
+    parts: dict[str, list] = {}  # host linear -> its modules (several: the parts of a split fused projection)
     for layer, site_name, module in model.slaft_modules():
         assert isinstance(module, LowRankUpdate)
-        name = f"{model.blocks[layer].path}.{block_sites(model.blocks[layer])[site_name].host.path}"
-        weights[name] = (module.lora_A.detach().clone(), module.lora_B.detach().clone())
-        ranks[name], alphas[name] = module.width, module.scaling * module.width
+        where = block_sites(model.blocks[layer])[site_name]
+        parts.setdefault(f"{model.blocks[layer].path}.{where.host.path}", []).append((where, module))
+    weights, ranks, alphas = {}, {}, {}
+    for name, modules in parts.items():
+        # One peft LoRA per linear: the parts' A stacked, each part's B in its own rows and rank columns (zeros
+        # elsewhere), at the parts' common scale alpha / r_candidate.
+        scaling = modules[0][1].scaling
+        a = torch.cat([module.lora_A.detach() for _, module in modules])
+        b = torch.zeros(modules[0][0].host.out_features, a.shape[0], dtype=a.dtype, device=a.device)
+        column = 0
+        for where, module in modules:
+            first, end = where.rows or (0, b.shape[0])
+            b[first:end, column:column + module.width] = module.lora_B.detach() * (module.scaling / scaling)
+            column += module.width
+        weights[name] = (a, b)
+        ranks[name], alphas[name] = a.shape[0], scaling * a.shape[0]
     heads = [name for name in model.head_names if name.split(".")[-1] not in TASK_HEADS]
     base = model.unload()
     task_type = TaskType.SEQ_CLS if hasattr(base, "num_labels") else None

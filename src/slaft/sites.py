@@ -88,11 +88,16 @@ def site_order(name: str) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class SiteHosts:
-    """Where one site sits in one block: the host linear whose output the module joins and, for a parallel adapter,
-    the linear whose input it reads."""
+    """Where one site sits in one block: the host linear whose output the module joins; for a parallel adapter, the
+    linear whose input it reads; for a part of a split fused projection, the rows of the host's output it adds to."""
 
     host: HostLinear
     source: HostLinear | None = None
+    rows: tuple[int, int] | None = None
+
+    @property
+    def out_features(self) -> int:
+        return self.rows[1] - self.rows[0] if self.rows else self.host.out_features
 
 
 def block_sites(block: Block) -> dict[str, SiteHosts]:
@@ -113,6 +118,11 @@ def block_sites(block: Block) -> dict[str, SiteHosts]:
         if linear.role == roles.ROUTER:
             continue
         named = LORA_ROLES.get(linear.role) if unique.get(linear.role) is linear else None
+        parts = [role for role, _, _ in linear.slices]
+        if named and parts and not any(role in unique for role in parts):  # a split fused projection
+            for role, first, end in linear.slices:
+                lora[LORA_ROLES[role]] = SiteHosts(linear, rows=(first, end))
+            continue
         lora[named or PATH_SITE + linear.path] = SiteHosts(linear)
     for name in sorted(lora, key=site_order):
         out[name] = lora[name]

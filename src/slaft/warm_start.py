@@ -65,7 +65,7 @@ def init_from_peft(model, directory: str | Path) -> str:
                              "still searching.")
     hosts = {f"{model.blocks[layer].path}.{offered.host.path}": (layer, name)
              for layer, block in enumerate(model.blocks) for name, offered in block_sites(block).items()
-             if site(name).kind == LORA}
+             if site(name).kind == LORA and offered.rows is None}  # a split fused projection has no peft twin
     modules = {(layer, name): module for layer, name, module in model.slaft_modules()}
     params = dict(model.base_model.named_parameters())
     copied, heads = 0, 0
