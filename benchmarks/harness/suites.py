@@ -252,8 +252,11 @@ PROTOCOL3_PILOT_SEEDS = (0, 1, 2)
 # one core; the pilot's records (train_seconds) check that before the pareto suite reaches them.
 PROTOCOL3_NEW_TASKS = ("mnli", "qnli")
 PROTOCOL3_TASKS = (*PROTOCOL2_KEPT_TASKS, *PROTOCOL3_NEW_TASKS)
-# Background runs share the machine at low priority: a run may take longer than its one-core cost.
-PROTOCOL3 = dict(PROTOCOL2, epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK, head=PILOT_HEAD, protocol=3, run_timeout_s=7200)
+# Background runs share the machine at low priority (nice 19 beside foreground work), so a run's wall time can be
+# several times its one-core cost: the timeout only catches a hung worker.
+PROTOCOL3_TIMEOUT_S = 4 * 3600
+PROTOCOL3 = dict(PROTOCOL2, epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK, head=PILOT_HEAD, protocol=3,
+                 run_timeout_s=PROTOCOL3_TIMEOUT_S)
 # The size axis (LoRA r=8 (q,v) is 73,728 stored parameters on MiniLM-L6): slaft's budget at 1/8 to 2 times it in its
 # default space (LoRA sites only), against the hand-chosen structures of those sizes: LoRA (q,v) at r = 1, 2, 4, 8,
 # 16 (9k to 147k), LoRA on every linear at r = 1 and 2 (41k, 83k), (IA)³ (14k), BitFit (~30k), and slaft's λ default.
@@ -269,12 +272,30 @@ PARETO_METHODS = (*PARETO_SLAFT_BUDGETS, *PARETO_PEERS, "slaft-lora-only")
 # harder peer (more parameters than slaft's budget). MNLI is the entailment task if the pareto pilot keeps it.
 LLM_METHODS = ("slaft-budget-lora-lora-only", "peft-lora-qv", "peft-lora-all-r2", "peft-dora")
 LLM_TASKS = ("sst2", "bbcnews")
+# The decoder's recipe, sized from measured costs: SmolLM2-135M (fp32, one thread) took ~8 s of CPU a training step of
+# 8 SST-2 or MNLI prompts (~95-115 tokens) and ~21 s of 8 BBC News prompts at 256 tokens (~15 s at 192), and ~0.43 s
+# to score an SST-2 example (two answers) and ~1.2 s a BBC News one (five answers, 256 tokens). The budget is ~15 h
+# of the 2-core machine running two one-thread jobs (~30 core-hours) for 4 methods x 2 tasks x (a 3-rate search,
+# about one grid extension in two, 3 seeds) ~ 52 runs and the untuned scores, with slaft's search phase and DoRA
+# taken at ~1.4x LoRA's cost: ~2,100 core-seconds a run, ~1,500 for LoRA. So: one epoch at batch 8, at most 192
+# tokens (an SST-2 prompt is under 110; a BBC News article is cut to its first ~150 tokens, where its topic is
+# plain); 1,000 SST-2 training examples (125 steps, ~17 min) and 400 BBC News ones (50 steps, ~13 min); validation
+# and test each capped at their first 400 examples (SST-2's 872 and 1,821; BBC News' ~210 validation articles are
+# all scored), ~6 and ~10 min a run. Estimated: SST-2 ~1,450 and BBC News ~1,450 core-seconds a LoRA run, the suite
+# ~29 core-hours, ~15 h two at a time. MNLI (~8 s a step, three answers) would add ~26 runs, ~6.5 h two at a time:
+# it joins only if a decoder pilot (LoRA r=8 (q,v), 3 seeds) puts it 5 points above the best constant prediction.
 LLM_EPOCHS = 1
-LLM_MAX_LENGTH = 256
+LLM_MAX_LENGTH = 192
 LLM_BATCH = 8
-LLM_TRAIN_SAMPLES = {"sst2": 1000, "bbcnews": 600}
+LLM_TRAIN_SAMPLES = {"sst2": 1000, "bbcnews": 400, "mnli": 1000}
 LLM_EVAL_SAMPLES = 400
-LLM_DESCRIPTION = "Protocol 3, the decoder (provisional recipe, to be measured)."
+LLM_DESCRIPTION = ("Protocol 3, the decoder: SmolLM2-135M answering each prompt with the class name (causal-LM "
+                   "objective, slaft.causal_lm), on SST-2 and BBC News; slaft at LoRA r=8 (q,v)'s size (460,800) "
+                   "against LoRA r=8 (q,v), DoRA r=8 (q,v) and LoRA r=2 on every linear (610,560, the nearest "
+                   "rank), plus the untuned model's score; one epoch at batch 8, 192 tokens, 1,000 SST-2 and 400 "
+                   "BBC News training prompts, the first 400 validation and test examples scored (sized to ~15 h "
+                   "two at a time: see LLM_* in suites.py); every method searches its own rate on seed 200, seeds "
+                   "11-13 are reported.")
 
 
 SUITES: dict[str, Suite] = {
@@ -420,7 +441,7 @@ SUITES.update({
         seeds=PROTOCOL3_SEEDS, selection_seed=PROTOCOL3_SELECTION_SEED, extend_grids=True, lr_grids=PROTOCOL2_GRIDS,
         methods=LLM_METHODS, protocol=3, head="none", epochs=LLM_EPOCHS, max_length=LLM_MAX_LENGTH,
         batch_size=LLM_BATCH, eval_batch_size=16, max_train_samples=LLM_TRAIN_SAMPLES,
-        max_eval_samples=LLM_EVAL_SAMPLES, latency_batch=8, latency_repeats=5, run_timeout_s=7200,
+        max_eval_samples=LLM_EVAL_SAMPLES, latency_batch=8, latency_repeats=5, run_timeout_s=PROTOCOL3_TIMEOUT_S,
         description=LLM_DESCRIPTION),
 })
 # cpu2 as it was before CoLA got 6 epochs, restricted to the CoLA runs recorded then.
