@@ -690,3 +690,106 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
     text = "\n".join(section(relabelled + single, tmp_path / "B.md", tmp_path / "figures"))
     assert "| slaft multi-task" in text and "| LoRA r=8 (q,v), one per task | 1 |" in text
     assert "stored share" in text and (tmp_path / "figures" / "mt2_sharing.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- protocol 3 (issue 41): the plans, no training
+
+PARETO_EXPECTED = {"slaft-budget-eighth-lora-only", "slaft-budget-quarter-lora-only", "slaft-budget-half-lora-only",
+                   "slaft-budget-lora-lora-only", "slaft-budget-double-lora-only", "slaft-lora-only",
+                   "peft-lora-qv-r1", "peft-lora-qv-r2", "peft-lora-qv-r4", "peft-lora-qv", "peft-lora-qv-r16",
+                   "peft-lora-all-r1", "peft-lora-all-r2", "peft-ia3", "bitfit"}
+# Seeds protocol 2 chose or reported with (its selection seed and seeds 1-5): protocol 3 may use none of them.
+PROTOCOL2_SEEDS = {100, 1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize("name", ["pareto", "llm"])
+def test_protocol3_suites_keep_selection_apart_from_reporting(name):
+    """Every method of pareto and llm searches its own rate (slaft's default included: no borrowed rate) on one
+    selection seed, and reports on new seeds that play no part in any choice."""
+    suite = SUITES[name]
+    assert suite.protocol == 3 and suite.selection_seed is not None and suite.extend_grids
+    assert suite.lr_from == {} and suite.lr_suite is None  # nobody borrows a rate
+    reported = {seed for method in suite.methods for seed in suite.seeds_for(method)}
+    assert len(suite.seeds) >= 3 and suite.selection_seed not in reported
+    assert not (reported | {suite.selection_seed}) & PROTOCOL2_SEEDS
+    assert not reported & set(SUITES["pilot3"].seeds) and suite.selection_seed not in SUITES["pilot3"].seeds
+    for method in suite.methods:
+        for task in suite.tasks:
+            searched = harness.search_specs(suite, method, task)
+            assert len(searched) >= 3, (method, task)  # a grid of its own, not one borrowed rate
+            assert {s.seed for s in searched} == {suite.selection_seed}
+            assert {s.stage for s in searched} == {"lr_search"}
+            finals = harness.final_specs(suite, method, task, 1e-3, list(suite.seeds_for(method)))
+            assert {s.seed for s in finals} == set(suite.seeds) and {s.stage for s in finals} == {"final"}
+
+
+def test_the_pareto_suite_is_the_size_axis_on_six_tasks():
+    from benchmarks.harness.methods import METHODS
+    from benchmarks.harness.methods.protocol import RunContext
+
+    suite = SUITES["pareto"]
+    assert set(suite.methods) == PARETO_EXPECTED and len(suite.methods) == len(PARETO_EXPECTED)
+    assert suite.tasks == ("cola", "sst2", "stsb", "bbcnews", "mnli", "qnli") and suite.model == "minilm"
+    assert suite.epochs_for("cola") == 6 and suite.epochs_for("mnli") == 3 and suite.head == "mean"
+    # No records yet: a three-rate search and three seeds for each of 15 methods on 6 tasks.
+    assert harness.planned_count(suite, []) == 15 * 6 * (3 + 3)
+    # The sizes it spans: slaft's budgets at 1/8 .. 2 x LoRA r=8 (q,v), LoRA's ranks as registered.
+    ctx = RunContext(model_id="minilm", num_labels=2, epochs=1, lr=1e-3, seed=0, steps_per_epoch=1,
+                     make_trainer=None, num_layers=6, hidden_size=384, intermediate_size=1536)
+    budgets = {m: METHODS[m].config_kwargs(ctx)["target_params"] for m in suite.methods
+               if m.startswith("slaft-budget")}
+    assert sorted(budgets.values()) == [int(73_728 * f) for f in (0.125, 0.25, 0.5, 1, 2)]
+    ranks = {m: METHODS[m].make_config(ctx).r for m in suite.methods if m.startswith("peft-lora")}
+    assert ranks == {"peft-lora-qv-r1": 1, "peft-lora-qv-r2": 2, "peft-lora-qv-r4": 4, "peft-lora-qv": 8,
+                     "peft-lora-qv-r16": 16, "peft-lora-all-r1": 1, "peft-lora-all-r2": 2}
+    assert all(METHODS[m].make_config(ctx).lora_alpha == 2 * r for m, r in ranks.items())
+    assert set(METHODS["peft-lora-qv-r16"].make_config(ctx).target_modules) == {"query", "value"}
+
+
+def test_the_pareto_plan_searches_every_method_on_the_selection_seed_first(tmp_path, capsys):
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    harness.main(["--suite", "pareto", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path), "--plan"])
+    out = capsys.readouterr().out
+    planned = [line.split() for line in out.splitlines() if line.startswith("would run")]
+    assert len(planned) == 15 * 6 * 3 and {p[5] for p in planned} == {"200"}  # searches only: seeds wait
+    assert {(p[2], p[3]) for p in planned} == {(m, t) for m in PARETO_EXPECTED for t in SUITES["pareto"].tasks}
+    assert "then 270 final run(s)" in out
+
+
+def test_the_pilot_of_the_new_tasks_is_lora_qv_at_one_rate_on_seeds_of_its_own():
+    suite = SUITES["pilot3"]
+    assert suite.methods == ("peft-lora-qv",) and suite.tasks == ("mnli", "qnli") and suite.protocol == 3
+    assert harness.planned_count(suite, []) == 2 * 3  # the picking seed's run is one of its three seeds
+    assert not set(suite.seeds) & ({200} | set(SUITES["pareto"].seeds))
+
+
+def test_the_llm_suite_is_a_decoder_with_the_causal_objective_and_is_refused_until_the_worker_has_it(tmp_path):
+    suite = SUITES["llm"]
+    assert suite.model == "smollm2" and suite.objective == "causal-lm" and suite.untuned_baseline
+    assert set(suite.methods) == {"slaft-budget-lora-lora-only", "peft-lora-qv", "peft-lora-all-r2", "peft-dora"}
+    assert {"sst2", "bbcnews"} <= set(suite.tasks) and suite.recipe()["objective"] == "causal-lm"
+    assert harness.planned_count(suite, []) == 4 * len(suite.tasks) * (3 + 3)
+    with pytest.raises(SystemExit, match="does not implement"):
+        harness.main(["--suite", "llm", "--data-dir", str(tmp_path), "--results-dir", str(tmp_path)])
+
+
+def test_mnli_and_qnli_are_posed_from_their_validation_splits():
+    """MNLI trains on the matched validation split and is scored on the mismatched one; QNLI's validation pairs are
+    split once, the same way whatever the run's seed, into disjoint training and scored sets."""
+    if not (GLUE_DIR / "mnli").is_dir() or not (GLUE_DIR / "qnli").is_dir():
+        pytest.skip(f"local GLUE copy is absent ({GLUE_DIR})")
+    from benchmarks.harness.tasks import QNLI_HELD_OUT, load_benchmark_task
+
+    mnli = load_benchmark_task("mnli", data_dir=GLUE_DIR, seed=0)
+    assert mnli.spec.name == "mnli" and mnli.spec.num_labels == 3 and mnli.spec.main_metric == "accuracy"
+    assert (len(mnli.splits["train"]), len(mnli.splits["validation"])) == (9815, 9832)
+    assert not set(mnli.splits["train"]["premise"][:200]) & set(mnli.splits["validation"]["premise"])
+    first, other = (load_benchmark_task("qnli", data_dir=GLUE_DIR, seed=s) for s in (0, 7))
+    assert (len(first.splits["train"]), len(first.splits["validation"])) == (5463 - QNLI_HELD_OUT, QNLI_HELD_OUT)
+    assert first.splits["validation"]["question"] == other.splits["validation"]["question"]
+    pairs = lambda d: set(zip(d["question"], d["sentence"]))  # noqa: E731
+    assert not pairs(first.splits["train"]) & pairs(first.splits["validation"])
+    share = sum(first.splits["validation"]["label"]) / QNLI_HELD_OUT
+    assert abs(share - sum(first.splits["train"]["label"]) / len(first.splits["train"])) < 0.01  # stratified
+    assert len(load_benchmark_task("qnli", data_dir=GLUE_DIR, seed=0, max_train_samples=100).splits["train"]) == 100

@@ -8,6 +8,9 @@ Protocol 2 (``pilot-*``, ``cpu2``): tasks chosen by a pilot, full training sets 
 (six on CoLA, where three did not reach a plateau), a head chosen by the pilot, rates picked on a selection seed
 that is never reported, grids extended while the best rate sits at an edge, and five reported seeds for LoRA r=8
 (q,v) and slaft.
+Protocol 3 (``pilot3``, ``pareto``, ``llm``; issue 41): protocol 2's recipe on its four tasks plus MNLI and QNLI
+(``tasks.py``), the whole size axis, every method with its own rate search on a new selection seed (200) and new
+reported seeds (11, 12, 13) that play no part in any choice; and a decoder (SmolLM2) with the causal-LM objective.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ class Suite:
     perturbations: tuple[str, ...] = ()          # the validation split scored again on perturbed copies (slaft.perturb)
     perturbation_rates: tuple[float, ...] = ()
     slaft_settings: dict = field(default_factory=dict)  # SlaftConfig changes for slaft methods; budget_of_lora: x
+    # "classification" (a task head on the model) or "causal-lm" (a decoder answers each prompt with the class name,
+    # slaft.causal_lm); the worker runs classification only so far (run.py refuses to start a causal-lm suite).
+    objective: str = "classification"
+    untuned_baseline: bool = False               # also score the untuned model once per task (causal-lm suites)
 
     def grid(self, family: str) -> tuple[float, ...]:
         return self.lr_grids[family]
@@ -101,7 +108,8 @@ class Suite:
                 "group_by_length": self.group_by_length, "max_train_samples": dict(self.max_train_samples),
                 **({"label_noise": self.label_noise, "input_noise": self.input_noise,
                     "input_noise_ratio": self.input_noise_ratio, "slaft_settings": dict(self.slaft_settings),
-                    "lr_suite": self.lr_suite} if self.sweep else {})}
+                    "lr_suite": self.lr_suite} if self.sweep else {}),
+                **({"objective": self.objective} if self.objective != "classification" else {})}
 
 
 # What the two pipeline-check suites share: a few steps on tiny subsamples, short sequences, quick latency.
@@ -230,6 +238,68 @@ def robustness_suites() -> dict[str, Suite]:
     return dict(suites)
 
 
+# ---------------------------------------------------------------- protocol 3 (issue 41)
+# Selection is kept apart from reporting: every method, slaft's default included, searches its own rate (no lr_from)
+# on a selection seed used by no earlier protocol (protocol 2's was 100, its reported seeds 1-5), and the reported
+# seeds are new. The pilot's seeds (0-2, at one fixed rate, choosing tasks only) are disjoint from both.
+PROTOCOL3_SELECTION_SEED = 200
+PROTOCOL3_SEEDS = (11, 12, 13)
+PROTOCOL3_PILOT_SEEDS = (0, 1, 2)
+# MNLI trains on validation_matched (9,815) and is scored on validation_mismatched (9,832); QNLI trains on 3,963 of
+# its 5,463 validation pairs and is scored on the other 1,500 (benchmarks/harness/tasks.py). A run should take at
+# most ~15-20 minutes of one core. A first MNLI pilot run on all 9,815 pairs measured ~1.2 s of CPU a step (per-epoch
+# scoring of the 9,832 included), ~21 minutes for LoRA (q,v) and so ~30 for slaft (~1.5x): MNLI trains on a seeded
+# 6,000 of them (the same for every run), ~13 and ~20 minutes. QNLI's 3,963 (~372 steps) are not capped. SST-2
+# keeps protocol 2's 10,000.
+PROTOCOL3_NEW_TASKS = ("mnli", "qnli")
+PROTOCOL3_TASKS = (*PROTOCOL2_KEPT_TASKS, *PROTOCOL3_NEW_TASKS)
+PROTOCOL3_TRAIN_SAMPLES = {**PROTOCOL2["max_train_samples"], "mnli": 6000}
+# Background runs share the machine at low priority (nice 19 beside foreground work), so a run's wall time can be
+# several times its one-core cost: the timeout only catches a hung worker.
+PROTOCOL3_TIMEOUT_S = 4 * 3600
+PROTOCOL3 = dict(PROTOCOL2, epochs_by_task=PROTOCOL2_EPOCHS_BY_TASK, head=PILOT_HEAD, protocol=3,
+                 run_timeout_s=PROTOCOL3_TIMEOUT_S, max_train_samples=PROTOCOL3_TRAIN_SAMPLES)
+# The size axis (LoRA r=8 (q,v) is 73,728 stored parameters on MiniLM-L6): slaft's budget at 1/8 to 2 times it in its
+# default space (LoRA sites only), against the hand-chosen structures of those sizes: LoRA (q,v) at r = 1, 2, 4, 8,
+# 16 (9k to 147k), LoRA on every linear at r = 1 and 2 (41k, 83k), (IA)³ (14k), BitFit (~30k), and slaft's λ default.
+PARETO_SLAFT_BUDGETS = ("slaft-budget-eighth-lora-only", "slaft-budget-quarter-lora-only", "slaft-budget-half-lora-only",
+                        "slaft-budget-lora-lora-only", "slaft-budget-double-lora-only")
+PARETO_PEERS = ("peft-lora-qv-r1", "peft-lora-qv-r2", "peft-lora-qv-r4", "peft-lora-qv", "peft-lora-qv-r16",
+                "peft-lora-all-r1", "peft-lora-all-r2", "peft-ia3", "bitfit")
+PARETO_METHODS = (*PARETO_SLAFT_BUDGETS, *PARETO_PEERS, "slaft-lora-only")
+# The decoder: SmolLM2-135M answering each prompt with the class name (slaft.causal_lm). slaft at LoRA r=8 (q,v)'s
+# size against LoRA r=8 (q,v), DoRA r=8 (q,v), and LoRA on every linear at the rank closest to that size: on
+# SmolLM2 (30 blocks, width 576, feed-forward 1536, grouped k/v of width 192) LoRA r=8 (q,v) is 460,800 parameters
+# and LoRA on every linear 305,280 per rank, so r=1 is 0.66x and r=2 1.32x; r=2 is the closer (log scale) and the
+# harder peer (more parameters than slaft's budget). MNLI is the entailment task if the pareto pilot keeps it.
+LLM_METHODS = ("slaft-budget-lora-lora-only", "peft-lora-qv", "peft-lora-all-r2", "peft-dora")
+LLM_TASKS = ("sst2", "bbcnews")
+# The decoder's recipe, sized from measured costs: SmolLM2-135M (fp32, one thread) took ~8 s of CPU a training step of
+# 8 SST-2 or MNLI prompts (~95-115 tokens) and ~21 s of 8 BBC News prompts at 256 tokens (~15 s at 192), and ~0.43 s
+# to score an SST-2 example (two answers) and ~1.2 s a BBC News one (five answers, 256 tokens). The budget is ~15 h
+# of the 2-core machine running two one-thread jobs (~30 core-hours) for 4 methods x 2 tasks x (a 3-rate search,
+# about one grid extension in two, 3 seeds) ~ 52 runs and the untuned scores, with slaft's search phase and DoRA
+# taken at ~1.4x LoRA's cost: ~2,100 core-seconds a run, ~1,500 for LoRA. So: one epoch at batch 8, at most 192
+# tokens (an SST-2 prompt is under 110; a BBC News article is cut to its first ~150 tokens, where its topic is
+# plain); 1,000 SST-2 training examples (125 steps, ~17 min) and 400 BBC News ones (50 steps, ~13 min); validation
+# and test each capped at their first 400 examples (SST-2's 872 and 1,821; BBC News' ~210 validation articles are
+# all scored), ~6 and ~10 min a run. Estimated: SST-2 ~1,450 and BBC News ~1,450 core-seconds a LoRA run, the suite
+# ~29 core-hours, ~15 h two at a time. MNLI (~8 s a step, three answers) would add ~26 runs, ~6.5 h two at a time:
+# it joins only if a decoder pilot (LoRA r=8 (q,v), 3 seeds) puts it 5 points above the best constant prediction.
+LLM_EPOCHS = 1
+LLM_MAX_LENGTH = 192
+LLM_BATCH = 8
+LLM_TRAIN_SAMPLES = {"sst2": 1000, "bbcnews": 400, "mnli": 1000}
+LLM_EVAL_SAMPLES = 400
+LLM_DESCRIPTION = ("Protocol 3, the decoder: SmolLM2-135M answering each prompt with the class name (causal-LM "
+                   "objective, slaft.causal_lm), on SST-2 and BBC News; slaft at LoRA r=8 (q,v)'s size (460,800) "
+                   "against LoRA r=8 (q,v), DoRA r=8 (q,v) and LoRA r=2 on every linear (610,560, the nearest "
+                   "rank), plus the untuned model's score; one epoch at batch 8, 192 tokens, 1,000 SST-2 and 400 "
+                   "BBC News training prompts, the first 400 validation and test examples scored (sized to ~15 h "
+                   "two at a time: see LLM_* in suites.py); every method searches its own rate on seed 200, seeds "
+                   "11-13 are reported.")
+
+
 SUITES: dict[str, Suite] = {
     "cpu2": Suite(
         name="cpu2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(1, 2, 3), selection_seed=100,
@@ -352,6 +422,30 @@ SUITES: dict[str, Suite] = {
         run_timeout_s=4 * 3600,
     ),
 }
+SUITES.update({
+    "pilot3": Suite(
+        name="pilot3", tasks=PROTOCOL3_NEW_TASKS, seeds=PROTOCOL3_PILOT_SEEDS, methods=("peft-lora-qv",),
+        lr_grids=PILOT_RATES,
+        description="Protocol 3 pilot: do MNLI (6,000 of validation_matched trained, validation_mismatched scored) and "
+        "QNLI (3,963 of its validation pairs trained, 1,500 scored) separate methods? As protocol 2's pilot: LoRA r=8 "
+        "(q,v) at 1e-3, the mean-pooling head, seeds 0-2 (no part in pareto's choices or reports); a task is kept "
+        "when it is at least 5 points above the best constant prediction over the 3 seeds.", **PROTOCOL3),
+    "pareto": Suite(
+        name="pareto", tasks=PROTOCOL3_TASKS, seeds=PROTOCOL3_SEEDS, selection_seed=PROTOCOL3_SELECTION_SEED,
+        extend_grids=True, lr_grids=PROTOCOL2_GRIDS, methods=PARETO_METHODS,
+        description="Protocol 3, the size axis: MiniLM-L6 on CoLA, SST-2, STS-B, BBC News, MNLI and QNLI with "
+        "protocol 2's recipe (SST-2 capped at 10,000, MNLI at 6,000, 3 epochs, 6 on CoLA, the mean-pooling head); slaft's budget at "
+        "1/8, 1/4, 1/2, 1 and 2 times LoRA r=8 (q,v)'s size and its λ default against LoRA (q,v) r=1-16, LoRA on "
+        "every linear r=1, 2, (IA)³ and BitFit; every method searches its own rate on seed 200 (grids extended past "
+        "an edge); seeds 11-13 are reported and play no part in any choice.", **PROTOCOL3),
+    "llm": Suite(
+        name="llm", model="smollm2", objective="causal-lm", untuned_baseline=True, tasks=LLM_TASKS,
+        seeds=PROTOCOL3_SEEDS, selection_seed=PROTOCOL3_SELECTION_SEED, extend_grids=True, lr_grids=PROTOCOL2_GRIDS,
+        methods=LLM_METHODS, protocol=3, head="none", epochs=LLM_EPOCHS, max_length=LLM_MAX_LENGTH,
+        batch_size=LLM_BATCH, eval_batch_size=16, max_train_samples=LLM_TRAIN_SAMPLES,
+        max_eval_samples=LLM_EVAL_SAMPLES, latency_batch=8, latency_repeats=5, run_timeout_s=PROTOCOL3_TIMEOUT_S,
+        description=LLM_DESCRIPTION),
+})
 # cpu2 as it was before CoLA got 6 epochs, restricted to the CoLA runs recorded then.
 SUITES["cpu2-cola3ep"] = replace(
     SUITES["cpu2"], name="cpu2-cola3ep", tasks=("cola",), epochs_by_task={},

@@ -23,7 +23,7 @@ from slaft import compat
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
-from slaft.data import compute_metrics, load_task, tokenize_task
+from slaft.data import compute_metrics, tokenize_task
 from slaft.evaluation import evaluate
 from slaft.loading import load_model_and_tokenizer
 
@@ -34,6 +34,7 @@ from .methods import get_method
 from .methods.protocol import RunContext, head_parameters, trainable_parameters
 from .robustness import add_training_noise, noise_fields, perturbed_scores
 from .suites import SUITES, Suite
+from .tasks import load_benchmark_task
 
 
 class _PhaseClock:
@@ -68,8 +69,8 @@ def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int,
 
 def _load(suite: Suite, task: str, seed: int, data_dir: str):
     """The task's splits (train subsampled the same way for every run), a fresh task model, tokenized data."""
-    data = load_task(task, data_dir=data_dir, seed=suite.data_seed,
-                     max_train_samples=suite.max_train_samples.get(task))
+    data = load_benchmark_task(task, data_dir=data_dir, seed=suite.data_seed,
+                               max_train_samples=suite.max_train_samples.get(task))
     for split in [s for s in data.splits if s != "train"]:
         data.splits[split] = _cap(data.splits[split], suite.max_eval_samples)
     set_seed(seed)  # the head and the adapters are initialised from the run's seed

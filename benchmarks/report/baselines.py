@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from slaft.data import DataError, compute_metrics, load_task
+from slaft.data import DataError, compute_metrics
+
+from ..harness.tasks import load_benchmark_task
 
 
 def best_constant_score(spec, labels: np.ndarray) -> float:
@@ -35,7 +37,7 @@ def constant_scores(tasks: list[str], data_dir: Path) -> dict[str, dict[str, flo
     out = {}
     for task in tasks:
         try:
-            data = load_task(task, data_dir=str(data_dir))
+            data = load_benchmark_task(task, data_dir=data_dir)
         except (DataError, OSError):
             continue
         split = data.splits

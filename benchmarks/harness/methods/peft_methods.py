@@ -122,6 +122,13 @@ def peft_methods() -> list[Method]:
                    _lora(["query", "value"], rank=2)),
         PeftMethod("peft-lora-all", "LoRA r=8 (all)", "peft", "lora", "LoRA r=8, alpha 16, on every block linear",
                    _lora(BLOCK_LINEARS)),
+        # Protocol 3's size axis: the hand-chosen structures at 1/8 to 2 times LoRA r=8 (q,v)'s size (alpha 2r).
+        *(PeftMethod(f"peft-lora-qv-r{rank}", f"LoRA r={rank} (q,v)", "peft", "lora",
+                     f"LoRA r={rank}, alpha {2 * rank}, on query and value: {share} of LoRA r=8 (q,v)'s size",
+                     _lora(["query", "value"], rank=rank)) for rank, share in ((1, "1/8"), (4, "1/2"), (16, "2x"))),
+        *(PeftMethod(f"peft-lora-all-r{rank}", f"LoRA r={rank} (all)", "peft", "lora",
+                     f"LoRA r={rank}, alpha {2 * rank}, on every block linear", _lora(BLOCK_LINEARS, rank=rank))
+          for rank in (1, 2)),
         AdaLoraMethod("peft-adalora", "AdaLoRA", "peft", "lora",
                       "AdaLoRA on query/value, init rank 12, average target rank 8", _adalora),
         PeftMethod("peft-dora", "DoRA r=8 (q,v)", "peft", "lora", "DoRA r=8 on query and value",

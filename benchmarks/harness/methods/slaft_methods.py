@@ -115,6 +115,11 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-quarter-lora-only", "slaft (budget = 1/4 LoRA)", "slaft", "slaft",
                     "budget mode at a quarter of LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
                     _budget(0.25), sites=LORA_SITES),
+        # Protocol 3's size axis in the default space: 1/8, 1/2 and 2 times LoRA r=8 (q,v)'s size (1/4 and 1 above).
+        *(SlaftMethod(f"slaft-budget-{name}-lora-only", f"slaft (budget = {label} LoRA)", "slaft", "slaft",
+                      f"budget mode at {label} LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
+                      _budget(fraction), sites=LORA_SITES)
+          for name, label, fraction in (("eighth", "1/8", 0.125), ("half", "1/2", 0.5), ("double", "2x", 2.0))),
         # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
