@@ -194,3 +194,32 @@ if __name__ == "__main__":  # rewrite the README's model table
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     path.write_text(head + BEGIN + "\n" + render_table() + "\n" + END + rest.split(END, 1)[1])
+
+
+MULTITASK = ("gpt2", "t5", "qwen3", "deberta-v2", "modernbert", "phi3", "jamba")
+
+
+@pytest.mark.parametrize("model_type", MULTITASK)
+def test_multitask_pools_decide_and_export_each_task(model_type, tmp_path):
+    """One pool over two tasks on the model: decided from random importances, each task's export equals what the
+    multi-task model serves for it."""
+    from slaft.multitask import MultiTaskSlaftModel, TaskInfo
+
+    tasks = [TaskInfo("two", 2), TaskInfo("three", 3)]
+    model = MultiTaskSlaftModel(tiny_model(model_type, num_labels=2), SlaftConfig(**CONFIG, total_steps=20), tasks)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "slaft_modules" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+        model.task_importance.copy_(torch.rand(model.task_importance.shape, generator=generator))
+        model.task_updates.fill_(1)
+    model.discretize()
+    data = {k: v for k, v in batch("seq-cls").items() if k != "labels"}
+    for task in tasks:
+        model.set_task(task.name)
+        served = outputs(model, data)
+        single = SlaftModel.from_pretrained(tiny_model(model_type, num_labels=task.num_labels),
+                                            model.export_task(task.name, tmp_path / task.name))
+        assert 0 < single.structure().num_params < model.candidate.num_params
+        assert close(outputs(single, data), served)

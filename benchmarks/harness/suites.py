@@ -194,6 +194,7 @@ PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kep
 
 # The smoke suite: every peer, and slaft's two allocators (its other registered variants differ in settings only).
 SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-adalora",
+                 "peft-lora-qv-r1", "peft-lora-qv-r4", "peft-lora-qv-r16", "peft-lora-all-r1", "peft-lora-all-r2",
                  "peft-dora", "peft-ia3", "peft-prefix", "ah-houlsby", "ah-pfeiffer", "ah-parallel", "ah-unipelt",
                  "ah-mam", "bitfit", "head-only", "full-ft", "full-ft-frozen-embeddings")
 
