@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slaft.allocation import Units, budget_at_weight, select_within_budget, solve_shift
+from slaft.allocation import Units, budget_at_weight, select, solve_shift
 from slaft.gates import hard_concrete_keep_probability
 
 
@@ -15,6 +15,12 @@ def units(costs: list[float], modules: list[int] | None = None, fixed: list[floa
     modules = modules if modules is not None else list(range(len(costs)))
     fixed = fixed if fixed is not None else [0.0] * (max(modules) + 1)
     return Units(torch.tensor(modules), torch.tensor(costs, dtype=torch.float), torch.tensor(fixed))
+
+
+def select_within_budget(scores, table, budget, preferred=None, block_share=0.0):
+    """One task's selection: ``select`` with a single row."""
+    return select(scores[None], table, [budget], preferred=None if preferred is None else preferred[None],
+                  block_share=block_share)[0]
 
 
 def test_kept_params_counts_a_module_fixed_cost_once():
@@ -110,3 +116,15 @@ def test_solved_shift_puts_the_expected_size_on_target(target):
     expected = float((table.cost * keep).sum() + (table.fixed * (1 - none)).sum())
     assert expected == pytest.approx(target, rel=1e-3)
     assert torch.all(shift[table.cost == 32] <= shift[table.cost == 4])  # expensive units pay more per unit
+
+
+@settings(max_examples=60, deadline=None)
+@given(costs=st.lists(st.integers(1, 50), min_size=2, max_size=30), budget=st.integers(0, 600),
+       share=st.floats(0.0, 1.0), seed=st.integers(0, 10_000))
+def test_one_task_with_its_budget_as_the_pool_selects_what_it_selects_alone(costs, budget, share, seed):
+    """The pool limit binds exactly as the task's own when one task has a pool of its budget (the single-task case
+    of the search)."""
+    table = layered([float(c) for c in costs], [i % 3 for i in range(len(costs))])
+    scores = torch.rand(1, len(costs), generator=torch.Generator().manual_seed(seed))
+    alone = select(scores, table, [budget], block_share=share)
+    assert torch.equal(alone, select(scores, table, [budget], budget, block_share=share))

@@ -41,9 +41,6 @@ def test_probe_gradient_is_dl_dz_for_open_and_shut_units():
     loss.backward()
     assert torch.allclose(gate.take_probe_gradient(), torch.tensor([10.0, 15.0]))
     assert gate.take_probe_gradient() is None  # taken once, then reset
-    gate.update_importance(torch.tensor([10.0, 15.0]), beta=0.9, first=True)
-    gate.update_importance(torch.tensor([0.0, 5.0]), beta=0.5, first=False)
-    assert torch.allclose(gate.importance, torch.tensor([50.0, 125.0]))
 
 
 def test_hard_concrete_gate_is_binary_forward_with_gradient_to_log_alpha():

@@ -51,7 +51,9 @@ def randomize(model: SlaftModel, *, close_one_module: bool = True) -> None:
                 gate.mask.zero_()
             if gate.log_alpha is not None:
                 gate.log_alpha.copy_(torch.where(gate.mask, 5.0, -5.0))
-        model.slaft_budget.fill_(model.search.units.kept_params(model.search.mask()))
+        model.search.state.masks[0] = torch.cat([gate.mask for gate in gates])
+        model.search.state.budgets.fill_(model.search.units.kept_params(model.search.mask()))
+        model.search.state.pool_budget.copy_(model.search.state.budgets[0])
 
 
 def logits(model, batch) -> torch.Tensor:
@@ -99,7 +101,8 @@ def test_decided_model_computes_what_the_gated_one_did(name, arch, kwargs, batch
     before = model.structure()
     kept_weights = {}
     modules = {(layer, site): module for layer, site, module in model.slaft_modules()}
-    for (layer, site), keep in model.search.final_masks().items():
+    for (layer, site), keeps in model.search.module_masks().items():
+        keep = keeps[0]
         module = modules[(layer, site)]
         if keep.any():
             kept_weights[(layer, site)] = [p.detach()[keep] if d == 0 else p.detach()[:, keep]

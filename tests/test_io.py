@@ -81,10 +81,15 @@ def test_no_pickle_in_adapter_files_or_the_library(saved_adapter):
 
 def test_search_state_round_trips(saved_adapter, tmp_path):
     model = get_slaft_model(TINY_MODELS["bert"](), SlaftConfig(adapter_width=4, width_block=2, lora_rank=2))
-    model.slaft_budget.fill_(1234)
-    model.slaft_importance_updates.fill_(7)
-    next(iter(model.search.gates())).importance.fill_(0.5)
+    state = model.search.state
+    state.budgets.fill_(1234)
+    state.pool_budget.fill_(1234)
+    state.updates.fill_(7)
+    state.importance.fill_(0.5)
+    state.masks[0, ::2] = False
+    model.search.set_task(0)
     model.save_pretrained(tmp_path / "again")
     loaded = SlaftModel.from_pretrained(TINY_MODELS["bert"](), tmp_path / "again")
-    assert int(loaded.slaft_budget) == 1234 and int(loaded.slaft_importance_updates) == 7
-    assert torch.all(next(iter(loaded.search.gates())).importance == 0.5)
+    again = loaded.search.state
+    assert loaded.search.budget == 1234 and int(again.updates[0]) == 7 and torch.all(again.importance == 0.5)
+    assert torch.equal(again.masks, state.masks) and torch.equal(loaded.search.mask(), model.search.mask())

@@ -212,8 +212,9 @@ def test_multitask_pools_decide_and_export_each_task(model_type, tmp_path):
         for name, param in model.named_parameters():
             if "slaft_modules" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-        model.task_importance.copy_(torch.rand(model.task_importance.shape, generator=generator))
-        model.task_updates.fill_(1)
+        state = model.search.state
+        state.importance.copy_(torch.rand(state.importance.shape, generator=generator))
+        state.updates.fill_(1)
     model.discretize()
     data = {k: v for k, v in batch("seq-cls").items() if k != "labels"}
     for task in tasks:

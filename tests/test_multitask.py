@@ -12,12 +12,12 @@ from datasets import Dataset
 
 from conftest import WORDS, run_cli, tiny_bert, tiny_llama
 from slaft import SlaftConfig
-from slaft.allocation import Units
+from slaft.allocation import Units, select, sharing_matrix
 from slaft.config import ConfigError
+from slaft.io import AdapterLoadError
 from slaft.model import SlaftModel
 from slaft.multitask import (MultiTaskConfig, MultiTaskDataset, MultiTaskSlaftModel, MultiTaskTrainer,
                              TaskBatchSampler, TaskInfo)
-from slaft.multitask.allocation import select_shared, sharing_matrix
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TASKS = [TaskInfo("pos", 2, ("no", "yes")), TaskInfo("topic", 3), TaskInfo("score", 1)]
@@ -31,7 +31,7 @@ def units(n: int = 12) -> Units:
 def test_every_task_and_the_pool_stay_within_their_budgets_and_a_shared_unit_counts_once():
     table = units()
     scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
-    masks = select_shared(scores, table, [60, 60, 60], 90)
+    masks = select(scores, table, [60, 60, 60], 90)
     for mask in masks:
         assert table.kept_params(mask) <= 60
     assert table.kept_params(masks.any(0)) <= 90 < sum(table.kept_params(m) for m in masks)
@@ -41,7 +41,7 @@ def test_every_task_and_the_pool_stay_within_their_budgets_and_a_shared_unit_cou
 def test_a_smaller_pool_makes_tasks_share_more():
     table = units()
     scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(1))
-    loose, tight = select_shared(scores, table, [60] * 3, 120), select_shared(scores, table, [60] * 3, 60)
+    loose, tight = select(scores, table, [60] * 3, 120), select(scores, table, [60] * 3, 60)
     off_diagonal = ~torch.eye(3, dtype=torch.bool)
     assert sharing_matrix(tight, table)[off_diagonal].sum() > sharing_matrix(loose, table)[off_diagonal].sum()
 
@@ -49,7 +49,7 @@ def test_a_smaller_pool_makes_tasks_share_more():
 def test_tasks_that_rank_alike_share_their_units():
     table = units()
     same = torch.linspace(1, 0, 12).repeat(2, 1)
-    masks = select_shared(same, table, [40, 40], 40)
+    masks = select(same, table, [40, 40], 40)
     assert torch.equal(masks[0], masks[1]) and table.kept_params(masks[0]) == 40
 
 
@@ -58,7 +58,7 @@ def test_an_exclusive_unit_serves_one_task_at_most():
     same = torch.linspace(1, 0, 12).repeat(2, 1)
     exclusive = torch.zeros(12, dtype=torch.bool)
     exclusive[:4] = True
-    masks = select_shared(same, table, [60, 60], 80, exclusive=exclusive)
+    masks = select(same, table, [60, 60], 80, exclusive=exclusive)
     assert not (masks[0] & masks[1])[:4].any() and (masks[0] | masks[1])[:4].all()
     assert (masks[0] & masks[1])[4:].any()  # the other units are still shared
 
@@ -66,11 +66,11 @@ def test_an_exclusive_unit_serves_one_task_at_most():
 def test_private_sites_give_each_task_units_of_its_own():
     config = MultiTaskConfig(private_sites=["lora_q", "lora_v"])
     model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(target_params=1500, total_steps=20), TASKS, config)
-    model.task_importance.uniform_()
-    model.task_updates.fill_(1)
-    model.begin_step(10)
-    masks = model.final_masks()
-    private = model.exclusive
+    model.search.state.importance.uniform_()
+    model.search.state.updates.fill_(1)
+    model.search.begin_step(10)
+    masks = model.search.final_masks()
+    private = model.search.exclusive
     assert private.any() and not private.all()
     overlap = (masks.int().sum(0) > 1)
     assert not overlap[private].any()
@@ -245,9 +245,9 @@ def test_each_task_from_one_loaded_model_equals_its_single_task_export(trained, 
 def test_the_saved_set_reloads_with_identical_outputs(trained, probe, tmp_path):
     model, _, _ = trained
     model.save_pretrained(tmp_path / "set")
-    names = sorted(p.name for p in (tmp_path / "set" / "heads").iterdir())
-    assert names == ["pos.safetensors", "score.safetensors", "topic.safetensors"]
-    assert (tmp_path / "set" / "pool.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["slaft_config.json", "slaft_model.safetensors"]
+    with pytest.raises(AdapterLoadError, match="multi-task pool"):
+        SlaftModel.from_pretrained(tiny_bert(2), tmp_path / "set")
     again = MultiTaskSlaftModel.from_pretrained(tiny_bert(2), tmp_path / "set")
     before, after = outputs(model, probe), outputs(again, probe)
     assert all(torch.equal(before[t], after[t]) for t in before)
@@ -270,14 +270,14 @@ def test_adding_a_task_leaves_the_other_tasks_outputs_unchanged(trained, probe, 
 
 def test_a_search_phase_save_resumes_with_the_same_masks_and_importances(tmp_path):
     model = MultiTaskSlaftModel(tiny_llama(2), SlaftConfig(target_params=3000, total_steps=40), TASKS)
-    model.task_importance.uniform_()
-    model.task_updates.fill_(1)
-    model.begin_step(20)
+    state = model.search.state
+    state.importance.uniform_()
+    state.updates.fill_(1)
+    model.search.begin_step(20)
     model.save_pretrained(tmp_path / "ckpt")
-    again = MultiTaskSlaftModel.from_pretrained(tiny_llama(2), tmp_path / "ckpt")
-    assert torch.equal(again.task_masks, model.task_masks) and torch.equal(again.task_importance,
-                                                                            model.task_importance)
-    assert not model.task_masks.all()  # pruning had started
+    again = MultiTaskSlaftModel.from_pretrained(tiny_llama(2), tmp_path / "ckpt").search.state
+    assert torch.equal(again.masks, state.masks) and torch.equal(again.importance, state.importance)
+    assert not state.masks.all()  # pruning had started
 
 
 def test_bad_multitask_input_gets_clear_errors():
@@ -287,8 +287,8 @@ def test_bad_multitask_input_gets_clear_errors():
         MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a", 2), TaskInfo("a", 3)])
     with pytest.raises(ConfigError, match="cannot name files"):
         MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), [TaskInfo("a/b", 2), TaskInfo("c", 3)])
-    with pytest.raises(ConfigError, match="block_share"):
-        MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(block_share=0.5), TASKS)
+    with pytest.raises(ConfigError, match="by importance"):
+        MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(allocator="gates"), TASKS)
     with pytest.raises(ConfigError, match="sampling"):
         MultiTaskConfig(sampling="random")
     model = MultiTaskSlaftModel(tiny_bert(2), SlaftConfig(), TASKS)
@@ -439,7 +439,7 @@ def test_per_task_evaluation_during_training_logs_each_tasks_metrics(tmp_path):
 
 
 def test_idle_entries_keep_their_values_and_adam_state_through_a_step():
-    from slaft.multitask.training import IdleEntries
+    from slaft.training import IdleEntries
 
     def two_steps(hold: bool):
         param = torch.nn.Parameter(torch.ones(4))
@@ -463,7 +463,7 @@ def test_idle_entries_keep_their_values_and_adam_state_through_a_step():
 
 
 def test_the_trainer_holds_idle_units_when_asked(tmp_path, monkeypatch):
-    from slaft.multitask import training
+    from slaft import training
 
     held = []
     restore = training.IdleEntries.restore

@@ -151,7 +151,7 @@ CANDIDATE_SPACE_VARIANTS = ("slaft-budget-lora-lora-only", "slaft-budget-quarter
 # other default-space runs take the rates of their earlier-space counterparts; on every task, against LoRA r=2 (q,v).
 PROTOCOL2_QUARTER_SPACE = ("slaft-budget-quarter-lora-only",)
 # One change each against slaft at a quarter of LoRA q,v's size, where LoRA r=2 (q,v) won SST-2 and STS-B: a floor
-# that spreads the small budget over the blocks (allocation.select_within_budget's block_share).
+# that spreads the small budget over the blocks (allocation.select's block_share).
 # slaft-fixed-lora-qv-r2 is LoRA r=2 (q,v) itself through slaft's modules at the quarter's rate: no search at all.
 # slaft-budget-quarter-lr3 gives the decided structure a rate of its own, three times the search's (the rate
 # LoRA r=2 (q,v) chose on SST-2 and STS-B): decided_lr_scale.

@@ -2,7 +2,8 @@
 
 The candidate space is flattened into units (blocks of LoRA rank components or bottleneck hidden units). Unit u
 belongs to module ``module[u]`` and costs ``cost[u]`` parameters; a module costs ``fixed[m]`` more as soon as one of
-its units is kept (a bottleneck's output bias).
+its units is kept (a bottleneck's output bias). Statistics carry a task axis: one row per task of a shared pool, a
+single row for one task.
 """
 
 from __future__ import annotations
@@ -32,39 +33,64 @@ class Units:
         return self.kept_params(torch.ones_like(self.cost, dtype=torch.bool))
 
 
-def select_within_budget(scores: torch.Tensor, units: Units, budget: float,
-                         preferred: torch.Tensor | None = None, block_share: float = 0.0) -> torch.Tensor:
-    """Keep units in order of decreasing score while they fit the budget; a unit that does not fit is skipped, so
-    smaller ones after it can still fill the rest. ``preferred`` units (those kept so far) are taken first, then the
-    others fill what is left, so the result fills the budget up to less than one unit. With ``block_share`` > 0
-    each block first keeps its own best units up to ``block_share * budget / blocks`` (a floor that spreads a small
-    budget over the depth), then every unit competes for the rest. Returns a bool mask."""
-    scores, cost, module = scores.detach().cpu(), units.cost.cpu().tolist(), units.module.cpu().tolist()
-    fixed = units.fixed.cpu().tolist()
-    keep = [False] * len(cost)
-    used = [False] * len(fixed)
-    order = torch.argsort(scores, descending=True, stable=True).tolist()
+def select(scores: torch.Tensor, units: Units, budgets: list[float], pool_budget: float | None = None,
+           preferred: torch.Tensor | None = None, exclusive: torch.Tensor | None = None,
+           block_share: float = 0.0) -> torch.Tensor:
+    """(T, U) bool masks: the units each of T tasks keeps (one task is the single-task case, T = 1).
+
+    Pairs (task, unit) are taken in order of decreasing ``scores`` (T, U), the ``preferred`` pairs (those kept so far)
+    first, while they fit two budgets at once: the task's own structure (its units and their modules' fixed costs)
+    stays within ``budgets[t]``, and the pool (the union of every task's units: what is stored) within
+    ``pool_budget`` (default: no pool limit). A unit another task already keeps costs the pool nothing, so sharing
+    is rewarded. A pair that does not fit is skipped, so smaller units after it can still fill the rest: each
+    budget is filled up to less than one unit. An ``exclusive`` (U,) unit serves one task at most. With
+    ``block_share`` > 0 each task first keeps its own best units of every block up to ``block_share * budget /
+    blocks`` (a floor that spreads a small budget over the depth), then every pair competes for the rest."""
+    scores = scores.detach().cpu()
+    num_tasks, num_units = scores.shape
+    cost, module, fixed = units.cost.cpu().tolist(), units.module.cpu().tolist(), units.fixed.cpu().tolist()
+    order = torch.argsort(scores.flatten(), descending=True, stable=True).tolist()
     if preferred is not None:
-        first = preferred.cpu().tolist()
-        order = [u for u in order if first[u]] + [u for u in order if not first[u]]
+        first = preferred.cpu().flatten().tolist()
+        order = [i for i in order if first[i]] + [i for i in order if not first[i]]
+    keep = [[False] * num_units for _ in range(num_tasks)]
+    task_used = [[False] * len(fixed) for _ in range(num_tasks)]
+    task_total = [0.0] * num_tasks
+    in_pool, pool_used = [False] * num_units, [False] * len(fixed)
+    pool = {"total": 0.0, "limit": float("inf") if pool_budget is None else pool_budget}
+    private = exclusive.cpu().tolist() if exclusive is not None else [False] * num_units
 
-    def fill(candidates: list[int], limit: float, spent: float) -> float:
-        for u in candidates:
-            m = module[u]
-            price = cost[u] + (0.0 if used[m] else fixed[m])
-            if not keep[u] and spent + price <= limit:
-                keep[u], used[m] = True, True
-                spent += price
-        return spent
+    def take(t: int, u: int, spent: float, limit: float) -> float:
+        """Keep unit u for task t if it fits ``limit`` (the task's spending ``spent`` so far) and the pool; returns
+        what it cost the task (0: not kept)."""
+        if keep[t][u] or (private[u] and in_pool[u]):
+            return 0.0
+        m = module[u]
+        task_price = cost[u] + (0.0 if task_used[t][m] else fixed[m])
+        pool_price = 0.0 if in_pool[u] else cost[u] + (0.0 if pool_used[m] else fixed[m])
+        if spent + task_price > limit or pool["total"] + pool_price > pool["limit"]:
+            return 0.0
+        keep[t][u], task_used[t][m] = True, True
+        task_total[t] += task_price
+        if not in_pool[u]:
+            in_pool[u], pool_used[m] = True, True
+            pool["total"] += pool_price
+        return task_price
 
-    total = 0.0
     if block_share > 0 and units.layer is not None:
         layer = units.layer.cpu().tolist()
         blocks = sorted(set(layer))
-        floor = block_share * budget / len(blocks)
-        for block in blocks:
-            total += fill([u for u in order if layer[u] == block], floor, 0.0)
-    fill(order, budget, total)
+        for t in range(num_tasks):
+            floor = block_share * budgets[t] / len(blocks)
+            for block in blocks:
+                spent = 0.0
+                for index in order:
+                    task, u = divmod(index, num_units)
+                    if task == t and layer[u] == block:
+                        spent += take(t, u, spent, floor)
+    for index in order:
+        t, u = divmod(index, num_units)
+        take(t, u, task_total[t], budgets[t])
     return torch.tensor(keep, dtype=torch.bool)
 
 
@@ -88,6 +114,23 @@ def ranking_scores(importance: torch.Tensor, units: Units, scope: str = "global"
     so a unit of the baseline structure is displaced only by one with ``prior`` times its evidence."""
     density = importance_density(importance, units, scope)
     return density * units.prior.cpu() if units.prior is not None else density
+
+
+def task_scores(importance: torch.Tensor, units: Units, scope: str = "global") -> torch.Tensor:
+    """(T, U) ranking scores of T tasks' (T, U) importances. With several tasks each row is taken over its own
+    average (1 = as useful as the task's average unit), so tasks with larger losses do not dominate the pool; one
+    row needs no normalisation (the order within a row does not change)."""
+    rows = [ranking_scores(row, units, scope) for row in importance]
+    if len(rows) > 1:
+        for i, score in enumerate(rows):
+            average = float((score * units.cost).sum() / units.cost.sum())
+            rows[i] = score / average if average > 0 else score
+    return torch.stack(rows)
+
+
+def sharing_matrix(masks: torch.Tensor, units: Units) -> torch.Tensor:
+    """(T, T) parameters kept by both tasks i and j of (T, U) masks (the diagonal: each task's own structure)."""
+    return torch.stack([torch.tensor([float(units.kept_params(a & b)) for b in masks]) for a in masks])
 
 
 def budget_at_weight(importance: torch.Tensor, units: Units, weight: float, scope: str = "global") -> int:

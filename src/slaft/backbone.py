@@ -1,5 +1,6 @@
 """What every slaft model shares: a frozen transformers model, its blocks (found by ``discovery.py``) and task heads,
-the slaft modules hooked into it, and the parameter groups, fingerprint and structure read-out built on them.
+the slaft modules hooked into it, the search that drives them (``search.py``), and what is built on them: parameter
+groups, fingerprint, structure read-out, and the adapter directory (``io.py``) written and read back.
 
 ``SlaftModel`` (one task) and ``MultiTaskSlaftModel`` (several tasks over one pool) are both a ``FrozenBackbone``.
 """
@@ -7,17 +8,21 @@ the slaft modules hooked into it, and the parameter groups, fingerprint and stru
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .discovery import find_blocks, find_heads
 from .config import ConfigError, SlaftConfig, closest
+from .discovery import DiscoveryError, find_blocks, find_heads
 from .inject import CONTAINER, iter_modules
-from .io import fingerprint
+from .io import AdapterLoadError, fingerprint, read_payload, read_tensors, write_adapter
 from .modules import BottleneckAdapter
+from .search import STATE_NAME
 from .structure import ModuleSpec, Structure
+from .version import __version__
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
 
@@ -50,6 +55,9 @@ class FrozenBackbone(nn.Module):
     # The base models' task losses are means over the batch: the Trainer must not rescale them as if they were sums
     # over ``num_items_in_batch`` (it does so for models whose forward takes **kwargs, doubling gradients under DDP).
     accepts_loss_kwargs = False
+    search = None  # a StructureSearch while the structure is searched, None once it is decided
+    adapter_kind = "adapter"  # what a saved directory of this class is called in messages
+    hold_idle_units = False  # SlaftCallback: entries a step's batch does not train keep their values (multi-task)
 
     def __init__(self, base_model: nn.Module, config: SlaftConfig) -> None:
         super().__init__()
@@ -81,8 +89,8 @@ class FrozenBackbone(nn.Module):
         enable_gradient_checkpointing(self.base_model, gradient_checkpointing_kwargs)
 
     def structure_parameters(self) -> list[nn.Parameter]:
-        """Logits trained at ``structure_lr`` (gates, activation choices); none by default."""
-        return []
+        """Gate and activation-choice logits, trained at ``structure_lr`` (none once the structure is decided)."""
+        return self.search.structure_parameters() if self.search is not None else []
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Adapter weights and the task head: what the optimizer trains at the main learning rate."""
@@ -112,3 +120,83 @@ class FrozenBackbone(nn.Module):
                 acts = (module.chosen_activation(),) if isinstance(module, BottleneckAdapter) else ()
                 modules.append(ModuleSpec(layer, site, width, spec.in_features, spec.out_features, acts, spec.host))
         return Structure(modules=modules, discrete=True, num_layers=self.candidate.num_layers)
+
+    # Save / load -------------------------------------------------------------------------------------------------
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors that make this model what it is beyond its base: slaft modules (with gate state while
+        searching) and the task heads, named as in the base model; while searching also the search's state."""
+        state = {name: tensor for name, tensor in self.base_model.state_dict().items()
+                 if CONTAINER in name.split(".") or self.is_head(name)}
+        if self.search is not None:
+            state.update({f"{STATE_NAME}.{n}": t for n, t in self.search.state.state_dict().items()})
+        return state
+
+    def payload(self) -> dict:
+        """What the subclass records in the adapter config beyond what every slaft model records."""
+        return {}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, extra: dict | None = None) -> None:
+        """``slaft_config.json`` + ``slaft_model.safetensors`` (surviving tensors only), both written atomically."""
+        payload = {
+            "slaft_version": __version__, "config": self.slaft_config.to_dict(), "candidate": self.candidate.to_dict(),
+            "phase": "discrete" if self.discrete else "search", "decided_at_step": self.decided_at_step,
+            "heads": self.head_names, "base_fingerprint": self.base_fingerprint(), **self.payload(), **(extra or {}),
+        }
+        write_adapter(save_directory, self.adapter_state_dict(), payload)
+
+    def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
+        """Load saved tensors into a model of the same structure (checksum and fit checked first)."""
+        payload = payload or read_payload(directory)
+        state = read_tensors(directory, payload)
+        expected = set(self.adapter_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if "slaft_budget" in unexpected:
+            raise AdapterLoadError(f"{directory} is a checkpoint written during the structure search by slaft "
+                                   f"{payload.get('slaft_version', '0.2')}, whose search state this version does not "
+                                   "read: finish that run with the version that started it, or train again.")
+        if missing or unexpected:
+            raise AdapterLoadError(f"The tensors in {directory} do not fit their structure: missing "
+                                   f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
+        prefix = STATE_NAME + "."
+        search_state = {n[len(prefix):]: state.pop(n) for n in list(state) if n.startswith(prefix)}
+        if search_state:
+            self.search.state.load_state_dict(search_state)
+            self.search.set_task(self.search.active)
+        self.base_model.load_state_dict(state, strict=False)
+
+    @classmethod
+    def arguments_from_payload(cls, payload: dict) -> dict:
+        """The constructor's arguments beyond base model and config, read from a saved payload."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, base_model: nn.Module, adapter_directory: str | os.PathLike, *,
+                        check_base: bool = True):
+        """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
+        directory = Path(adapter_directory)
+        payload = read_payload(directory)
+        try:
+            config = SlaftConfig.from_dict(payload["config"])
+            arguments = cls.arguments_from_payload(payload)
+        except (KeyError, TypeError, ValueError) as err:
+            raise AdapterLoadError(f"{directory} holds no valid slaft {cls.adapter_kind} config ({err}).") from err
+        try:
+            model = cls(base_model, config, **arguments)
+        except (ConfigError, DiscoveryError) as err:
+            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: {err}") from err
+        saved = Structure.from_dict(payload["candidate"]) if "candidate" in payload else None
+        if saved is not None and not saved.fits(model.candidate):
+            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: it was built on blocks "
+                                   "whose linears differ from this model's (another architecture or size).")
+        if check_base and payload.get("base_fingerprint") and model.base_fingerprint() != payload["base_fingerprint"]:
+            raise AdapterLoadError(
+                f"The adapters in {directory} were trained on a different base model (base recorded: "
+                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
+            )
+        model.load_adapter_weights(directory, payload)
+        model.restore(payload)
+        return model
+
+    def restore(self, payload: dict) -> None:
+        """What a loaded model takes from its payload beyond tensors."""
+        self.decided_at_step = payload.get("decided_at_step")

@@ -265,7 +265,7 @@ def cmd_inspect(parsed, positionals, _argv) -> int:
     from .structure import Structure
 
     (options,) = parsed
-    from .multitask.store import is_multitask_dir
+    from .io import is_multitask_dir
 
     if is_multitask_dir(positionals.adapter):
         return _inspect_multitask(positionals.adapter, options)
@@ -288,15 +288,14 @@ def cmd_inspect(parsed, positionals, _argv) -> int:
 def _inspect_multitask(directory: str, options) -> int:
     from rich.console import Console
 
-    from .io import AdapterLoadError
-    from .multitask.store import read_multitask
+    from .io import AdapterLoadError, read_payload
     from .plots import plot_sharing, plot_structure
     from .structure import Structure
 
-    payload, _, _ = read_multitask(directory, None)
+    payload = read_payload(directory)
     try:
         structures = {name: Structure.from_dict(d) for name, d in payload["task_structures"].items()}
-        pool, candidate = Structure.from_dict(payload["pool"]), Structure.from_dict(payload["candidate"])
+        pool, candidate = Structure.from_dict(payload["structure"]), Structure.from_dict(payload["candidate"])
         base = payload["config"]["base_model_name_or_path"]
     except (KeyError, TypeError, ValueError) as err:
         raise AdapterLoadError(f"{directory} holds no valid multi-task structures ({err}).") from err
@@ -322,7 +321,7 @@ def cmd_eval(parsed, positionals, _argv) -> int:
     from .io import atomic_write_text
 
     (options,) = parsed
-    from .multitask.store import is_multitask_dir
+    from .io import is_multitask_dir
 
     if is_multitask_dir(positionals.adapter):
         from .config import ConfigError
@@ -353,7 +352,7 @@ def cmd_export(parsed, positionals, _argv) -> int:
     from .export import export
 
     (options,) = parsed
-    from .multitask.store import is_multitask_dir
+    from .io import is_multitask_dir
 
     if is_multitask_dir(positionals.adapter):
         from .multitask.inference import export_multitask

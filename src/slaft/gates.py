@@ -5,9 +5,10 @@
   one did. Gradients reach it two ways:
 
   - a *probe*: the value carries ``probe - probe.detach()``, so ``probe.grad`` is dL/dz for every unit, open or
-    shut. Its square, smoothed over steps, is the unit's Fisher importance: the loss a unit's removal costs is about
-    ½·E[(dL/dz)²] (Theis et al. 2018, "Faster gaze prediction with dense networks and Fisher pruning"). The probe is
-    a plain tensor, not a parameter: no optimizer, gradient clipping or DDP bucket ever sees it.
+    shut. Its square, smoothed over steps by the search (``search.py``), is the unit's Fisher importance: the loss
+    a unit's removal costs is about ½·E[(dL/dz)²] (Theis et al. 2018, "Faster gaze prediction with dense networks
+    and Fisher pruning"). The probe is a plain tensor, not a parameter: no optimizer, gradient clipping or DDP bucket
+    ever sees it.
   - *hard-concrete logits* (allocator "gates"): z ~ HardConcrete(log α + shift) (Louizos, Welling & Kingma 2018),
     with u ~ U(0, 1),
 
@@ -66,7 +67,6 @@ class UnitGate(nn.Module):
         self.probe: torch.Tensor | None = None  # created on the forward pass's device; holds dL/dz in .grad
         self.log_alpha = nn.Parameter(torch.zeros(num_units)) if hard_concrete else None
         self.register_buffer("mask", torch.ones(num_units, dtype=torch.bool))      # the decision as it stands
-        self.register_buffer("importance", torch.zeros(num_units))                 # smoothed (dL/dz)^2
         self.register_buffer("shift", torch.zeros(num_units))                      # budget shift of log α
         self.sampling = False  # hard-concrete samples in training: set by the search while it prunes
 
@@ -101,12 +101,6 @@ class UnitGate(nn.Module):
         grad = self.probe.grad.detach().float().clone()
         self.probe.grad = None
         return grad
-
-    @torch.no_grad()
-    def update_importance(self, grad: torch.Tensor, beta: float, first: bool) -> None:
-        """Fold one step's dL/dz into the smoothed Fisher importance."""
-        square = grad.to(self.importance) ** 2
-        self.importance.copy_(square if first else beta * self.importance + (1 - beta) * square)
 
     def extra_repr(self) -> str:
         kind = "hard-concrete" if self.log_alpha is not None else "importance"

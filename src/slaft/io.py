@@ -1,7 +1,9 @@
 """The adapter directory format, and nothing else: what is written where, atomically, and checked on reading.
 
-    slaft_config.json          a JSON payload (built by SlaftModel): config, structure, phase, labels, checksums
-    slaft_model.safetensors    the tensors (built by SlaftModel): slaft modules and the task head
+    slaft_config.json          a JSON payload (built by the model): config, structure, phase, labels, checksum;
+                               a multi-task pool adds its tasks, each task's structure and the sharing between them
+    slaft_model.safetensors    the tensors: slaft modules and the task heads (a multi-task pool's per-task heads
+                               under ``<head>.tasks.<task>.``), and while searching the search's state
 
 The files carry slaft's names, not peft's ``adapter_config.json``: transformers treats a directory holding that
 file as a peft adapter, which would break loading a merged export that keeps some modules beside its weights.
@@ -24,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 CONFIG_NAME = "slaft_config.json"
 WEIGHTS_NAME = "slaft_model.safetensors"
+LEGACY_MULTITASK = "multitask_config.json"  # slaft 0.2's multi-task layout (a pool file and a file per head)
 
 
 class AdapterLoadError(ValueError):
@@ -111,6 +114,9 @@ def read_payload(directory: str | os.PathLike, name: str = CONFIG_NAME,
     """The JSON object in ``directory/name``; a clear error when it is missing or corrupted."""
     path = Path(directory) / name
     if not path.is_file():
+        if (Path(directory) / LEGACY_MULTITASK).is_file():
+            raise AdapterLoadError(f"{directory} holds a multi-task pool in slaft 0.2's layout ({LEGACY_MULTITASK}), "
+                                   "which this version does not read: load it with slaft 0.2, or train it again.")
         raise AdapterLoadError(f"No {name} in {directory}: {missing_hint}.")
     try:
         payload = json.loads(path.read_text())
@@ -144,3 +150,11 @@ def is_complete_adapter(directory: str | os.PathLike) -> bool:
     except AdapterLoadError:
         return False
     return bool(payload.get("weights_sha256"))
+
+
+def is_multitask_dir(directory: str | os.PathLike) -> bool:
+    """True when ``directory`` holds a saved multi-task pool (a payload that names tasks)."""
+    try:
+        return "tasks" in read_payload(directory)
+    except AdapterLoadError:
+        return False

@@ -92,8 +92,14 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
             )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load model {name_or_path!r}: {err}") from err
-    if extra.get("gguf_file") and name_or_path in PACKAGED_MODELS:
-        _cache_dequantized(name_or_path, model, tokenizer)
+    if extra.get("gguf_file"):
+        # GGUF weights arrive dequantized; transformers 5 still marks the model quantized, and its Trainer refuses
+        # to train a quantized model that is not a peft model. The weights are dense: drop the mark.
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None:
+            quantizer.remove_quantization_config(model)
+        if name_or_path in PACKAGED_MODELS:
+            _cache_dequantized(name_or_path, model, tokenizer)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ModelLoadError(f"The tokenizer of {name_or_path!r} has neither a pad nor an eos token; "

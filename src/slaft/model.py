@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from .version import __version__
 from .backbone import FrozenBackbone
-from .config import ConfigError, SlaftConfig
-from .discovery import DiscoveryError
-from .inject import CONTAINER, attach, candidate_structure, detach, host_module, remove_module
-from .io import AdapterLoadError, read_payload, read_tensors, write_adapter
+from .config import SlaftConfig
+from .inject import attach, candidate_structure, detach, host_module, remove_module
+from .io import AdapterLoadError
 from .merge import MergeReport, fold_low_rank, fold_serial, reloadable_bias
 from .modules import LowRankUpdate
 from .search import StructureSearch
 from .sites import LORA, block_sites, site
 from .structure import Structure
-
-SEARCH_STATE = ("slaft_budget", "slaft_importance_updates")  # buffers a search-phase checkpoint must carry
 
 
 @dataclass
@@ -44,17 +38,6 @@ class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the message says where and what to do."""
 
 
-def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
-    """Drop ``params`` (and their state) from a torch optimizer."""
-    if optimizer is None or not params:
-        return
-    gone = {id(p) for p in params}
-    for group in optimizer.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) not in gone]
-    for param in params:
-        optimizer.state.pop(param, None)
-
-
 class SlaftModel(FrozenBackbone):
     """A frozen base model plus slaft modules at the sites of a ``Structure``, hooked into its forward pass.
 
@@ -74,10 +57,6 @@ class SlaftModel(FrozenBackbone):
         self.discrete = structure is not None and structure.discrete
         self.structure_data = structure if structure is not None else self.candidate
         self._handles = attach(base_model, self.blocks, self.structure_data, config, gated=not self.discrete)
-        self.target = None if self.discrete else config.resolve_target(self.backbone_params,
-                                                                        self.candidate.num_params)
-        self.register_buffer("slaft_budget", torch.tensor(-1, dtype=torch.long))
-        self.register_buffer("slaft_importance_updates", torch.tensor(0, dtype=torch.long))
         self.search = None if self.discrete else StructureSearch(self, config)
         self.merged = False  # True once linear paths were folded into the base weights
         self.decided_at_step: int | None = None  # the optimizer step at which a Trainer run decided the structure
@@ -90,9 +69,10 @@ class SlaftModel(FrozenBackbone):
         except AttributeError:
             return getattr(self.base_model, name)
 
-    def structure_parameters(self) -> list[nn.Parameter]:
-        """Gate and activation-choice logits (empty once the structure is decided)."""
-        return self.search.structure_parameters() if self.search is not None else []
+    @property
+    def target(self) -> int | None:
+        """The budget asked for as a parameter count (None in λ mode, and once the structure is decided)."""
+        return self.search.target if self.search is not None else None
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, **kwargs):
@@ -112,8 +92,8 @@ class SlaftModel(FrozenBackbone):
         """The learned structure once decided; while searching, the structure the gates would decide on now."""
         if self.discrete:
             return self.structure_data
-        masks = self.search.final_masks()
-        return self.structure_with(lambda layer, site, _: masks[(layer, site)])
+        masks = self.search.module_masks()
+        return self.structure_with(lambda layer, site, _: masks[(layer, site)][0])
 
     @torch.no_grad()
     def discretize(self, optimizer=None) -> Structure:
@@ -124,22 +104,11 @@ class SlaftModel(FrozenBackbone):
         """
         if self.discrete:
             return self.structure_data
-        optimizer = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer inside accelerate's wrapper
-        masks = self.search.final_masks()
-        learned = self.structure_with(lambda layer, site, _: masks[(layer, site)])
-        removed = list(self.structure_parameters())
-        for layer, name, module in list(self.slaft_modules()):
-            removed += list(module.gate.parameters())  # the hard-concrete logits, if any
-            keep = masks[(layer, name)]
-            if keep.any():
-                module.prune_(keep, optimizer)
-            else:
-                removed += list(module.parameters())
-                remove_module(self.base_model, self.blocks, layer, name)
-        remove_from_optimizer(optimizer, removed)
-        self.search, self.target = None, None
-        self.structure_data, self.discrete = learned, True
-        return learned
+        self.search.decide(optimizer)
+        self.search = None
+        self.structure_data = self.structure_with(lambda _l, _s, module: torch.ones(module.width, dtype=torch.bool))
+        self.discrete = True
+        return self.structure_data
 
     def parameter_summary(self) -> ParameterSummary:
         head = sum(p.numel() for n, p in self.base_model.named_parameters() if self.is_head(n))
@@ -193,77 +162,29 @@ class SlaftModel(FrozenBackbone):
         detach(self.base_model, self.blocks, self._handles)
         return self.base_model
 
+    def training_log(self) -> dict[str, float]:
+        """What ``SlaftCallback`` adds to the Trainer's logs: the structure's size (and the budget while searching)."""
+        if self.search is not None:
+            return {f"slaft/{key}": value for key, value in self.search.stats().items()}
+        return {"slaft/kept_params": float(self.structure_data.num_params)}
+
     # Save / load -------------------------------------------------------------------------------------------------
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """The tensors that make this model what it is beyond its base: slaft modules (with gate state while
-        searching) and the task head, named as in the base model; while searching also the search's buffers."""
-        state = {name: tensor for name, tensor in self.base_model.state_dict().items()
-                 if CONTAINER in name.split(".") or self.is_head(name)}
-        if not self.discrete:
-            state.update({name: getattr(self, name) for name in SEARCH_STATE})
-        return state
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *, extra: dict | None = None) -> None:
-        """``slaft_config.json`` + ``slaft_model.safetensors`` (surviving tensors only), both written atomically."""
+    def payload(self) -> dict:
         config = self.base_model.config
-        payload = {
-            "slaft_version": __version__,
-            "config": self.slaft_config.to_dict(),
-            "structure": self.structure_data.to_dict(),
-            "candidate": self.candidate.to_dict(),
-            "phase": "discrete" if self.discrete else "search",
-            "merged": self.merged,
-            "decided_at_step": self.decided_at_step,
-            "heads": self.head_names,
-            "num_labels": getattr(config, "num_labels", None),
-            "id2label": {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()},
-            "base_fingerprint": self.base_fingerprint(),
-            **(extra or {}),
-        }
-        write_adapter(save_directory, self.adapter_state_dict(), payload)
-
-    def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
-        """Load saved tensors into a model of the same structure (checksum and fit checked first)."""
-        payload = payload or read_payload(directory)
-        state = read_tensors(directory, payload)
-        expected = set(self.adapter_state_dict())
-        missing, unexpected = expected - set(state), set(state) - expected
-        if missing or unexpected:
-            raise AdapterLoadError(f"The tensors in {directory} do not fit their structure: missing "
-                                   f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
-        for name in SEARCH_STATE:
-            if name in state:
-                getattr(self, name).copy_(state.pop(name))
-        self.base_model.load_state_dict(state, strict=False)
+        return {"structure": self.structure_data.to_dict(), "merged": self.merged,
+                "num_labels": getattr(config, "num_labels", None),
+                "id2label": {str(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}}
 
     @classmethod
-    def from_pretrained(cls, base_model: nn.Module, adapter_directory: str | os.PathLike, *,
-                        check_base: bool = True) -> "SlaftModel":
-        """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
-        directory = Path(adapter_directory)
-        payload = read_payload(directory)
-        try:
-            config = SlaftConfig.from_dict(payload["config"])
-            structure = Structure.from_dict(payload["structure"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise AdapterLoadError(f"{directory} holds no valid slaft adapter config ({err}).") from err
-        try:
-            model = cls(base_model, config, structure if payload.get("phase") == "discrete" else None)
-        except (ConfigError, DiscoveryError) as err:
-            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: {err}") from err
-        saved = Structure.from_dict(payload["candidate"]) if "candidate" in payload else None
-        if saved is not None and not saved.fits(model.candidate):
-            raise AdapterLoadError(f"The adapter in {directory} does not fit this base model: it was built on blocks "
-                                   "whose linears differ from this model's (another architecture or size).")
-        if check_base and payload.get("base_fingerprint") and model.base_fingerprint() != payload["base_fingerprint"]:
-            raise AdapterLoadError(
-                f"The adapters in {directory} were trained on a different base model (base recorded: "
-                f"{config.base_model_name_or_path!r}). Load them onto the model they were trained on."
-            )
-        model.load_adapter_weights(directory, payload)
-        model.merged = bool(payload.get("merged"))
-        model.decided_at_step = payload.get("decided_at_step")
-        return model
+    def arguments_from_payload(cls, payload: dict) -> dict:
+        if "tasks" in payload:
+            raise AdapterLoadError("it holds a multi-task pool: load it with slaft.multitask.MultiTaskSlaftModel")
+        structure = Structure.from_dict(payload["structure"])
+        return {"structure": structure if payload.get("phase") == "discrete" else None}
+
+    def restore(self, payload: dict) -> None:
+        super().restore(payload)
+        self.merged = bool(payload.get("merged"))
 
 
 def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None, structure: Structure | None = None

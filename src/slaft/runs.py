@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 from .io import is_complete_adapter
-from .multitask.store import is_complete_multitask
 
 RUN_PARTS = ("checkpoints", "adapter", "metrics.json", "structure.json", "structure.png", "untuned.json", "multitask",
              "tasks", "structures", "sharing.png")
@@ -57,7 +56,7 @@ def prepare_output_dir(directory: Path, *, resume: bool, overwrite: bool, needed
 
 
 def is_complete_checkpoint(path: Path) -> bool:
-    return (path / TRAINER_STATE).is_file() and (is_complete_adapter(path) or is_complete_multitask(path))
+    return (path / TRAINER_STATE).is_file() and is_complete_adapter(path)
 
 
 def latest_checkpoint(directory: Path) -> str | None:

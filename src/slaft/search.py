@@ -14,8 +14,13 @@ One training run, three stretches (fractions of its steps, from ``SlaftConfig``)
 
 The budget is ``target_params``, or in λ mode the size of the units whose importance per parameter reaches λ times
 the candidate space's average when pruning starts: a function of the knob and of ratios of importances, not of how
-many steps the run has. ``StructureSearch`` holds no state of its own that a checkpoint would lose: masks,
-importances and the budget live in buffers of the model.
+many steps the run has.
+
+The search has a task axis. One task is the single-task case; several tasks share one pool of candidate modules
+(``slaft.multitask``): each task has its own mask and importances over the pool's units and its own budget, the
+pool (the union of the tasks' units, what is stored) a budget of its own, and each step's gradients count for the
+task of its batch (``set_task``). ``StructureSearch`` holds no state of its own that a checkpoint would lose: masks,
+importances and budgets are buffers of a ``SearchState`` module inside the model.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .allocation import Units, budget_at_weight, ranking_scores, select_within_budget, solve_shift
-from .config import SlaftConfig
+from .allocation import Units, budget_at_weight, ranking_scores, select, solve_shift, task_scores
+from .config import ConfigError, SlaftConfig
 from .gates import GumbelChoice, annealed_temperature, pruned_fraction
+from .inject import remove_module
 from .sites import fixed_cost, unit_cost
 
 GATE_INIT_SPREAD = 2.0  # gate logits start at this many standard deviations per std of log importance density
+STATE_NAME = "search_state"  # the model attribute (and state-dict prefix) of the search's buffers
 
 
 def schedule_steps(config: SlaftConfig, total_steps: int | None, trainer: str) -> tuple[int, int, int]:
@@ -67,10 +74,42 @@ def build_units(model, config: SlaftConfig) -> Units:
                  torch.tensor(layers, dtype=torch.long), torch.tensor(prior))
 
 
-class StructureSearch:
-    """Drives the gates of a searching ``SlaftModel`` (``model.search``); ``SlaftCallback`` calls it each step."""
+def remove_from_optimizer(optimizer, params: list[nn.Parameter]) -> None:
+    """Drop ``params`` (and their state) from a torch optimizer."""
+    if optimizer is None or not params:
+        return
+    gone = {id(p) for p in params}
+    for group in optimizer.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in gone]
+    for param in params:
+        optimizer.state.pop(param, None)
 
-    def __init__(self, model, config: SlaftConfig) -> None:
+
+class SearchState(nn.Module):
+    """The search's state as buffers, so checkpoints and device moves carry it: per task (rows) the units' masks,
+    their smoothed Fisher importances and the number of updates folded in, the tasks' budgets and the pool's
+    (-1 until pruning starts fixes them)."""
+
+    def __init__(self, num_tasks: int, num_units: int) -> None:
+        super().__init__()
+        self.register_buffer("masks", torch.ones(num_tasks, num_units, dtype=torch.bool))
+        self.register_buffer("importance", torch.zeros(num_tasks, num_units))
+        self.register_buffer("updates", torch.zeros(num_tasks, dtype=torch.long))
+        self.register_buffer("budgets", torch.full((num_tasks,), -1, dtype=torch.long))
+        self.register_buffer("pool_budget", torch.tensor(-1, dtype=torch.long))
+
+
+class StructureSearch:
+    """Drives the gates of a searching slaft model (``model.search``); ``SlaftCallback`` calls it each step.
+
+    ``num_tasks`` rows of state; with several tasks, ``pool_share`` (or ``pool_params``) sizes the pool against the
+    sum of the tasks' budgets and units of ``exclusive_sites`` serve one task at most. The search registers its
+    ``SearchState`` on the model as ``model.search_state``."""
+
+    def __init__(self, model, config: SlaftConfig, *, num_tasks: int = 1, pool_share: float = 1.0,
+                 pool_params: float | None = None, exclusive_sites: tuple[str, ...] = ()) -> None:
+        if num_tasks > 1 and config.allocator != "importance":
+            raise ConfigError("Multi-task structure learning ranks units by importance: use allocator='importance'.")
         self.model, self.config = model, config
         self.total_steps = config.total_steps
         self.driven = False  # set once a callback (or the user's own loop) drives the schedule
@@ -78,6 +117,20 @@ class StructureSearch:
         self.keys = [(layer, site) for layer, site, _ in model.slaft_modules()]
         self.choices = [m for m in model.modules() if isinstance(m, GumbelChoice)]
         self.units = build_units(model, config)
+        self.target = config.resolve_target(model.backbone_params, model.candidate.num_params)
+        self.pool_share, self.pool_params = pool_share, pool_params
+        sites = [site for _, site, module in model.slaft_modules() for _ in range(module.gate.num_units)]
+        self.exclusive = torch.tensor([site in exclusive_sites for site in sites], dtype=torch.bool)
+        setattr(model, STATE_NAME, SearchState(num_tasks, self.units.cost.numel()))
+        self.active = 0
+
+    @property
+    def state(self) -> SearchState:
+        return getattr(self.model, STATE_NAME)
+
+    @property
+    def num_tasks(self) -> int:
+        return self.state.masks.shape[0]
 
     # The model's modules and flat views over their units ---------------------------------------------------------
     def gates(self):
@@ -86,14 +139,22 @@ class StructureSearch:
     def _flat(self, name: str) -> torch.Tensor:
         return torch.cat([getattr(gate, name).detach().float().cpu() for gate in self.gates()])
 
-    def _set_masks(self, mask: torch.Tensor) -> None:
-        start = 0
+    def set_task(self, index: int) -> None:
+        """The gates take task ``index``'s mask: the next forward passes compute its structure, and the next
+        gradients count for it."""
+        self.active, start = index, 0
+        row = self.state.masks[index]
         for gate in self.gates():
-            gate.mask.copy_(mask[start:start + gate.num_units])
+            gate.mask.copy_(row[start:start + gate.num_units])
             start += gate.num_units
 
+    def _set_masks(self, masks: torch.Tensor) -> None:
+        self.state.masks.copy_(masks)
+        self.set_task(self.active)
+
     def mask(self) -> torch.Tensor:
-        return self._flat("mask").bool()
+        """The active task's mask over the units."""
+        return self.state.masks[self.active].cpu()
 
     # Schedule ----------------------------------------------------------------------------------------------------
     def steps(self) -> tuple[int, int, int]:
@@ -103,12 +164,30 @@ class StructureSearch:
 
     @property
     def started(self) -> bool:
-        return int(self.model.slaft_budget) >= 0
+        return int(self.state.pool_budget) >= 0
 
     @property
     def budget(self) -> int | None:
-        """The kept size the search ends at (in λ mode, known once pruning starts)."""
-        return int(self.model.slaft_budget) if self.started else self.model.target
+        """The first task's kept size at the end of the search (in λ mode, known once pruning starts)."""
+        return int(self.state.budgets[0]) if self.started else self.target
+
+    def budgets(self) -> tuple[list[int], int]:
+        """(each task's budget, the pool's budget): fixed when pruning starts; before, what they would be now
+        (nothing is fixed by asking). One task's pool is its budget."""
+        if self.started:
+            return [int(b) for b in self.state.budgets], int(self.state.pool_budget)
+        scope = self.config.importance_scope
+        tasks = [self.target if self.target is not None else
+                 budget_at_weight(row.cpu(), self.units, self.config.sparsity_weight, scope)
+                 for row in self.state.importance]
+        if self.num_tasks == 1:
+            return tasks, tasks[0]
+        pool = self.pool_params or self.pool_share * sum(tasks)
+        return tasks, int(min(round(pool), self.units.total))
+
+    def budget_now(self) -> int:
+        """The first task's budget, or before pruning starts the one it would get now."""
+        return self.budgets()[0][0]
 
     def begin_step(self, step: int) -> None:
         """Set temperatures, masks and gate shifts for optimizer step ``step`` (0-based)."""
@@ -122,55 +201,41 @@ class StructureSearch:
         if step < start:
             return
         if not self.started:
-            if not bool((self._flat("importance") > 0).any()):
-                return  # no unit has shown any signal yet (B and W_up start at zero): keep training densely
+            if not bool((self.state.importance > 0).any(dim=1).all()):
+                return  # a task has shown no signal yet (B and W_up start at zero): keep training densely
             self._start_pruning()
-        target = self.target_at(step)
-        if self.config.allocator == "importance":
-            self._set_masks(self._select(target, by_importance=True))
-            return
-        log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
-        shift = solve_shift(log_alpha, self.units, target, self.config.gate_beta, self.config.gate_limits)
-        start_index = 0
-        for gate in self.gates():
-            gate.shift.copy_(shift[start_index:start_index + gate.num_units])
-            gate.sampling = True
-            start_index += gate.num_units
-        self._set_masks(self._select(target, by_importance=False))
+        fraction, full = pruned_fraction(step, start, end), self.units.total
+        tasks, pool = self.budgets()
+        targets = [full - fraction * (full - budget) for budget in tasks]
+        pool_target = full - fraction * (full - pool)
+        if self.config.allocator == "gates":
+            log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
+            shift = solve_shift(log_alpha, self.units, targets[0], self.config.gate_beta, self.config.gate_limits)
+            start_index = 0
+            for gate in self.gates():
+                gate.shift.copy_(shift[start_index:start_index + gate.num_units])
+                gate.sampling = True
+                start_index += gate.num_units
+        self._set_masks(self._select(targets, pool_target, by_importance=self.config.allocator == "importance"))
 
-    def _select(self, budget: float, by_importance: bool) -> torch.Tensor:
-        """The units that fill ``budget``: ranked by importance per parameter (units kept so far first), or by the
-        gates' keep probabilities."""
+    def _select(self, budgets: list[float], pool: float, by_importance: bool) -> torch.Tensor:
+        """(T, U) masks filling the budgets: ranked by importance per parameter (units kept so far first), or by the
+        gates' keep probabilities (one task)."""
         if by_importance:
-            scores = ranking_scores(self._flat("importance"), self.units, self.config.importance_scope)
-            return select_within_budget(scores, self.units, budget, preferred=self.mask(),
-                                        block_share=self.config.block_share)
-        return select_within_budget(self._flat_keep_probability(), self.units, budget,
-                                    block_share=self.config.block_share)
-
-    def target_at(self, step: int) -> float:
-        total, start, end = self.steps()
-        return self.units.total - pruned_fraction(step, start, end) * (self.units.total - self.budget)
-
-    def _flat_keep_probability(self) -> torch.Tensor:
-        return torch.cat([gate.keep_probability().detach().float().cpu() for gate in self.gates()])
-
-    def budget_now(self) -> int:
-        """The budget, or before pruning starts the one it would get now (nothing is fixed by asking)."""
-        if self.started:
-            return int(self.model.slaft_budget)
-        if self.model.target is not None:
-            return self.model.target
-        return budget_at_weight(self._flat("importance"), self.units, self.config.sparsity_weight,
-                                self.config.importance_scope)
+            scores = task_scores(self.state.importance.cpu(), self.units, self.config.importance_scope)
+            return select(scores, self.units, budgets, pool, preferred=self.state.masks.cpu(),
+                          exclusive=self.exclusive, block_share=self.config.block_share)
+        keep = torch.cat([gate.keep_probability().detach().float().cpu() for gate in self.gates()])
+        return select(keep[None], self.units, budgets, pool, block_share=self.config.block_share)
 
     @torch.no_grad()
     def _start_pruning(self) -> None:
-        """Fix the budget (λ mode: from the importances) and start the gate logits from the importance ranking."""
-        importance = self._flat("importance")
-        self.model.slaft_budget.fill_(self.budget_now())
+        """Fix the budgets (λ mode: from the importances) and start the gate logits from the importance ranking."""
+        tasks, pool = self.budgets()
+        self.state.budgets.copy_(torch.tensor(tasks))
+        self.state.pool_budget.fill_(pool)
         if self.config.allocator == "gates":
-            density = ranking_scores(importance, self.units, self.config.importance_scope)
+            density = ranking_scores(self.state.importance[0].cpu(), self.units, self.config.importance_scope)
             log_density = torch.log(density.clamp_min(1e-30))
             spread = log_density.std().clamp_min(1e-6) if log_density.numel() > 1 else torch.tensor(1.0)
             logits = GATE_INIT_SPREAD * (log_density - log_density.mean()) / spread
@@ -179,34 +244,37 @@ class StructureSearch:
                 gate.log_alpha.copy_(logits[start:start + gate.num_units].to(gate.log_alpha))
                 start += gate.num_units
 
+    @torch.no_grad()
     def after_backward(self) -> None:
-        """Fold this step's gate gradients into the importances (before the optimizer step). Under DDP the
-        gradients are averaged over ranks first, so every rank keeps the same importances and decisions."""
-        gates = self.gates()
-        flat = probe_gradients(gates)
-        if flat is None:
+        """Fold this step's gate gradients into the active task's importances, a moving average of (dL/dz)^2
+        (before the optimizer step). Under DDP the gradients are averaged over ranks first, so every rank keeps the
+        same importances and decisions."""
+        flat = probe_gradients(self.gates())
+        if flat is None or self.frozen:
             return
-        first = int(self.model.slaft_importance_updates) == 0
-        start = 0
-        for gate in gates:
-            gate.update_importance(flat[start:start + gate.num_units], self.config.importance_beta, first)
-            start += gate.num_units
-        self.model.slaft_importance_updates += 1
+        state, index, beta = self.state, self.active, self.config.importance_beta
+        square = flat.to(state.importance) ** 2
+        first = int(state.updates[index]) == 0
+        state.importance[index] = square if first else beta * state.importance[index] + (1 - beta) * square
+        state.updates[index] += 1
 
     def should_decide(self, completed_steps: int) -> bool:
-        return completed_steps >= self.steps()[2]
+        return not self.frozen and completed_steps >= self.steps()[2]
 
-    def final_masks(self) -> dict[tuple[int, str], torch.Tensor]:
-        """Per module, the kept rank components / hidden units (one entry per component), filling the budget. Asking
-        changes nothing: before pruning has started it answers with the budget and ranking the units have now."""
-        budget = self.budget_now()
+    def final_masks(self) -> torch.Tensor:
+        """(T, U): the units each task keeps at its full budget (once frozen, the masks as they are). Asking changes
+        nothing: before pruning has started it answers with the budgets and ranking the units have now."""
         if self.frozen:
-            mask = self.mask()
-        else:
-            mask = self._select(budget, by_importance=self.config.allocator == "importance" or not self.started)
+            return self.state.masks.cpu().clone()
+        tasks, pool = self.budgets()
+        return self._select(tasks, pool, by_importance=self.config.allocator == "importance" or not self.started)
+
+    def module_masks(self, masks: torch.Tensor | None = None) -> dict[tuple[int, str], torch.Tensor]:
+        """Per module, (T, width): the rank components / hidden units each task keeps (of ``final_masks()``)."""
+        masks = self.final_masks() if masks is None else masks
         out, start = {}, 0
         for key, gate in zip(self.keys, self.gates()):
-            out[key] = mask[start:start + gate.num_units].repeat_interleave(gate.block)
+            out[key] = masks[:, start:start + gate.num_units].repeat_interleave(gate.block, dim=1)
             start += gate.num_units
         return out
 
@@ -215,13 +283,35 @@ class StructureSearch:
         """Decide without removing anything: the masks become the decision, gates stop sampling and choices take
         their arg-max. Under DDP the modules cannot change shape while the wrapper holds their parameters, so the
         decided structure trains on with its shut units masked, and is cut down once training ends."""
-        masks = self.final_masks()
-        for key, gate in zip(self.keys, self.gates()):
-            gate.mask.copy_(masks[key][::gate.block])
+        self._set_masks(self.final_masks())
+        for gate in self.gates():
             gate.sampling = False
         for choice in self.choices:
             choice.frozen = True
         self.frozen = True
+
+    @torch.no_grad()
+    def decide(self, optimizer=None) -> dict[tuple[int, str], torch.Tensor]:
+        """The decision: every module keeps the union of the tasks' components (trained weights, and with the
+        ``optimizer`` that trains the model its state, sliced along), a module no task keeps is removed, gates and
+        structure logits leave the model and the optimizer. Returns, per kept module, (T, kept width): which of its
+        components each task uses. The model is left without a search state."""
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer inside accelerate's wrapper
+        components = self.module_masks()
+        removed, kept = list(self.structure_parameters()), {}
+        for layer, site, module in list(self.model.slaft_modules()):
+            removed += list(module.gate.parameters())  # the hard-concrete logits, if any
+            per_task = components[(layer, site)]
+            union = per_task.any(0)
+            if union.any():
+                module.prune_(union, optimizer)  # a bottleneck also fixes its activation to the chosen one
+                kept[(layer, site)] = per_task[:, union]
+            else:
+                removed += list(module.parameters())
+                remove_module(self.model.base_model, self.model.blocks, layer, site)
+        remove_from_optimizer(optimizer, removed)
+        delattr(self.model, STATE_NAME)
+        return kept
 
     def structure_parameters(self) -> list[nn.Parameter]:
         """Gate logits and activation-choice logits: trained at ``structure_lr``, removed with the gates."""
@@ -229,9 +319,11 @@ class StructureSearch:
         return params + [choice.logits for choice in self.choices]
 
     def stats(self) -> dict[str, float]:
-        """Numbers for the training logs."""
+        """Numbers for the training logs: the active task's kept size, and with several tasks the pool's."""
         mask = self.mask()
         stats = {"kept_params": float(self.units.kept_params(mask)), "kept_units": float(mask.sum())}
         if self.budget is not None:
             stats["budget"] = float(self.budget)
+        if self.num_tasks > 1:
+            stats["pool_params"] = float(self.units.kept_params(self.state.masks.cpu().any(0)))
         return stats

@@ -6,9 +6,11 @@ importances (averaged over ranks under DDP); at the step that ends the search it
 Trainer's optimizer so the kept weights keep their optimizer state (nothing restarts). Under DDP the wrapper holds
 the parameters, so the decision freezes the masks instead and the modules are cut down when training ends; every
 rank decides the same (a test trains on two processes and compares them with one). It also stops a run whose
-trained tensors turn NaN/inf before they can be checkpointed, and puts the structure's size into the logs. The
-stock ``Trainer`` with ``callbacks=[SlaftCallback()]`` trains a SlaftModel; mixed precision, gradient accumulation
-and DDP/FSDP/DeepSpeed launches come from transformers and accelerate unchanged.
+trained tensors turn NaN/inf before they can be checkpointed, and puts the model's ``training_log()`` (the
+structure's size; with several tasks each task's loss and the pool's size) into the logs. One callback serves a
+``SlaftModel`` and a ``MultiTaskSlaftModel`` alike: both carry the one search (``model.search``). The stock
+``Trainer`` with ``callbacks=[SlaftCallback()]`` trains either; mixed precision, gradient accumulation and
+DDP/FSDP/DeepSpeed launches come from transformers and accelerate unchanged.
 
 ``SlaftTrainer`` adds what the stock one cannot know: a learning rate of its own for gate and activation logits
 (``SlaftConfig.structure_lr``), no weight decay on them, and checkpoints that hold the adapter directory only.
@@ -23,11 +25,12 @@ import warnings
 import torch
 from transformers import Trainer, TrainerCallback
 
+from .backbone import FrozenBackbone
 from .model import NonFiniteError, SlaftModel
 
 
-def unwrap(model, kind: type = SlaftModel):
-    """The ``kind`` model (a SlaftModel by default) inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
+def unwrap(model, kind: type = FrozenBackbone):
+    """The ``kind`` model (any slaft model by default) inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
     for _ in range(8):
         if isinstance(model, kind) or model is None:
             return model
@@ -35,7 +38,7 @@ def unwrap(model, kind: type = SlaftModel):
     return None
 
 
-def check_finite(model: SlaftModel, step: int, output_dir: str) -> None:
+def check_finite(model: FrozenBackbone, step: int, output_dir: str) -> None:
     for name, param in model.named_parameters():
         if param.requires_grad and not torch.isfinite(param).all():
             raise NonFiniteError(
@@ -67,8 +70,38 @@ def scale_learning_rate(optimizer, lr_scheduler, scale: float) -> None:
         lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
+class IdleEntries:
+    """The entries of some parameters whose gradient is exactly zero, with their values and their optimizer state
+    (every state tensor of the parameter's shape: Adam's moments), taken before an optimizer step and put back after
+    it, so the step leaves them as they were (``MultiTaskConfig.hold_idle_units``)."""
+
+    def __init__(self, params, optimizer) -> None:
+        self.saved = []
+        for param in params:
+            if param.grad is None:  # an optimizer skips these anyway
+                continue
+            idle = param.grad == 0
+            if not bool(idle.any()):
+                continue
+            state = optimizer.state.get(param, {})
+            moments = {key: value[idle].clone() for key, value in state.items()
+                       if torch.is_tensor(value) and value.shape == param.shape}
+            self.saved.append((param, idle, param.detach()[idle].clone(), moments))
+
+    @torch.no_grad()
+    def restore(self, optimizer) -> None:
+        for param, idle, values, moments in self.saved:
+            param[idle] = values
+            state = optimizer.state.get(param, {})
+            for key, value in moments.items():  # (before the first step there is no state: Adam's fresh moments
+                state[key][idle] = value         # are zero where the gradient is)
+
+
 class SlaftCallback(TrainerCallback):
-    """Drives a SlaftModel's structure search from the Trainer's step counter (see the module docstring)."""
+    """Drives a slaft model's structure search from the Trainer's step counter (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.idle: IdleEntries | None = None
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         slaft = unwrap(model)
@@ -80,16 +113,25 @@ class SlaftCallback(TrainerCallback):
         if slaft is not None and slaft.search is not None:
             slaft.search.begin_step(state.global_step)
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         slaft = unwrap(model)
-        if slaft is not None and slaft.search is not None:
+        if slaft is None:
+            return
+        if slaft.search is not None:
             slaft.search.after_backward()
+        if slaft.hold_idle_units and optimizer is not None:
+            self.idle = IdleEntries([p for p in slaft.parameters() if p.requires_grad], optimizer)
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if self.idle is not None and optimizer is not None:
+            self.idle.restore(optimizer)
+        self.idle = None
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         slaft = unwrap(model)
         if slaft is None:
             return
-        if slaft.search is not None and not slaft.search.frozen and slaft.search.should_decide(state.global_step):
+        if slaft.search is not None and slaft.search.should_decide(state.global_step):
             if args.world_size > 1:  # DDP holds the parameters: decide now, cut the modules down after training
                 slaft.search.freeze()
             else:
@@ -114,16 +156,13 @@ class SlaftCallback(TrainerCallback):
         if "loss" in logs and not math.isfinite(logs["loss"]):
             raise NonFiniteError(f"The training loss is {logs['loss']} at step {state.global_step}: the model or the "
                                  "data produced NaN/inf. Lower the learning rate, check the labels, and resume.")
-        if slaft.search is not None:
-            stats = {f"slaft/{key}": value for key, value in slaft.search.stats().items()}
-        else:
-            stats = {"slaft/kept_params": float(slaft.structure_data.num_params)}
+        stats = slaft.training_log()
         logs.update(stats)
         if state.log_history:  # the Trainer recorded its entry before calling us
             state.log_history[-1].update(stats)
 
 
-def optimizer_groups(model: SlaftModel, weight_decay: float, structure_lr: float) -> list[dict]:
+def optimizer_groups(model: FrozenBackbone, weight_decay: float, structure_lr: float) -> list[dict]:
     """Three groups, always in this order (a resumed run's optimizer state must line up with them, so an empty
     group is kept): decayed weights, undecayed weights (biases, norms), structure logits at their own rate."""
     weights = model.weight_parameters()

@@ -1,13 +1,13 @@
 """Multi-task structure learning: one frozen backbone, a shared pool of modules, a learned structure per task.
 
-Names load on first use, so that the file-format helpers (``slaft.multitask.store``) import without the model code.
+Names load on first use, so that importing the package costs nothing until a name is used.
 """
 
 from importlib import import_module
 
 _EXPORTS = {
     "MultiTaskConfig": "config", "TaskInfo": "config", "MultiTaskDataset": "data", "TaskBatchSampler": "data",
-    "MultiTaskSlaftModel": "model", "MultiTaskCallback": "training", "MultiTaskTrainer": "training",
+    "MultiTaskSlaftModel": "model", "MultiTaskTrainer": "training",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from ..data import DataError, load_task, tokenize_task
 from ..evaluation import evaluate
-from ..io import AdapterLoadError
+from ..io import AdapterLoadError, read_payload
 from ..loading import load_model_and_tokenizer
 from .model import MultiTaskSlaftModel
 from .pipeline import BASE_LABELS
-from .store import read_multitask
 
 TASKS_DATA = "tasks_data.json"
 
@@ -19,7 +18,7 @@ TASKS_DATA = "tasks_data.json"
 def load_multitask_directory(directory: str | Path):
     """(model, tokenizer, payload) of a multi-task directory (``RUN/multitask``)."""
     directory = Path(directory)
-    payload, _, _ = read_multitask(directory, None)
+    payload = read_payload(directory)
     try:
         base_name = payload["config"]["base_model_name_or_path"]
     except (KeyError, TypeError) as err:

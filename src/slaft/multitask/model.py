@@ -1,9 +1,10 @@
 """MultiTaskSlaftModel: one frozen backbone, one pool of candidate modules, one learned structure per task.
 
-While searching, every pool module carries the single-task unit gates; the model holds, per task, a mask over the
-pool's units and their Fisher importances (buffers, so checkpoints keep them), and ``set_task`` puts the active
-task's mask into the gates before a batch. Batches hold one task each (``TaskBatchSampler``). The schedule is the
-single-task one (dense start, cubic pruning, decision); the allocation is sharing-aware (``allocation.py``).
+The search is slaft's one search (``slaft.search.StructureSearch``) with a row per task: per task a mask over the
+pool's units, their importances and a budget, and a budget for the pool (``MultiTaskConfig.pool_share``). What this
+model owns is the task axis's plumbing: routing each batch to its task (``set_task`` puts the task's mask into the
+gates and selects its head; batches hold one task each, ``TaskBatchSampler``), each task's head, and, once decided,
+each task's component masks.
 
 At the decision the pool is cut down to the union of the tasks' units, keeping trained weights and optimizer state,
 and each module's gate becomes a ``TaskComponentMask``: per task, which of the kept components it uses. A task's
@@ -22,22 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..allocation import budget_at_weight
-from ..config import ConfigError, SlaftConfig
-from ..gates import GumbelChoice, annealed_temperature, pruned_fraction
+from ..allocation import sharing_matrix
 from ..backbone import FrozenBackbone
-from ..inject import CONTAINER, attach, candidate_structure, remove_module
-from ..io import AdapterLoadError
-from ..model import remove_from_optimizer
-from ..search import build_units, probe_gradients, schedule_steps
+from ..config import ConfigError, SlaftConfig
+from ..inject import attach, candidate_structure
+from ..io import AdapterLoadError, write_adapter
+from ..search import StructureSearch
 from ..structure import Structure
-from .allocation import select_shared, sharing_matrix, task_scores
+from ..version import __version__
 from .config import MultiTaskConfig, TaskInfo
 from .heads import TaskRouter, head_for_task, is_label_sized
-from .store import read_multitask, write_multitask, write_single_task
 
-TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # task names name files (heads/<task>.safetensors)
-SEARCH_BUFFERS = ("task_masks", "task_importance", "task_updates", "task_budgets", "pool_budget")
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # task names name directories (tasks/<task>) and log keys
 
 
 class TaskComponentMask(nn.Module):
@@ -57,6 +54,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
     """See the module docstring. ``base_model`` is a sequence-classification model; its label-sized head parts
     become per-task routers."""
 
+    adapter_kind = "multi-task"
+
     def __init__(self, base_model: nn.Module, config: SlaftConfig, tasks: list[TaskInfo],
                  multitask: MultiTaskConfig | None = None, pool: Structure | None = None) -> None:
         names = [task.name for task in tasks]
@@ -65,10 +64,6 @@ class MultiTaskSlaftModel(FrozenBackbone):
         bad = [name for name in names if not TASK_NAME.fullmatch(name)]
         if bad:
             raise ConfigError(f"Task names {bad} cannot name files: use letters, digits, '_', '-' and '.'.")
-        if config.allocator != "importance":
-            raise ConfigError("Multi-task structure learning ranks units by importance: use allocator='importance'.")
-        if config.block_share:
-            raise ConfigError("block_share is not supported by multi-task pools yet: set block_share=0.")
         super().__init__(base_model, config)
         self.tasks, self.multitask = list(tasks), multitask or MultiTaskConfig()
         if not self.head_names:
@@ -85,20 +80,11 @@ class MultiTaskSlaftModel(FrozenBackbone):
             for _, _, module in self.slaft_modules():
                 device = next(module.parameters()).device
                 module.gate = TaskComponentMask(torch.ones(count, module.width, dtype=torch.bool, device=device))
-            self.units = None
         else:
-            self.units = build_units(self, config)
-            size = self.units.cost.numel()
-            private = set(self.multitask.private_sites or ())
-            sites = [site for _, site, module in self.slaft_modules() for _ in range(module.gate.num_units)]
-            self.exclusive = torch.tensor([site in private for site in sites], dtype=torch.bool)
-            self.register_buffer("task_masks", torch.ones(count, size, dtype=torch.bool))
-            self.register_buffer("task_importance", torch.zeros(count, size))
-            self.register_buffer("task_updates", torch.zeros(count, dtype=torch.long))
-            self.register_buffer("task_budgets", torch.full((count,), -1, dtype=torch.long))
-            self.register_buffer("pool_budget", torch.tensor(-1, dtype=torch.long))
-        self.total_steps = config.total_steps
-        self.frozen = False  # decided under DDP: masks final, modules cut down when training ends
+            self.search = StructureSearch(self, config, num_tasks=count, pool_share=self.multitask.pool_share,
+                                          pool_params=self.multitask.pool_params,
+                                          exclusive_sites=tuple(self.multitask.private_sites or ()))
+        self.hold_idle_units = self.multitask.hold_idle_units
         self.decided_at_step: int | None = None
         self.active = 0
         self.loss_sums = torch.zeros(count)  # per-task training loss since the last log (for the logs)
@@ -165,18 +151,11 @@ class MultiTaskSlaftModel(FrozenBackbone):
         self.active = index
         for name in self.router_names:
             self.base_model.get_submodule(name).active = self.tasks[index].name
-        if self.discrete:
-            for gate in self.gates():
-                gate.active = index
+        if self.search is not None:
+            self.search.set_task(index)
             return
-        start = 0
-        row = self.task_masks[index]
         for gate in self.gates():
-            gate.mask.copy_(row[start:start + gate.num_units])
-            start += gate.num_units
-
-    def structure_parameters(self) -> list[nn.Parameter]:
-        return [m.logits for m in self.modules() if isinstance(m, GumbelChoice)]
+            gate.active = index
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, task=None, **kwargs):
@@ -204,117 +183,27 @@ class MultiTaskSlaftModel(FrozenBackbone):
             return F.mse_loss(logits.squeeze(-1).float(), labels.float())
         return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1))
 
-    # Search ------------------------------------------------------------------------------------------------------
-    def steps(self) -> tuple[int, int, int]:
-        return schedule_steps(self.slaft_config, self.total_steps, "slaft.multitask.MultiTaskTrainer")
+    def training_log(self) -> dict[str, float]:
+        """What ``SlaftCallback`` adds to the Trainer's logs: each task's mean training loss since the last log
+        (``loss_<task>``) and the pool's size."""
+        stats = {f"loss_{task.name}": round(float(self.loss_sums[i] / self.loss_counts[i]), 4)
+                 for i, task in enumerate(self.tasks) if self.loss_counts[i] > 0}
+        self.loss_sums.zero_()
+        self.loss_counts.zero_()
+        stats["slaft/pool_params"] = float(self.pool_params())
+        return stats
 
-    @property
-    def started(self) -> bool:
-        return not self.discrete and int(self.pool_budget) >= 0
-
-    def budgets(self) -> tuple[list[int], int]:
-        """(each task's budget, the pool's budget): fixed when pruning starts; before, what they would be now."""
-        if self.started:
-            return [int(b) for b in self.task_budgets], int(self.pool_budget)
-        target = self.slaft_config.resolve_target(self.backbone_params, self.candidate.num_params)
-        scope = self.slaft_config.importance_scope
-        tasks = [target if target is not None else
-                 budget_at_weight(row, self.units, self.slaft_config.sparsity_weight, scope)
-                 for row in self.task_importance]
-        pool = self.multitask.pool_params or self.multitask.pool_share * sum(tasks)
-        return tasks, int(min(round(pool), self.units.total))
-
-    def begin_step(self, step: int) -> None:
-        """Temperatures, and while pruning the tasks' masks for optimizer step ``step``."""
-        if self.discrete or self.frozen:
-            return
-        total, start, end = self.steps()
-        tau = annealed_temperature(step, end, self.slaft_config.tau_start, self.slaft_config.tau_end)
-        for choice in self.modules():
-            if isinstance(choice, GumbelChoice):
-                choice.tau = tau
-        if step < start:
-            return
-        if not self.started:
-            if bool((self.task_updates == 0).any()):
-                return  # a task has not shown its gradients yet: keep training densely
-            tasks, pool = self.budgets()
-            self.task_budgets.copy_(torch.tensor(tasks))
-            self.pool_budget.fill_(pool)
-        self._allocate(pruned_fraction(step, start, end))
-
-    @torch.no_grad()
-    def _allocate(self, fraction: float) -> None:
-        full = self.units.total
-        tasks, pool = self.budgets()
-        targets = [full - fraction * (full - b) for b in tasks]
-        masks = select_shared(task_scores(self.task_importance.cpu(), self.units, self.slaft_config.importance_scope),
-                              self.units, targets, full - fraction * (full - pool), preferred=self.task_masks.cpu(),
-                              exclusive=self.exclusive)
-        self.task_masks.copy_(masks)
-        self.set_task(self.active)
-
-    def after_backward(self) -> None:
-        """Fold the step's gate gradients into the active task's importances (averaged over DDP ranks)."""
-        if self.discrete or self.frozen:
-            return
-        flat = probe_gradients(self.gates())
-        if flat is None:
-            return
-        index, beta = self.active, self.slaft_config.importance_beta
-        square = flat.to(self.task_importance) ** 2
-        first = int(self.task_updates[index]) == 0
-        self.task_importance[index] = square if first else beta * self.task_importance[index] + (1 - beta) * square
-        self.task_updates[index] += 1
-
-    def should_decide(self, completed_steps: int) -> bool:
-        return not self.discrete and not self.frozen and completed_steps >= self.steps()[2]
-
-    def final_masks(self) -> torch.Tensor:
-        """(tasks, units) the decision keeps: the tasks' masks at their full budgets, the units kept so far first
-        (once pruning has reached the end of its schedule, the masks as they are). Asking changes nothing."""
-        if self.frozen:
-            return self.task_masks.cpu().clone()
-        tasks, pool = self.budgets()
-        scores = task_scores(self.task_importance.cpu(), self.units, self.slaft_config.importance_scope)
-        return select_shared(scores, self.units, tasks, pool, preferred=self.task_masks.cpu(), exclusive=self.exclusive)
-
-    @torch.no_grad()
-    def freeze(self) -> None:
-        """Decide without cutting modules (DDP holds the parameters): the masks stop changing."""
-        self.task_masks.copy_(self.final_masks())
-        self.set_task(self.active)
-        for choice in self.modules():
-            if isinstance(choice, GumbelChoice):
-                choice.frozen = True
-        self.frozen = True
-
+    # The decision ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def discretize(self, optimizer=None) -> dict[str, Structure]:
-        """The tasks' masks become decisions: the pool keeps the union of their units (trained weights and
-        optimizer state kept), each module's gate becomes the tasks' component masks. Returns the structures."""
+        """The tasks' masks become decisions (``StructureSearch.decide``): the pool keeps the union of their units,
+        each module's gate becomes the tasks' component masks. Returns the structures."""
         if self.discrete:
             return self.task_structures()
-        optimizer = getattr(optimizer, "optimizer", optimizer)
-        masks = self.final_masks()
-        removed, start = self.structure_parameters(), 0
-        for layer, site, module in list(self.slaft_modules()):
-            gate = module.gate
-            units = masks[:, start:start + gate.num_units]  # (tasks, units)
-            start += gate.num_units
-            components = units.repeat_interleave(gate.block, dim=1)  # (tasks, width)
-            union = components.any(0)
-            if not union.any():
-                removed += list(module.parameters())
-                remove_module(self.base_model, self.blocks, layer, site)
-                continue
-            module.prune_(union, optimizer)  # a bottleneck also fixes its activation to the chosen one
-            # the masks are on the CPU, the module wherever the model is
-            module.gate = TaskComponentMask(components[:, union].to(next(module.parameters()).device))
-        remove_from_optimizer(optimizer, removed)
-        for name in SEARCH_BUFFERS:
-            delattr(self, name)
-        self.units, self.discrete = None, True
+        kept = self.search.decide(optimizer)
+        self.search, self.discrete = None, True
+        for layer, site, module in self.slaft_modules():  # the masks are on the CPU, the module wherever the model is
+            module.gate = TaskComponentMask(kept[(layer, site)].to(next(module.parameters()).device))
         self.pool_structure = self.structure_with(lambda _l, _s, module: torch.ones(module.width, dtype=torch.bool))
         self.set_task(self.active)
         return self.task_structures()
@@ -325,21 +214,15 @@ class MultiTaskSlaftModel(FrozenBackbone):
         if self.discrete:
             return {task.name: self.structure_with(lambda _l, _s, module, i=i: module.gate.masks[i])
                     for i, task in enumerate(self.tasks)}
-        masks, out = self.final_masks(), {}
-        for i, task in enumerate(self.tasks):
-            start, widths = 0, {}
-            for layer, site, module in self.slaft_modules():
-                gate = module.gate
-                widths[id(module)] = masks[i, start:start + gate.num_units].repeat_interleave(gate.block)
-                start += gate.num_units
-            out[task.name] = self.structure_with(lambda _l, _s, module, w=widths: w[id(module)])
-        return out
+        masks = self.search.module_masks()
+        return {task.name: self.structure_with(lambda layer, site, _, i=i: masks[(layer, site)][i])
+                for i, task in enumerate(self.tasks)}
 
     def pool_params(self) -> int:
         """Adapter parameters stored for all tasks together (a shared unit once)."""
         if self.discrete:
             return self.pool_structure.num_params
-        return self.units.kept_params(self.final_masks().any(0))
+        return self.search.units.kept_params(self.search.final_masks().any(0))
 
     def head_params(self) -> dict[str, int]:
         """Stored head parameters: "shared" (every task's), and each task's own."""
@@ -357,17 +240,9 @@ class MultiTaskSlaftModel(FrozenBackbone):
             return torch.tensor([[float(self.structure_with(
                 lambda _l, _s, module, i=i, j=j: module.gate.masks[i] & module.gate.masks[j]).num_params)
                 for j in count] for i in count])
-        return sharing_matrix(self.final_masks(), self.units)
+        return sharing_matrix(self.search.final_masks(), self.search.units)
 
     # Save / load / export ----------------------------------------------------------------------------------------
-    def pool_state_dict(self) -> dict[str, torch.Tensor]:
-        """Pool modules (with their gates' state), shared heads and, while searching, the search's buffers."""
-        state = {n: t for n, t in self.base_model.state_dict().items()
-                 if CONTAINER in n.split(".") or (self.is_head(n) and not self._in_router(n))}
-        if not self.discrete:
-            state.update({name: getattr(self, name) for name in SEARCH_BUFFERS})
-        return state
-
     def _in_router(self, name: str) -> bool:
         return any(name.startswith(r + ".") for r in self.router_names)
 
@@ -376,56 +251,23 @@ class MultiTaskSlaftModel(FrozenBackbone):
         return {f"{r}.{n}": t for r in self.router_names
                 for n, t in self.base_model.get_submodule(r).tasks[task].state_dict().items()}
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """``multitask_config.json``, ``pool.safetensors`` and ``heads/<task>.safetensors``, each atomic."""
-        payload = {
-            "config": self.slaft_config.to_dict(), "multitask": self.multitask.to_dict(),
-            "tasks": [task.to_dict() for task in self.tasks], "phase": "discrete" if self.discrete else "search",
-            "pool": self.pool_structure.to_dict(), "candidate": self.candidate.to_dict(),
-            "task_structures": {name: s.to_dict() for name, s in self.task_structures().items()},
-            "sharing": self.sharing().tolist(),
-            "heads": self.head_names, "routers": self.router_names, "decided_at_step": self.decided_at_step,
-            "base_fingerprint": self.base_fingerprint(),
-        }
-        write_multitask(directory, self.pool_state_dict(),
-                        {task.name: self.task_head_state_dict(task.name) for task in self.tasks}, payload)
-
-    def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
-        payload, pool, heads = read_multitask(directory, [t.name for t in self.tasks], payload)
-        expected = set(self.pool_state_dict())
-        if set(pool) != expected:
-            missing, unexpected = sorted(expected - set(pool))[:5], sorted(set(pool) - expected)[:5]
-            raise AdapterLoadError(f"The pool in {directory} does not fit its structure: missing {missing}, "
-                                   f"unexpected {unexpected}.")
-        for name in SEARCH_BUFFERS if not self.discrete else ():
-            getattr(self, name).copy_(pool.pop(name))
-        self.base_model.load_state_dict(pool, strict=False)
-        for task in self.tasks:
-            for router in self.router_names:
-                prefix = router + "."
-                state = {n[len(prefix):]: t for n, t in heads[task.name].items() if n.startswith(prefix)}
-                self.base_model.get_submodule(router).tasks[task.name].load_state_dict(state)
-        self.set_task(self.active)
+    def payload(self) -> dict:
+        return {"structure": self.pool_structure.to_dict(), "multitask": self.multitask.to_dict(),
+                "tasks": [task.to_dict() for task in self.tasks], "routers": self.router_names,
+                "task_structures": {name: s.to_dict() for name, s in self.task_structures().items()},
+                "sharing": self.sharing().tolist()}
 
     @classmethod
-    def from_pretrained(cls, base_model: nn.Module, directory: str | os.PathLike, *,
-                        check_base: bool = True) -> "MultiTaskSlaftModel":
-        """Rebuild a saved multi-task model (either phase) into ``base_model`` and load its tensors."""
-        payload, _, _ = read_multitask(directory, None)
-        try:
-            config = SlaftConfig.from_dict(payload["config"])
-            tasks = [TaskInfo.from_dict(t) for t in payload["tasks"]]
-            multitask = MultiTaskConfig.from_dict(payload.get("multitask", {}))
-            pool = Structure.from_dict(payload["pool"]) if payload.get("phase") == "discrete" else None
-        except (KeyError, TypeError, ValueError) as err:
-            raise AdapterLoadError(f"{directory} holds no valid slaft multi-task config ({err}).") from err
-        model = cls(base_model, config, tasks, multitask, pool)
-        if check_base and payload.get("base_fingerprint") not in (None, model.base_fingerprint()):
-            raise AdapterLoadError(f"The multi-task adapters in {directory} were trained on a different base model "
-                                   f"({config.base_model_name_or_path!r}). Load them onto that model.")
-        model.load_adapter_weights(directory, payload)
-        model.decided_at_step = payload.get("decided_at_step")
-        return model
+    def arguments_from_payload(cls, payload: dict) -> dict:
+        if "tasks" not in payload:
+            raise AdapterLoadError("it holds a single-task adapter: load it with slaft.SlaftModel")
+        return {"tasks": [TaskInfo.from_dict(t) for t in payload["tasks"]],
+                "multitask": MultiTaskConfig.from_dict(payload.get("multitask", {})),
+                "pool": Structure.from_dict(payload["structure"]) if payload.get("phase") == "discrete" else None}
+
+    def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
+        super().load_adapter_weights(directory, payload)
+        self.set_task(self.active)
 
     def export_task(self, task: str, directory: str | os.PathLike, *, extra: dict | None = None) -> Path:
         """One task as a plain single-task slaft adapter (``SlaftModel.from_pretrained`` loads it onto the base model
@@ -448,7 +290,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
                 if id(param) in sliced:
                     value = value.index_select(sliced[id(param)][1], keep.to(value.device))
                 tensors[f"{prefix}.{pname}"] = value
-        tensors.update({n: t for n, t in self.pool_state_dict().items() if self.is_head(n)})
+        tensors.update({n: t for n, t in self.adapter_state_dict().items()
+                        if self.is_head(n) and not self._in_router(n)})
         tensors.update(self.task_head_state_dict(info.name))
         config = SlaftConfig.from_dict(self.slaft_config.to_dict())
         payload = {
@@ -458,5 +301,6 @@ class MultiTaskSlaftModel(FrozenBackbone):
             "id2label": {str(i): n for i, n in enumerate(info.label_names or ())},
             "base_fingerprint": self.base_fingerprint(), "task": info.name, **(extra or {}),
         }
-        return write_single_task(directory, tensors, payload)
+        write_adapter(directory, tensors, {"slaft_version": __version__, **payload})
+        return Path(directory)
 

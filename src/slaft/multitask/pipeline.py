@@ -20,7 +20,7 @@ from transformers.utils import logging as hf_logging
 from ..config import ConfigError, SlaftConfig, list_entries
 from ..data import DataError, TaskData, canonical_task_name, load_task, tokenize_task
 from ..evaluation import evaluate
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_payload
 from ..loading import load_model_and_tokenizer
 from ..pipeline import DATA_FIELDS, MIN_FREE_BYTES, TrainJob, training_arguments
 from ..plots import plot_sharing, plot_structure
@@ -29,7 +29,6 @@ from ..structure import Structure
 from .config import MultiTaskConfig, TaskInfo
 from .data import MultiTaskDataset
 from .model import MultiTaskSlaftModel
-from .store import read_multitask
 from .training import MultiTaskTrainer
 
 BASE_LABELS = 2  # the label count the base model is loaded with: its label-sized head becomes the tasks' template
@@ -86,9 +85,9 @@ def model_for_checkpoint(base, config: SlaftConfig, infos: list[TaskInfo], multi
     """A multi-task model in the phase a checkpoint was saved in, ready for the Trainer to load it."""
     pool, decided_at = None, None
     if checkpoint is not None:
-        payload, _, _ = read_multitask(checkpoint, None)
+        payload = read_payload(checkpoint)
         if payload.get("phase") == "discrete":
-            pool, decided_at = Structure.from_dict(payload["pool"]), payload.get("decided_at_step")
+            pool, decided_at = Structure.from_dict(payload["structure"]), payload.get("decided_at_step")
     model = MultiTaskSlaftModel(base, config, infos, multitask, pool)
     model.decided_at_step = decided_at
     return model

@@ -1,111 +1,22 @@
-"""Multi-task training on the Hugging Face ``Trainer``: a callback drives the shared search, batches hold one task.
+"""Multi-task training on the Hugging Face ``Trainer``: batches hold one task, evaluation scores each task.
 
-``MultiTaskCallback`` does for a ``MultiTaskSlaftModel`` what ``SlaftCallback`` does for one task (schedule, gate
-gradients before the optimizer step, the decision with the optimizer's state kept, DDP-safe freezing) and adds each
-task's mean training loss since the last log (``loss_<task>``) and the pool's size to the logs. ``MultiTaskTrainer``
-trains on a ``TaskBatchSampler`` through the public ``get_train_dataloader``.
+The search is driven by ``SlaftCallback``, as for one task. ``MultiTaskTrainer`` adds what is the task axis's own:
+it trains on a ``TaskBatchSampler`` through the public ``get_train_dataloader``, and evaluates a dict of tasks with
+each task's structure, head and metrics.
 """
 
 from __future__ import annotations
 
-import torch
 from torch.utils.data import DataLoader
-from transformers import TrainerCallback
 
 from ..compat import groups_by_length
-from ..training import SlaftTrainer, check_finite, scale_learning_rate, unwrap
+from ..training import SlaftTrainer, unwrap
 from .data import TaskBatchSampler
 from .model import MultiTaskSlaftModel
 
 
 def unwrap_multitask(model) -> MultiTaskSlaftModel | None:
     return unwrap(model, MultiTaskSlaftModel)
-
-
-class IdleEntries:
-    """The entries of some parameters whose gradient is exactly zero, with their values and their optimizer state
-    (every state tensor of the parameter's shape: Adam's moments), taken before an optimizer step and put back after
-    it, so the step leaves them as they were."""
-
-    def __init__(self, params, optimizer) -> None:
-        self.saved = []
-        for param in params:
-            if param.grad is None:  # an optimizer skips these anyway
-                continue
-            idle = param.grad == 0
-            if not bool(idle.any()):
-                continue
-            state = optimizer.state.get(param, {})
-            moments = {key: value[idle].clone() for key, value in state.items()
-                       if torch.is_tensor(value) and value.shape == param.shape}
-            self.saved.append((param, idle, param.detach()[idle].clone(), moments))
-
-    @torch.no_grad()
-    def restore(self, optimizer) -> None:
-        for param, idle, values, moments in self.saved:
-            param[idle] = values
-            state = optimizer.state.get(param, {})
-            for key, value in moments.items():  # (before the first step there is no state: Adam's fresh moments
-                state[key][idle] = value         # are zero where the gradient is)
-
-
-class MultiTaskCallback(TrainerCallback):
-    def __init__(self) -> None:
-        self.idle: IdleEntries | None = None
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is not None and mt.total_steps is None:
-            mt.total_steps = state.max_steps
-
-    def on_step_begin(self, args, state, control, model=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is not None:
-            mt.begin_step(state.global_step)
-
-    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is not None:
-            mt.after_backward()
-            if mt.multitask.hold_idle_units and optimizer is not None:
-                self.idle = IdleEntries([p for p in mt.parameters() if p.requires_grad], optimizer)
-
-    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        if self.idle is not None and optimizer is not None:
-            self.idle.restore(optimizer)
-        self.idle = None
-
-    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is None:
-            return
-        if mt.should_decide(state.global_step):
-            if args.world_size > 1:
-                mt.freeze()
-            else:
-                mt.discretize(optimizer)
-            mt.decided_at_step = state.global_step
-            scale_learning_rate(optimizer, kwargs.get("lr_scheduler"), mt.slaft_config.decided_lr_scale)
-        if control.should_save or control.should_log:
-            check_finite(mt, state.global_step, args.output_dir)
-
-    def on_train_end(self, args, state, control, model=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is not None and mt.frozen:
-            mt.discretize()
-
-    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
-        mt = unwrap_multitask(model)
-        if mt is None or logs is None:
-            return
-        stats = {f"loss_{task.name}": round(float(mt.loss_sums[i] / mt.loss_counts[i]), 4)
-                 for i, task in enumerate(mt.tasks) if mt.loss_counts[i] > 0}
-        mt.loss_sums.zero_()
-        mt.loss_counts.zero_()
-        stats["slaft/pool_params"] = float(mt.pool_params())
-        logs.update(stats)
-        if state.log_history:
-            state.log_history[-1].update(stats)
 
 
 def example_lengths(dataset, length_column: str) -> list[int]:
@@ -127,12 +38,9 @@ class MultiTaskTrainer(SlaftTrainer):
 
     def __init__(self, *args, sampling: str = "proportional", temperature: float = 2.0,
                  task_metrics: dict | None = None, task_passes: list[float] | None = None, **kwargs):
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        if not any(isinstance(c, MultiTaskCallback) for c in callbacks):
-            callbacks.append(MultiTaskCallback())
         self.sampling, self.temperature, self.task_metrics = sampling, temperature, dict(task_metrics or {})
         self.task_passes = task_passes
-        super().__init__(*args, callbacks=callbacks, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         """The Trainer evaluates a dict of eval datasets one name at a time: a task's name selects its structure,
