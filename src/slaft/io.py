@@ -87,20 +87,6 @@ def write_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> 
     return checksum
 
 
-def read_verified_tensors(path: str | os.PathLike, checksum: str | None) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors, after its SHA-256 matched ``checksum`` (when one is recorded)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterLoadError(f"{path} is missing; the adapter directory is incomplete.")
-    if checksum and sha256_file(path) != checksum:
-        raise AdapterLoadError(f"{path} does not match its recorded checksum: the file is corrupted or truncated. "
-                               "Re-export or re-download the adapter.")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise AdapterLoadError(f"{path} cannot be read as safetensors ({err}); the file is corrupted.") from err
-
-
 def write_adapter(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], payload: dict) -> None:
     """Write the tensors, then the payload with their checksum; each file atomically."""
     directory = Path(directory)
@@ -128,6 +114,7 @@ def read_payload(directory: str | os.PathLike, name: str = CONFIG_NAME,
 
 
 def verified_weights_path(directory: str | os.PathLike, payload: dict) -> Path:
+    """The adapter's safetensors file, after its SHA-256 matched the payload's checksum (when one is recorded)."""
     path = Path(directory) / WEIGHTS_NAME
     if not path.is_file():
         raise AdapterLoadError(f"{path} is missing; the adapter directory is incomplete.")
@@ -138,8 +125,12 @@ def verified_weights_path(directory: str | os.PathLike, payload: dict) -> Path:
 
 
 def read_tensors(directory: str | os.PathLike, payload: dict) -> dict[str, torch.Tensor]:
+    """The adapter's tensors, checksum verified."""
     path = verified_weights_path(directory, payload)
-    return read_verified_tensors(path, None)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise AdapterLoadError(f"{path} cannot be read as safetensors ({err}); the file is corrupted.") from err
 
 
 def is_complete_adapter(directory: str | os.PathLike) -> bool:

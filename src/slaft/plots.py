@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from .sites import site
 from .structure import Structure
 
-_SHORT = {"identity": "id", "relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh"}
+_SHORT = {"identity": "id"}  # other activations show under their own names
 
 
 def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *, title: str = "") -> Path:

@@ -136,17 +136,21 @@ class StructureSearch:
     def gates(self):
         return [module.gate for _, _, module in self.model.slaft_modules()]
 
-    def _flat(self, name: str) -> torch.Tensor:
-        return torch.cat([getattr(gate, name).detach().float().cpu() for gate in self.gates()])
+    def _flat(self, read) -> torch.Tensor:
+        """``read(gate)`` of every gate, concatenated in unit order (on the CPU, as floats)."""
+        return torch.cat([read(gate).detach().float().cpu() for gate in self.gates()])
+
+    def _per_gate(self, flat: torch.Tensor):
+        """(key, gate, its part of ``flat``) for every module, where ``flat``'s last axis runs over the units."""
+        parts = torch.split(flat, [gate.num_units for gate in self.gates()], dim=-1)
+        return zip(self.keys, self.gates(), parts)
 
     def set_task(self, index: int) -> None:
         """The gates take task ``index``'s mask: the next forward passes compute its structure, and the next
         gradients count for it."""
-        self.active, start = index, 0
-        row = self.state.masks[index]
-        for gate in self.gates():
-            gate.mask.copy_(row[start:start + gate.num_units])
-            start += gate.num_units
+        self.active = index
+        for _, gate, part in self._per_gate(self.state.masks[index]):
+            gate.mask.copy_(part)
 
     def _set_masks(self, masks: torch.Tensor) -> None:
         self.state.masks.copy_(masks)
@@ -209,13 +213,11 @@ class StructureSearch:
         targets = [full - fraction * (full - budget) for budget in tasks]
         pool_target = full - fraction * (full - pool)
         if self.config.allocator == "gates":
-            log_alpha = torch.cat([gate.log_alpha.detach().float().cpu() for gate in self.gates()])
+            log_alpha = self._flat(lambda gate: gate.log_alpha)
             shift = solve_shift(log_alpha, self.units, targets[0], self.config.gate_beta, self.config.gate_limits)
-            start_index = 0
-            for gate in self.gates():
-                gate.shift.copy_(shift[start_index:start_index + gate.num_units])
+            for _, gate, part in self._per_gate(shift):
+                gate.shift.copy_(part)
                 gate.sampling = True
-                start_index += gate.num_units
         self._set_masks(self._select(targets, pool_target, by_importance=self.config.allocator == "importance"))
 
     def _select(self, budgets: list[float], pool: float, by_importance: bool) -> torch.Tensor:
@@ -225,7 +227,7 @@ class StructureSearch:
             scores = task_scores(self.state.importance.cpu(), self.units, self.config.importance_scope)
             return select(scores, self.units, budgets, pool, preferred=self.state.masks.cpu(),
                           exclusive=self.exclusive, block_share=self.config.block_share)
-        keep = torch.cat([gate.keep_probability().detach().float().cpu() for gate in self.gates()])
+        keep = self._flat(lambda gate: gate.keep_probability())
         return select(keep[None], self.units, budgets, pool, block_share=self.config.block_share)
 
     @torch.no_grad()
@@ -239,10 +241,8 @@ class StructureSearch:
             log_density = torch.log(density.clamp_min(1e-30))
             spread = log_density.std().clamp_min(1e-6) if log_density.numel() > 1 else torch.tensor(1.0)
             logits = GATE_INIT_SPREAD * (log_density - log_density.mean()) / spread
-            start = 0
-            for gate in self.gates():
-                gate.log_alpha.copy_(logits[start:start + gate.num_units].to(gate.log_alpha))
-                start += gate.num_units
+            for _, gate, part in self._per_gate(logits):
+                gate.log_alpha.copy_(part.to(gate.log_alpha))
 
     @torch.no_grad()
     def after_backward(self) -> None:
@@ -272,11 +272,7 @@ class StructureSearch:
     def module_masks(self, masks: torch.Tensor | None = None) -> dict[tuple[int, str], torch.Tensor]:
         """Per module, (T, width): the rank components / hidden units each task keeps (of ``final_masks()``)."""
         masks = self.final_masks() if masks is None else masks
-        out, start = {}, 0
-        for key, gate in zip(self.keys, self.gates()):
-            out[key] = masks[:, start:start + gate.num_units].repeat_interleave(gate.block, dim=1)
-            start += gate.num_units
-        return out
+        return {key: part.repeat_interleave(gate.block, dim=1) for key, gate, part in self._per_gate(masks)}
 
     @torch.no_grad()
     def freeze(self) -> None:
