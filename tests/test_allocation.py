@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slaft.allocation import Units, budget_at_weight, select, solve_shift
+from slaft.allocation import Units, budget_at_weight, select, sharing_matrix, solve_shift
 from slaft.gates import hard_concrete_keep_probability
 
 
@@ -128,3 +128,43 @@ def test_one_task_with_its_budget_as_the_pool_selects_what_it_selects_alone(cost
     scores = torch.rand(1, len(costs), generator=torch.Generator().manual_seed(seed))
     alone = select(scores, table, [budget], block_share=share)
     assert torch.equal(alone, select(scores, table, [budget], budget, block_share=share))
+
+
+# With a task axis: one budget per task and one for the pool ------------------------------------------------------
+def paired_units(n: int = 12) -> Units:
+    return Units(torch.arange(n) // 2, torch.full((n,), 10.0), torch.zeros(n // 2))
+
+
+def test_every_task_and_the_pool_stay_within_their_budgets_and_a_shared_unit_counts_once():
+    table = paired_units()
+    scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(0))
+    masks = select(scores, table, [60, 60, 60], 90)
+    for mask in masks:
+        assert table.kept_params(mask) <= 60
+    assert table.kept_params(masks.any(0)) <= 90 < sum(table.kept_params(m) for m in masks)
+    assert sharing_matrix(masks, table)[0, 0] == table.kept_params(masks[0])
+
+
+def test_a_smaller_pool_makes_tasks_share_more():
+    table = paired_units()
+    scores = torch.rand(3, 12, generator=torch.Generator().manual_seed(1))
+    loose, tight = select(scores, table, [60] * 3, 120), select(scores, table, [60] * 3, 60)
+    off_diagonal = ~torch.eye(3, dtype=torch.bool)
+    assert sharing_matrix(tight, table)[off_diagonal].sum() > sharing_matrix(loose, table)[off_diagonal].sum()
+
+
+def test_tasks_that_rank_alike_share_their_units():
+    table = paired_units()
+    same = torch.linspace(1, 0, 12).repeat(2, 1)
+    masks = select(same, table, [40, 40], 40)
+    assert torch.equal(masks[0], masks[1]) and table.kept_params(masks[0]) == 40
+
+
+def test_an_exclusive_unit_serves_one_task_at_most():
+    table = paired_units()
+    same = torch.linspace(1, 0, 12).repeat(2, 1)
+    exclusive = torch.zeros(12, dtype=torch.bool)
+    exclusive[:4] = True
+    masks = select(same, table, [60, 60], 80, exclusive=exclusive)
+    assert not (masks[0] & masks[1])[:4].any() and (masks[0] | masks[1])[:4].all()
+    assert (masks[0] & masks[1])[4:].any()  # the other units are still shared
