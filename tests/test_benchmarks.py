@@ -764,14 +764,17 @@ def test_the_pilot_of_the_new_tasks_is_lora_qv_at_one_rate_on_seeds_of_its_own()
     assert not set(suite.seeds) & ({200} | set(SUITES["pareto"].seeds))
 
 
-def test_the_llm_suite_is_a_decoder_with_the_causal_objective_and_is_refused_until_the_worker_has_it(tmp_path):
+def test_the_llm_suite_is_a_decoder_with_the_causal_objective_and_scores_the_untuned_model_once_a_task(tmp_path,
+                                                                                                       capsys):
     suite = SUITES["llm"]
     assert suite.model == "smollm2" and suite.objective == "causal-lm" and suite.untuned_baseline
     assert set(suite.methods) == {"slaft-budget-lora-lora-only", "peft-lora-qv", "peft-lora-all-r2", "peft-dora"}
     assert {"sst2", "bbcnews"} <= set(suite.tasks) and suite.recipe()["objective"] == "causal-lm"
     assert harness.planned_count(suite, []) == 4 * len(suite.tasks) * (3 + 3)
-    with pytest.raises(SystemExit, match="does not implement"):
-        harness.main(["--suite", "llm", "--data-dir", str(tmp_path), "--results-dir", str(tmp_path)])
+    harness.main(["--suite", "llm", "--plan", "--data-dir", str(tmp_path), "--results-dir", str(tmp_path)])
+    planned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("would run")]
+    assert len(planned) == 4 * len(suite.tasks) * 3 + len(suite.tasks)  # the rate searches, the untuned scores
+    assert sorted(line.split()[3] for line in planned if "untuned" in line) == sorted(suite.tasks)
 
 
 def test_mnli_and_qnli_are_posed_from_their_validation_splits():
@@ -793,3 +796,33 @@ def test_mnli_and_qnli_are_posed_from_their_validation_splits():
     share = sum(first.splits["validation"]["label"]) / QNLI_HELD_OUT
     assert abs(share - sum(first.splits["train"]["label"]) / len(first.splits["train"])) < 0.01  # stratified
     assert len(load_benchmark_task("qnli", data_dir=GLUE_DIR, seed=0, max_train_samples=100).splits["train"]) == 100
+
+
+def test_the_decoder_suite_trains_every_method_and_scores_the_untuned_model(tiny_causal_dir, tmp_path, monkeypatch):
+    """The llm suite's worker on a tiny Llama: every method trains with the causal-LM objective, is scored by answer
+    likelihood, and exports; LoRA (q,v) has the size the budget methods aim at; the untuned model stores nothing."""
+    from dataclasses import replace
+
+    from benchmarks.harness import worker
+    from benchmarks.harness.methods.plain_methods import UNTUNED
+    from benchmarks.harness.suites import SUITES
+
+    suite = replace(SUITES["llm"], name="llm-tiny", model=str(tiny_causal_dir), tasks=("bbcnews",),
+                    max_train_samples={"bbcnews": 16}, max_eval_samples=8, max_length=64, eval_batch_size=8,
+                    latency_batch=4, latency_repeats=1)
+    monkeypatch.setitem(SUITES, suite.name, suite)
+    records = {}
+    for method in (*suite.methods, UNTUNED):
+        spec = {"suite": suite.name, "method": method, "task": "bbcnews", "seed": 0, "stage": "final",
+                "lr": 0.0 if method == UNTUNED else 1e-2, "data_dir": str(tmp_path)}
+        records[method] = worker.run(spec, tmp_path / method)
+    assert all(r["status"] == "ok" and 0.0 <= r["score"] <= 1.0 for r in records.values())
+    # Two blocks, width 32, four heads of 8 and two key/value heads: LoRA r=8 on q (32->32) and v (32->16).
+    assert records["peft-lora-qv"]["adapter_params"] == 2 * 8 * ((32 + 32) + (32 + 16))
+    assert records["peft-lora-all-r2"]["adapter_params"] > records["peft-lora-qv"]["adapter_params"] / 4
+    slaft = records["slaft-budget-lora-lora-only"]
+    assert slaft["target_params"] == records["peft-lora-qv"]["adapter_params"] >= slaft["kept_params"] > 0
+    assert all(records[m]["export_max_abs_diff"] < 1e-3 for m in suite.methods)
+    assert all(records[m]["steps"] == 2 for m in suite.methods)  # 16 prompts, batch 8, one epoch
+    untuned = records[UNTUNED]
+    assert untuned["steps"] == 0 and untuned["trainable_params"] == 0 and untuned["adapter_params"] == 0

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .methods import METHODS, REFERENCE
+from .methods.plain_methods import UNTUNED
 from .records import RESULTS_DIR, append_record, chosen_lr, read_records, results_path, run_key
 from .suites import SUITES, Suite
 
@@ -255,11 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     check_jobs(parser, args)
 
     suite = SUITES[args.suite]
-    if suite.objective != "classification" and not args.plan:
-        # The worker trains a task head (classification) only; a causal-LM suite can be planned, not run.
-        raise SystemExit(f"suite {suite.name!r} uses the {suite.objective} objective, which the harness worker does "
-                         "not implement yet (benchmarks/harness/worker.py trains classification heads only); "
-                         "--plan shows its runs")
     tasks = args.tasks or list(suite.tasks)
     if not args.data_dir.is_dir():
         raise SystemExit(f"GLUE data not found at {args.data_dir}; pass --data-dir or set SLAFT_GLUE_DIR")
@@ -268,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                     jobs=args.jobs, machine_jobs=args.machine_jobs)
     print(f"suite {suite.name}: {suite.description}\nresults -> {results}", flush=True)
     methods = _ordered_methods(suite, args.methods)
+    untuned = suite.untuned_baseline and (args.methods is None or UNTUNED in methods)
+    methods = [m for m in methods if m != UNTUNED]
     if args.stage != "final":
         while True:  # grids grow while a best rate sits at an edge: search until every grid is complete
             todo = [spec for task in tasks for method in methods if suite.runs_on(method, task)
@@ -294,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                     where = f"in suite {suite.lr_suite}" if suite.lr_suite else "(search incomplete or failed)"
                     print(f"no learning rate chosen for {method} on {task} {where}; its {later} seed(s) wait",
                           flush=True)
+        if untuned:  # the untuned model's score: one run per task, no rate, no seed of its own (nothing trains)
+            finals += [RunSpec(suite.name, UNTUNED, task, suite.seeds[0], 0.0, "final") for task in tasks]
         runner.run(finals)
     if args.plan:
         print(f"{runner.planned} run(s) to run now, then {runner.waiting} final run(s) once their learning-rate "

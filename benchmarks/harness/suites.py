@@ -80,6 +80,11 @@ class Suite:
     objective: str = "classification"
     untuned_baseline: bool = False               # also score the untuned model once per task (causal-lm suites)
 
+    @property
+    def causal(self) -> bool:
+        """True when the model answers each prompt with the class name instead of training a task head."""
+        return self.objective == "causal-lm"
+
     def grid(self, family: str) -> tuple[float, ...]:
         return self.lr_grids[family]
 

@@ -23,6 +23,7 @@ from slaft import compat
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
+from slaft.causal_lm import CausalCollator, evaluate_causal, tokenize_causal
 from slaft.data import compute_metrics, tokenize_task
 from slaft.evaluation import evaluate
 from slaft.loading import load_model_and_tokenizer
@@ -74,10 +75,26 @@ def _load(suite: Suite, task: str, seed: int, data_dir: str):
     for split in [s for s in data.splits if s != "train"]:
         data.splits[split] = _cap(data.splits[split], suite.max_eval_samples)
     set_seed(seed)  # the head and the adapters are initialised from the run's seed
-    model, tokenizer = load_model_and_tokenizer(suite.model, data.spec.num_labels)
-    use_head(model, suite.head)
+    model, tokenizer = _task_model(suite, data.spec.num_labels)
     noise = add_training_noise(suite, data, model, tokenizer, seed)
-    return data, model, tokenizer, tokenize_task(data, tokenizer, suite.max_length), noise
+    tokenize = tokenize_causal if suite.causal else tokenize_task
+    return data, model, tokenizer, tokenize(data, tokenizer, suite.max_length), noise
+
+
+def _task_model(suite: Suite, num_labels: int):
+    """A fresh model as the suite trains it: a classifier with the suite's head, or (causal-LM suites) the decoder
+    with its language-model head."""
+    model, tokenizer = load_model_and_tokenizer(suite.model, num_labels, causal_lm=suite.causal)
+    if not suite.causal:
+        use_head(model, suite.head)
+    return model, tokenizer
+
+
+def _value_size(config) -> int:
+    """The value projection's output width: the hidden size, or fewer heads' worth under grouped-query attention."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return (getattr(config, "num_key_value_heads", None) or heads) * head_dim
 
 
 def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: str, timed: bool) -> dict:
@@ -90,9 +107,7 @@ def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: 
     export_diff = float((logits_of(exported, batch) - trained_logits).abs().max())
     latency_ms = base_latency_ms = None
     if timed:
-        base = load_model_and_tokenizer(suite.model, model.config.num_labels)[0]
-        use_head(base, suite.head)
-        base = base.to(device).eval()
+        base = _task_model(suite, model.config.num_labels)[0].to(device).eval()
         latency_ms, base_latency_ms = compare_latency(exported, base, batch, repeats=suite.latency_repeats,
                                                       bf16=suite.bf16 and device == "cuda")
     return {
@@ -115,7 +130,7 @@ def run(spec: dict, scratch: Path) -> dict:
     # A learning-rate search run only needs its score: no per-epoch validation, no latency measurement.
     searching = spec["stage"] == "lr_search"
     per_epoch = suite.eval_each_epoch and not searching
-    collator = DataCollatorWithPadding(tokenizer)
+    collator = CausalCollator(tokenizer) if suite.causal else DataCollatorWithPadding(tokenizer)
     timers: list[StepTimer] = []
 
     def scores(prediction) -> dict[str, float]:
@@ -136,7 +151,9 @@ def run(spec: dict, scratch: Path) -> dict:
                      steps_per_epoch=math.ceil(len(tokenized["train"]) / suite.batch_size),
                      make_trainer=make_trainer, num_layers=model.config.num_hidden_layers,
                      hidden_size=model.config.hidden_size, slaft_settings=dict(suite.slaft_settings),
-                     intermediate_size=getattr(model.config, "intermediate_size", None))
+                     intermediate_size=getattr(model.config, "intermediate_size", None),
+                     value_size=_value_size(model.config), objective=suite.objective,
+                     model_type=model.config.model_type)
     backbone, head = sum(p.numel() for p in model.parameters()), head_parameters(model)
     trainable_model = method.build(model, ctx)
     trainable = trainable_parameters(trainable_model)
@@ -154,6 +171,9 @@ def run(spec: dict, scratch: Path) -> dict:
     trainable_model.eval()
     def score(split) -> dict[str, float]:  # slaft's one evaluation path, for every method
         rows = tokenized[split] if isinstance(split, str) else split
+        if suite.causal:  # the likeliest class name is the prediction (slaft.causal_lm)
+            return evaluate_causal(trainable_model, data.spec, rows, tokenizer, suite.max_length,
+                                   batch_size=suite.eval_batch_size, progress=False)
         return evaluate(trainable_model, data.spec, rows, tokenizer, batch_size=suite.eval_batch_size, progress=False)
 
     validation = score(data.eval_split)

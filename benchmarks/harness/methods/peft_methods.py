@@ -79,12 +79,28 @@ class AdaLoraMethod(PeftMethod):
         return {"adalora_final_rank_total": sum(ranks.values()), "adalora_modules": len(ranks)} if ranks else {}
 
 
+QUERY_VALUE = "query and value"  # the model's query and value projections, by peft's own default for its type
+
+
+def _targets(targets, ctx: RunContext):
+    """``targets`` for this run's model: query/value by peft's default for the model type; every block linear as
+    BLOCK_LINEARS on the encoder and as peft's "all-linear" (every linear but the output layer) on a decoder."""
+    if targets == QUERY_VALUE:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+        return list(DEFAULTS[ctx.model_type])
+    if targets == BLOCK_LINEARS and ctx.objective == "causal-lm":
+        return "all-linear"
+    return targets
+
+
 def _lora(targets, *, dora: bool = False, rank: int = 8):
     def make(ctx: RunContext):
         from peft import LoraConfig, TaskType
 
-        return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                          target_modules=targets, use_dora=dora)
+        task = TaskType.CAUSAL_LM if ctx.objective == "causal-lm" else TaskType.SEQ_CLS
+        return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                          target_modules=_targets(targets, ctx), use_dora=dora)
 
     return make
 
@@ -116,23 +132,23 @@ def _prefix(ctx: RunContext):
 def peft_methods() -> list[Method]:
     return [
         PeftMethod("peft-lora-qv", "LoRA r=8 (q,v)", "peft", "lora", "LoRA r=8, alpha 16, on query and value",
-                   _lora(["query", "value"])),
+                   _lora(QUERY_VALUE)),
         PeftMethod("peft-lora-qv-r2", "LoRA r=2 (q,v)", "peft", "lora",
                    "LoRA r=2, alpha 4, on query and value: hand-chosen at a quarter of LoRA r=8 (q,v)'s size",
-                   _lora(["query", "value"], rank=2)),
+                   _lora(QUERY_VALUE, rank=2)),
         PeftMethod("peft-lora-all", "LoRA r=8 (all)", "peft", "lora", "LoRA r=8, alpha 16, on every block linear",
                    _lora(BLOCK_LINEARS)),
         # Protocol 3's size axis: the hand-chosen structures at 1/8 to 2 times LoRA r=8 (q,v)'s size (alpha 2r).
         *(PeftMethod(f"peft-lora-qv-r{rank}", f"LoRA r={rank} (q,v)", "peft", "lora",
                      f"LoRA r={rank}, alpha {2 * rank}, on query and value: {share} of LoRA r=8 (q,v)'s size",
-                     _lora(["query", "value"], rank=rank)) for rank, share in ((1, "1/8"), (4, "1/2"), (16, "2x"))),
+                     _lora(QUERY_VALUE, rank=rank)) for rank, share in ((1, "1/8"), (4, "1/2"), (16, "2x"))),
         *(PeftMethod(f"peft-lora-all-r{rank}", f"LoRA r={rank} (all)", "peft", "lora",
                      f"LoRA r={rank}, alpha {2 * rank}, on every block linear", _lora(BLOCK_LINEARS, rank=rank))
           for rank in (1, 2)),
         AdaLoraMethod("peft-adalora", "AdaLoRA", "peft", "lora",
                       "AdaLoRA on query/value, init rank 12, average target rank 8", _adalora),
         PeftMethod("peft-dora", "DoRA r=8 (q,v)", "peft", "lora", "DoRA r=8 on query and value",
-                   _lora(["query", "value"], dora=True)),
+                   _lora(QUERY_VALUE, dora=True)),
         PeftMethod("peft-ia3", "(IA)³", "peft", "ia3", "(IA)³ on key, value and FFN output (peft defaults)", _ia3),
         PeftMethod("peft-prefix", "Prefix tuning", "peft", "prefix", "20 virtual tokens per layer, no projection",
                    _prefix, mergeable=False),

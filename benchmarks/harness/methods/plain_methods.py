@@ -72,6 +72,26 @@ class FullFineTuning(Method):
         return Export(directory, model.eval(), merged=True)
 
 
+@dataclass
+class Untuned(Method):
+    """The model as it ships, trained on nothing: a decoder's zero-shot answer to each prompt (causal-LM suites), the
+    floor every fine-tuning method is measured against. Nothing is stored."""
+
+    def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
+        model.requires_grad_(False)
+        return model
+
+    def train(self, model: nn.Module, ctx: RunContext):
+        return ctx.make_trainer(model, ctx.epochs, ctx.lr)  # never trained: its log history stays empty
+
+    def export(self, model: nn.Module, directory: Path) -> Export:
+        directory.mkdir(parents=True, exist_ok=True)
+        return Export(directory, model.eval(), merged=True)
+
+
+UNTUNED = "untuned"
+
+
 def plain_methods() -> list[Method]:
     return [
         BitFit("bitfit", "BitFit", "transformers", "bitfit", "bias terms + head"),
@@ -79,4 +99,5 @@ def plain_methods() -> list[Method]:
         FullFineTuning("full-ft", "Full FT", "transformers", "full", "all weights"),
         FrozenEmbeddings("full-ft-frozen-embeddings", "Full FT, embeddings frozen", "transformers", "full",
                          "all weights but the embedding layer"),
+        Untuned(UNTUNED, "Untuned", "transformers", "none", "the pretrained model, no training (causal-LM suites)"),
     ]

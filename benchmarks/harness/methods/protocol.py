@@ -41,6 +41,9 @@ class RunContext:
     hidden_size: int
     slaft_settings: dict = field(default_factory=dict)  # the suite's SlaftConfig changes (robustness sweeps)
     intermediate_size: int | None = None  # the feed-forward width (BERT: 4 × hidden)
+    value_size: int | None = None  # the value projection's output width (grouped-query decoders: below hidden)
+    objective: str = "classification"  # or "causal-lm": the model answers with the class name (slaft.causal_lm)
+    model_type: str = "bert"  # the transformers model type, for each library's own default target modules
 
     @property
     def total_steps(self) -> int:
@@ -52,7 +55,7 @@ class RunContext:
     @property
     def lora_qv_params(self) -> int:
         """Parameters of LoRA r=8 on query and value: the reference size the slaft budget runs aim at."""
-        return self.num_layers * 2 * 8 * (self.hidden_size + self.hidden_size)
+        return self.num_layers * 8 * (2 * self.hidden_size + self.hidden_size + (self.value_size or self.hidden_size))
 
     @property
     def lora_all_params(self) -> int:
