@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .config import ConfigError, SlaftConfig, closest
-from .inference import evaluate_directory
-from .io import atomic_write_text
+from ..config import ConfigError, SlaftConfig, closest
+from ..inference import evaluate_directory
+from ..io import atomic_write_text
+from ..pipeline import TrainJob, run_train
+from ..runs import latest_checkpoint, safe_name
+from ..version import __version__
 from .perturb import KINDS, check
-from .pipeline import TrainJob, run_train
 from .plots import plot_sweep
-from .runs import latest_checkpoint, safe_name
-from .version import __version__
 
 # Which dataclass each axis changes (the perturbation axis changes the evaluation, not the run).
 AXES = {"sparsity_weight": SlaftConfig, "target_params": SlaftConfig, "label_noise": TrainJob,
