@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -183,7 +184,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     if job.tasks:
         raise ConfigError("This job names several --tasks: train it with slaft.multitask.pipeline."
                           "run_train_multitask (what `slaft train --tasks` runs).")
-    config = config or SlaftConfig()
+    config = copy.deepcopy(config) if config is not None else SlaftConfig()  # the caller's stays as it was
     out = Path(job.output_dir)
     prepare_output_dir(out, resume=resume, overwrite=overwrite, needed_bytes=MIN_FREE_BYTES)
     set_seed(job.seed)
