@@ -328,10 +328,6 @@ class SlaftConfig:
             _warn(self._changed(("decided_lr_scale",)), "with search_end=1 the structure is decided when training "
                                                         "ends: no step trains the decided structure.")
 
-    @property
-    def budget_mode(self) -> bool:
-        return self.target_params is not None
-
     def resolve_target(self, backbone_params: int, candidate_params: int) -> int | None:
         """The budget as a parameter count, checked against the candidate space."""
         if self.target_params is None:

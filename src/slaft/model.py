@@ -115,13 +115,9 @@ class SlaftModel(FrozenBackbone):
         return self.structure_data
 
     def parameter_summary(self) -> ParameterSummary:
+        """Parameter counts: frozen backbone, trained head, the candidate space, and what is kept (or would be)."""
         head = sum(p.numel() for n, p in self.base_model.named_parameters() if self.is_head(n))
         return ParameterSummary(self.backbone_params, head, self.candidate.num_params, self.structure().num_params)
-
-    def print_trainable_parameters(self) -> None:
-        trainable = sum(p.numel() for p in self.weight_parameters())
-        total = sum(p.numel() for p in self.parameters())
-        print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
     # Merge / unload ----------------------------------------------------------------------------------------------
     @torch.no_grad()
