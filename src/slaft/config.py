@@ -190,7 +190,7 @@ class SlaftConfig:
     gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β (allocator 'gates')."})
     gate_limits: list[float] = field(
         default_factory=lambda: [-0.1, 1.1],
-        metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."},
+        metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ (allocator 'gates')."},
     )
     tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature when training starts."})
     tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature when the structure is final."})
