@@ -1,12 +1,14 @@
 """SlaftConfig validation and its JSON round trip."""
 
 import json
+import re
+import warnings
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slaft import ConfigError, SlaftConfig
+from slaft import ConfigError, ConfigWarning, SlaftConfig
 
 
 def test_round_trip_through_json():
@@ -16,8 +18,9 @@ def test_round_trip_through_json():
 
 
 def test_sequences_are_stored_as_tuples():
-    config = SlaftConfig(sites=["lora_q"], layers=[0, 1], activations=["relu"], gate_limits=[-0.2, 1.2])
-    assert config.sites == ("lora_q",) and config.layers == (0, 1) and config.gate_limits == (-0.2, 1.2)
+    config = SlaftConfig(sites=["lora_q", "ffn_adapter"], layers=[0, 1], activations=["relu"], allocator="gates",
+                         gate_limits=[-0.2, 1.2])
+    assert config.sites == ("lora_q", "ffn_adapter") and config.layers == (0, 1) and config.gate_limits == (-0.2, 1.2)
 
 
 def test_configs_of_slaft_0_1_load_without_their_retired_fields():
@@ -94,3 +97,52 @@ def test_list_entries_split_on_spaces_and_commas_at_the_first_equals_sign():
     assert list_entries(["cola=2, SST-2 = 0.5", "kind=data/a=b.csv", ",", "stsb"]) == [
         ("cola", "=", "2"), ("SST-2", "=", "0.5"), ("kind", "=", "data/a=b.csv"), ("stsb", "", "")]
     assert list_entries(None) == []
+
+
+# Fields that cannot act, and settings that contradict each other -----------------------------------------------------
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"sites": ("ffn_adapter", "lora_q"), "adapter_width": 16, "activations": ("relu", "gelu", "silu"),
+     "tau_start": 2.0, "hard_choice": True, "structure_lr": 0.1},
+    {"allocator": "gates", "gate_beta": 0.5, "gate_limits": (-0.2, 1.2), "structure_lr": 0.1},
+    {"target_params": 1000},
+    {"sites": ("lora_k", "lora_v"), "prior_weight": 2.0, "lora_rank": 4},
+])
+def test_settings_that_all_act_warn_nothing(kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = SlaftConfig(**kwargs)
+        SlaftConfig.from_dict(config.to_dict())
+
+
+@pytest.mark.parametrize("kwargs,fields", [
+    ({"adapter_width": 16, "width_block": 4}, "adapter_width, width_block have no effect"),
+    ({"activations": ("relu",)}, "activations has no effect: no candidate site is a bottleneck"),
+    ({"sites": ("lora_q", "lora_v"), "tau_start": 2.0, "hard_choice": True}, "tau_start, hard_choice"),
+    ({"sites": ("ffn_adapter",), "activations": ("gelu",), "tau_end": 0.5}, "tau_end has no effect: with one"),
+    ({"sites": ("ffn_adapter", "attn_adapter"), "lora_rank": 4, "split_fused": True},
+     "lora_rank, split_fused have no effect: no candidate site is a low-rank update"),
+    ({"gate_beta": 0.5}, "gate_beta has no effect: allocator='importance'"),
+    ({"gate_limits": (-0.2, 1.2)}, "gate_limits has no effect"),
+    ({"structure_lr": 0.1}, "structure_lr has no effect"),
+    ({"prior_sites": ("lora_k",)}, "prior_sites has no effect: prior_weight=1"),
+    ({"sites": ("lora_k", "lora_o"), "prior_weight": 3.0}, "prior_weight has no effect: none of prior_sites"),
+    ({"search_end": 1.0, "decided_lr_scale": 2.0}, "decided_lr_scale has no effect: with search_end=1"),
+])
+def test_a_field_that_cannot_act_warns_with_a_fix(kwargs, fields):
+    with pytest.warns(ConfigWarning, match=re.escape(fields)):
+        SlaftConfig(**kwargs)
+
+
+def test_a_budget_and_a_sparsity_weight_together_are_refused():
+    with pytest.raises(ConfigError, match="drop sparsity_weight for budget mode, or target_params for λ mode"):
+        SlaftConfig(target_params=50_000, sparsity_weight=2.0)
+    # a saved config of slaft <= 0.2 that held both (the weight was ignored) still loads, as a budget
+    loaded = SlaftConfig.from_dict({"target_params": 50_000, "sparsity_weight": 2.0})
+    assert loaded.target_params == 50_000 and loaded.sparsity_weight == SlaftConfig().sparsity_weight
+
+
+def test_config_warning_is_exported_and_a_user_warning():
+    import slaft
+
+    assert slaft.ConfigWarning is ConfigWarning and issubclass(ConfigWarning, UserWarning)

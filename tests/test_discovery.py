@@ -104,11 +104,21 @@ def test_block_lists_name_the_blocks_and_a_wrong_path_is_named():
         find_blocks(Stack(), ("thrid",))
 
 
-def test_the_callers_config_is_left_as_it_was():
-    config = SlaftConfig(lora_rank=4)
+@pytest.mark.parametrize("settings", [{"lora_rank": 4}, {"lora_rank": 4, "base_model_name_or_path": "tiny"},
+                                      {"sites": ("ffn_adapter", "lora_q"), "adapter_width": 16}])
+def test_the_callers_config_is_left_as_it_was(settings):
+    """get_slaft_model works on a copy: what it fills in (the base model's name), what the search reads, and any
+    later change to the model's config never reach the caller's object."""
+    config = SlaftConfig(**settings)
     before = config.to_dict()
     model = get_slaft_model(tiny_model("bert"), config)
     assert config.to_dict() == before and model.slaft_config is not config
+    assert model.slaft_config.base_model_name_or_path is not None
+    model.slaft_config.lora_rank = 2
+    assert config.lora_rank == 4 if "lora_rank" in settings else config.lora_rank == 8
+    structure = model.discretize()
+    get_slaft_model(tiny_model("bert"), config, structure)
+    assert config.to_dict() == before
 
 
 WORDS = ["good", "bad", "fine", "poor", "movie", "book", "very", "not"]

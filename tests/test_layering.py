@@ -59,3 +59,17 @@ def test_the_file_format_and_the_tables_know_nothing_above_them():
     assert graph["io"] == set() and graph["discovery"] == set() and graph["gates"] == set()
     assert graph["sites"] == {"discovery"}
     assert graph["allocation"] <= {"gates"}
+
+
+def test_the_core_imports_the_robustness_tools_only_where_they_are_used():
+    """slaft.robustness (noise, perturbations, sweep) is imported inside the functions that use it, so `import slaft`
+    and `slaft train` load none of it; errors.py alone names its error class at module level (a lightweight module
+    that imports no optional dependency)."""
+    package = REPO / "src" / "slaft"
+    for path in package.rglob("*.py"):
+        if "robustness" in path.relative_to(package).parts:
+            continue
+        top_level = [node for node in ast.parse(path.read_text()).body if isinstance(node, ast.ImportFrom)]
+        names = [node.module or "" for node in top_level]
+        if path.name != "errors.py":
+            assert not any(name.split(".")[0] == "robustness" for name in names), path

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datasets import DatasetDict
 
 from slaft.data import TaskData, tokenize_task
-from slaft.noise import InputNoise, label_noise
-from slaft.perturb import perturb_split
+from slaft.robustness.noise import InputNoise, label_noise
+from slaft.robustness.perturb import perturb_split
 
 from .suites import Suite
 

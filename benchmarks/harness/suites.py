@@ -69,10 +69,10 @@ class Suite:
     lr_suite: str | None = None                  # no search: each method takes the rate it chose in this suite
     # Robustness suites (one point of a sweep each): what is swept, noise in training, perturbations in evaluation.
     sweep: str | None = None                     # the axis: sparsity_weight, target_params, label_noise, ...
-    label_noise: float = 0.0                     # fraction of training labels replaced (slaft.noise.label_noise)
+    label_noise: float = 0.0                     # fraction of training labels replaced (slaft.robustness.noise.label_noise)
     input_noise: str | None = None               # "token" or "embedding" noise on the training inputs
     input_noise_ratio: float = 0.0
-    perturbations: tuple[str, ...] = ()          # the validation split scored again on perturbed copies (slaft.perturb)
+    perturbations: tuple[str, ...] = ()          # the validation split scored again on perturbed copies (slaft.robustness.perturb)
     perturbation_rates: tuple[float, ...] = ()
     slaft_settings: dict = field(default_factory=dict)  # SlaftConfig changes for slaft methods; budget_of_lora: x
     # "classification" (a task head on the model) or "causal-lm" (a decoder answers each prompt with the class name,
@@ -226,7 +226,7 @@ def _robust(name: str, sweep: str, description: str, methods=ROBUST_METHODS, **c
 
 def robustness_suites() -> dict[str, Suite]:
     from slaft.config import SlaftConfig
-    from slaft.perturb import KINDS
+    from slaft.robustness.perturb import KINDS
 
     default_weight = SlaftConfig().sparsity_weight  # that point of the λ sweep is robust-clean's slaft runs
 

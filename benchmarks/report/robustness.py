@@ -388,7 +388,7 @@ def examples_section(data_dir: Path | None, rate: float = 0.1, count: int = 2, p
         return []
     from slaft.data import load_task
     from slaft.loading import load_model_and_tokenizer
-    from slaft.perturb import KINDS, perturb_texts
+    from slaft.robustness.perturb import KINDS, perturb_texts
 
     texts = load_task("sst2", data_dir=str(data_dir)).splits["validation"]["sentence"][:pool]
     model, tokenizer = load_model_and_tokenizer("minilm", 2)

@@ -1,6 +1,6 @@
 """slaft: structure-learnable adapter fine-tuning for transformers models."""
 
-from .config import ConfigError, SlaftConfig
+from .config import ConfigError, ConfigWarning, SlaftConfig
 from .discovery import DiscoveryError
 from .model import ParameterSummary, SlaftModel, get_slaft_model
 from .structure import ModuleSpec, Structure
@@ -8,6 +8,6 @@ from .training import SlaftCallback, SlaftTrainer
 from .version import __version__
 
 __all__ = [
-    "ConfigError", "DiscoveryError", "ModuleSpec", "ParameterSummary", "SlaftCallback", "SlaftConfig", "SlaftModel",
+    "ConfigError", "ConfigWarning", "DiscoveryError", "ModuleSpec", "ParameterSummary", "SlaftCallback", "SlaftConfig", "SlaftModel",
     "SlaftTrainer", "Structure", "__version__", "get_slaft_model",
 ]

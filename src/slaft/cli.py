@@ -41,7 +41,7 @@ class EvalOptions:
     max_length: Optional[int] = field(default=None, metadata={"help": "Tokens per example. Default: the run's."})
     output: Optional[str] = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
     perturb: Optional[str] = field(default=None, metadata={"help": "Score a perturbed copy of the split: one of "
-                                                                   "slaft.perturb.KINDS (e.g. keyboard, word_delete, "
+                                                                   "slaft.robustness.perturb.KINDS (e.g. keyboard, word_delete, "
                                                                    "embedding_neighbor)."})
     rate: float = field(default=0.1, metadata={"help": "Fraction of words --perturb touches, in [0, 1)."})
     perturb_seed: int = field(default=0, metadata={"help": "Seed of the perturbation."})
@@ -49,7 +49,7 @@ class EvalOptions:
     def __post_init__(self) -> None:
         from .config import ConfigError
 
-        from .perturb import check, check_rate
+        from .robustness.perturb import check, check_rate
 
         if self.perturb is None:
             check_rate(self.rate)
@@ -102,7 +102,7 @@ def _commands() -> dict[str, Command]:
     from .config import SlaftConfig
     from .multitask.config import MultiTaskConfig
     from .pipeline import TrainJob
-    from .sweep import SweepOptions
+    from .robustness.sweep import SweepOptions
 
     adapter = ("adapter", "A run's adapter directory (RUN/adapter) or an export.")
     return {
@@ -372,7 +372,7 @@ def cmd_export(parsed, positionals, _argv) -> int:
 def cmd_sweep(parsed, _positionals, _argv) -> int:
     from rich.console import Console
 
-    from .sweep import FIGURE, RECORDS, default_root, run_sweep
+    from .robustness.sweep import FIGURE, RECORDS, default_root, run_sweep
 
     options, job, config = parsed
     console = Console()

@@ -11,10 +11,11 @@ import dataclasses
 import difflib
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .sites import SITE_NAMES, is_known_site
+from .sites import SITE_NAMES, is_known_site, site
 
 ACTIVATIONS = ("identity", "relu", "gelu", "silu", "tanh")
 ALLOCATORS = ("importance", "gates")
@@ -30,6 +31,18 @@ SITE_HELP = (f"named sites {SITE_NAMES} (those a block has), or lora:<path of a 
 
 class ConfigError(ValueError):
     """A configuration value a user can fix; the message says how."""
+
+
+class ConfigWarning(UserWarning):
+    """A SlaftConfig field set away from its default where it cannot act under the other settings (e.g. an adapter
+    width without a bottleneck-adapter site); the message says why and what to change."""
+
+
+# Fields that act only in some candidate spaces or with one allocator (see ``SlaftConfig._warn_idle_fields``).
+BOTTLENECK_FIELDS = ("adapter_width", "width_block", "activations")
+CHOICE_FIELDS = ("tau_start", "tau_end", "hard_choice")  # the Gumbel-softmax choice among a bottleneck's activations
+LORA_FIELDS = ("lora_rank", "lora_alpha", "rank_block", "split_fused", "target_modules", "exclude_modules")
+GATE_FIELDS = ("gate_beta", "gate_limits")  # the hard-concrete gates of allocator "gates"
 
 
 def closest(name: str, choices) -> str:
@@ -120,7 +133,7 @@ class SlaftConfig:
         default=1.0,
         metadata={"help": "λ: a unit survives when its importance per parameter is at least λ times the candidate "
                           "space's average, measured when the search starts. Larger = smaller structure; 0 keeps "
-                          "everything. Ignored when target_params is set."},
+                          "everything. λ mode only: refused together with target_params (a budget)."},
     )
     target_params: Optional[float] = field(
         default=None,
@@ -177,7 +190,7 @@ class SlaftConfig:
     gate_beta: float = field(default=2 / 3, metadata={"help": "Hard-concrete temperature β (allocator 'gates')."})
     gate_limits: list[float] = field(
         default_factory=lambda: [-0.1, 1.1],
-        metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ."},
+        metadata={"help": "Hard-concrete stretch interval (γ, ζ), with γ < 0 < 1 < ζ (allocator 'gates')."},
     )
     tau_start: float = field(default=1.0, metadata={"help": "Gumbel-softmax temperature when training starts."})
     tau_end: float = field(default=0.1, metadata={"help": "Gumbel-softmax temperature when the structure is final."})
@@ -273,10 +286,47 @@ class SlaftConfig:
                               f"{self.gate_limits}.")
         if self.total_steps is not None and self.total_steps < 1:
             raise ConfigError(f"total_steps must be >= 1 or unset, got {self.total_steps}.")
+        if self.target_params is not None and self.sparsity_weight != _default("sparsity_weight"):
+            raise ConfigError(f"sparsity_weight={self.sparsity_weight:g} and target_params={self.target_params:g} "
+                              "both decide how much survives, and with a budget the weight is ignored. Keep one: "
+                              "drop sparsity_weight for budget mode, or target_params for λ mode.")
+        self._warn_idle_fields()
 
-    @property
-    def budget_mode(self) -> bool:
-        return self.target_params is not None
+    def _changed(self, names) -> list[str]:
+        """Those of ``names`` set away from their defaults."""
+        return [name for name in names if getattr(self, name) != _default(name)]
+
+    def _warn_idle_fields(self) -> None:
+        """A ``ConfigWarning`` for each group of fields set away from their defaults that cannot act here."""
+        kinds = {site(name).is_bottleneck for name in self.sites} if self.sites is not None else {False}
+        space = f"sites={list(self.sites)}" if self.sites is not None else "the default sites, LoRA on every linear"
+        choice = True in kinds and len(self.activations) > 1  # a bottleneck that chooses among activations
+        if True not in kinds:
+            idle = self._changed(BOTTLENECK_FIELDS + CHOICE_FIELDS)
+            _warn(idle, f"no candidate site is a bottleneck adapter ({space}). Add attn_adapter, ffn_adapter or "
+                        "parallel_adapter to sites, or leave {them} at the defaults.")
+        elif not choice:
+            _warn(self._changed(CHOICE_FIELDS), f"with one activation ({self.activations[0]}) a bottleneck has no "
+                                                "choice to relax. Name two or more activations, or leave {them} at "
+                                                "the defaults.")
+        if False not in kinds:
+            _warn(self._changed(LORA_FIELDS), f"no candidate site is a low-rank update ({space}). Add lora_* sites "
+                                              "(e.g. lora_q, lora_v), or leave {them} at the defaults.")
+        if self.allocator == "importance":
+            _warn(self._changed(GATE_FIELDS), "allocator='importance' has no hard-concrete gates to shape. Pass "
+                                              "allocator='gates', or leave {them} at the defaults.")
+            if not choice:
+                _warn(self._changed(("structure_lr",)), "it trains the gate logits of allocator='gates' and the "
+                                                        "activation choice of bottleneck adapters with several "
+                                                        "activations; this config has neither.")
+        if self.prior_weight == 1.0:
+            _warn(self._changed(("prior_sites",)), "prior_weight=1 gives the prior sites no preference. Raise "
+                                                   "prior_weight, or leave prior_sites at its default.")
+        elif self.sites is not None and not set(self.prior_sites) & set(self.sites):
+            _warn(["prior_weight"], f"none of prior_sites {list(self.prior_sites)} is a candidate site ({space}).")
+        if self.search_end == 1.0:
+            _warn(self._changed(("decided_lr_scale",)), "with search_end=1 the structure is decided when training "
+                                                        "ends: no step trains the decided structure.")
 
     def resolve_target(self, backbone_params: int, candidate_params: int) -> int | None:
         """The budget as a parameter count, checked against the candidate space."""
@@ -296,15 +346,34 @@ class SlaftConfig:
 
     # JSON round trip ---------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Every field, sequences as lists: what ``slaft_config.json`` holds."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SlaftConfig":
+        """The config a ``to_dict`` (or an older slaft's saved config) describes; unknown fields are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
+        if data.get("target_params") is not None:  # slaft <= 0.2 stored a λ beside a budget and ignored it
+            data.pop("sparsity_weight", None)
         unknown = sorted(set(data) - known)
         if unknown:
             hint = "".join(closest(k, sorted(known)) for k in unknown)
             raise ConfigError(f"Unknown SlaftConfig field(s) {unknown}.{hint}")
         return cls(**data)
+
+
+def _default(name: str):
+    """A SlaftConfig field's default as the config stores it (sequences as tuples)."""
+    spec = next(f for f in dataclasses.fields(SlaftConfig) if f.name == name)
+    value = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _warn(fields: list[str], why: str) -> None:
+    """One ``ConfigWarning`` naming ``fields`` (none: nothing to say) and why they cannot act."""
+    if fields:
+        verb = "has" if len(fields) == 1 else "have"
+        why = why.replace("{them}", "it" if len(fields) == 1 else "them")
+        warnings.warn(f"SlaftConfig: {', '.join(fields)} {verb} no effect: {why}", ConfigWarning, stacklevel=5)

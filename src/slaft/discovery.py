@@ -83,7 +83,6 @@ class HostLinear:
     role: str
     in_features: int
     out_features: int
-    transposed: bool = False  # transformers' Conv1D keeps its weight as (in, out)
     slices: tuple[tuple[str, int, int], ...] = ()  # a split fused projection: (role, first row, end row) per part
 
 
@@ -272,8 +271,7 @@ def find_blocks(model: nn.Module, block_lists: tuple[str, ...] | None = None,
                 slices = qkv_slices(model, fan_out) if split_fused and role in (QKV, CROSS + QKV) else ()
                 if role.startswith(CROSS):
                     slices = tuple((CROSS + part, a, b) for part, a, b in slices)
-                linears.append(HostLinear(name, role, fan_in, fan_out, transposed=not isinstance(module, nn.Linear),
-                                          slices=slices))
+                linears.append(HostLinear(name, role, fan_in, fan_out, slices=slices))
             blocks.append(Block(f"{stack}.{index}", stack, tuple(linears)))
     return blocks
 

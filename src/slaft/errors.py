@@ -9,7 +9,8 @@ from .discovery import DiscoveryError
 from .io import AdapterLoadError
 from .loading import ModelLoadError
 from .model import NonFiniteError
+from .robustness.perturb import MissingDependencyError
 from .runs import OutputDirError
 
 USER_ERRORS = (ConfigError, DataError, AdapterLoadError, ModelLoadError, DiscoveryError, OutputDirError,
-               NonFiniteError)
+               NonFiniteError, MissingDependencyError)

@@ -9,8 +9,9 @@
     a unit's removal costs is about ½·E[(dL/dz)²] (Theis et al. 2018, "Faster gaze prediction with dense networks
     and Fisher pruning"). The probe is a plain tensor, not a parameter: no optimizer, gradient clipping or DDP bucket
     ever sees it.
-  - *hard-concrete logits* (allocator "gates"): z ~ HardConcrete(log α + shift) (Louizos, Welling & Kingma 2018),
-    with u ~ U(0, 1),
+  - *hard-concrete logits* (allocator "gates"): the L0 gates of the method as published ("Structure-Learnable
+    Adapter Fine-Tuning for Parameter-Efficient Large Language Models", arXiv 2509.03057), a core part of slaft, not
+    an add-on. z ~ HardConcrete(log α + shift) (Louizos, Welling & Kingma 2018), with u ~ U(0, 1),
 
         s = sigmoid((log u - log(1 - u) + log α) / β),   z = min(1, max(0, s (ζ - γ) + γ)),
 
@@ -33,6 +34,8 @@ _EPS = 1e-6
 
 
 def hard_concrete_sample(log_alpha: torch.Tensor, beta: float, limits: tuple[float, float]) -> torch.Tensor:
+    """A hard-concrete sample z in [0, 1] per gate (Louizos et al. 2018): the stretched, clipped binary concrete of
+    the method's L0 gates, temperature ``beta``, stretch interval ``limits`` = (γ, ζ)."""
     gamma, zeta = limits
     u = torch.rand_like(log_alpha).clamp(_EPS, 1 - _EPS)
     s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
@@ -40,7 +43,8 @@ def hard_concrete_sample(log_alpha: torch.Tensor, beta: float, limits: tuple[flo
 
 
 def hard_concrete_keep_probability(log_alpha: torch.Tensor, beta: float, limits: tuple[float, float]) -> torch.Tensor:
-    """P(z != 0): the expected-L0 contribution of each gate."""
+    """P(z != 0) of each hard-concrete gate in closed form: its expected-L0 contribution, the quantity the method's
+    L0 gates are budgeted by (``allocation.solve_shift``)."""
     gamma, zeta = limits
     return torch.sigmoid(log_alpha - beta * math.log(-gamma / zeta))
 
@@ -58,7 +62,8 @@ class _RoundStraightThrough(torch.autograd.Function):
 
 
 class UnitGate(nn.Module):
-    """Gates for ``num_units`` units of ``block`` components each; see the module docstring."""
+    """Gates for ``num_units`` units of ``block`` components each: always the importance probe, and with
+    ``hard_concrete`` the method's hard-concrete L0 gates (allocator "gates"); see the module docstring."""
 
     def __init__(self, num_units: int, block: int, *, hard_concrete: bool = False, beta: float = 2 / 3,
                  limits: tuple[float, float] = (-0.1, 1.1)) -> None:
@@ -117,10 +122,8 @@ class GumbelChoice(nn.Module):
         self.tau = 1.0
         self.frozen = False  # the arg-max path in training too (a decided structure that keeps its modules)
 
-    def probs(self) -> torch.Tensor:
-        return torch.softmax(self.logits, dim=-1)
-
     def choice(self) -> int:
+        """The index of the chosen path (the arg-max of the logits)."""
         return int(torch.argmax(self.logits).item())
 
     def forward(self) -> torch.Tensor:  # (num_choices,) weights that sum to 1

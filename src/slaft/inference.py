@@ -69,7 +69,7 @@ def evaluate_directory(directory: str | Path, *, task: str | None = None, data_d
                        split: str = "validation", batch_size: int = 64, max_length: int | None = None,
                        perturb: str | None = None, rate: float = 0.1, perturb_seed: int = 0) -> dict:
     """Metrics of a saved run on one split; task, data directory and sequence length default to the run's own.
-    With ``perturb`` (a kind of ``slaft.perturb``), on a copy of the split perturbed at ``rate``."""
+    With ``perturb`` (a kind of ``slaft.robustness.perturb``), on a copy of the split perturbed at ``rate``."""
     model, tokenizer, payload = load_directory(directory)
     exported = Path(directory) / EXPORT_NAME
     meta = payload or (json.loads(exported.read_text()) if exported.is_file() else {})
@@ -86,7 +86,7 @@ def evaluate_directory(directory: str | Path, *, task: str | None = None, data_d
         raise DataError(f"Task {data.spec.name!r} has no {split!r} split here; it has {sorted(data.splits)}. Pick "
                         "one with --split.")
     if perturb is not None:
-        from .perturb import perturb_split
+        from .robustness.perturb import perturb_split
 
         data.splits[split] = perturb_split(data.splits[split], data.spec.text_columns, perturb, rate, perturb_seed,
                                            tokenizer=tokenizer, embeddings=model.get_input_embeddings().weight)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -49,6 +50,9 @@ class SlaftModel(FrozenBackbone):
     """
 
     def __init__(self, base_model: nn.Module, config: SlaftConfig, structure: Structure | None = None) -> None:
+        config = copy.deepcopy(config)  # the model's own: nothing it fills in or changes reaches the caller's config
+        if config.base_model_name_or_path is None:
+            config.base_model_name_or_path = getattr(getattr(base_model, "config", None), "_name_or_path", None)
         super().__init__(base_model, config)
         for name in self.head_names:
             base_model.get_submodule(name).requires_grad_(True)
@@ -111,13 +115,9 @@ class SlaftModel(FrozenBackbone):
         return self.structure_data
 
     def parameter_summary(self) -> ParameterSummary:
+        """Parameter counts: frozen backbone, trained head, the candidate space, and what is kept (or would be)."""
         head = sum(p.numel() for n, p in self.base_model.named_parameters() if self.is_head(n))
         return ParameterSummary(self.backbone_params, head, self.candidate.num_params, self.structure().num_params)
-
-    def print_trainable_parameters(self) -> None:
-        trainable = sum(p.numel() for p in self.weight_parameters())
-        total = sum(p.numel() for p in self.parameters())
-        print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
     # Merge / unload ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -190,6 +190,9 @@ class SlaftModel(FrozenBackbone):
 def get_slaft_model(model: nn.Module, config: SlaftConfig | None = None, structure: Structure | None = None
                     ) -> SlaftModel:
     """Build the candidate space of ``config`` into ``model`` (frozen) and return the trainable SlaftModel.
+
+    The model works on its own copy of ``config`` (``model.slaft_config``, with the base model's name filled in):
+    the caller's config is never changed.
 
     With a discrete ``structure`` (e.g. one learned on another run, or ``Structure.load(path)``), build exactly that
     structure instead, freshly initialised and without gates: a found architecture, trained from scratch.

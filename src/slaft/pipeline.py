@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -26,7 +27,6 @@ from .evaluation import evaluate
 from .io import atomic_write_text, read_payload
 from .loading import load_model_and_tokenizer
 from .model import SlaftModel, get_slaft_model
-from .noise import INPUT_NOISE_KINDS, InputNoise, check_ratio, label_noise
 from .plots import plot_structure
 from .runs import latest_checkpoint, prepare_output_dir, safe_name
 from .structure import Structure
@@ -115,6 +115,8 @@ class TrainJob:
                               "1e-2); pass a smaller one.")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}.")
+        from .robustness.noise import INPUT_NOISE_KINDS, check_ratio
+
         check_ratio("label_noise", self.label_noise)
         check_ratio("input_noise_ratio", self.input_noise_ratio)
         if self.input_noise is not None and self.input_noise not in INPUT_NOISE_KINDS:
@@ -182,7 +184,7 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     if job.tasks:
         raise ConfigError("This job names several --tasks: train it with slaft.multitask.pipeline."
                           "run_train_multitask (what `slaft train --tasks` runs).")
-    config = config or SlaftConfig()
+    config = copy.deepcopy(config) if config is not None else SlaftConfig()  # the caller's stays as it was
     out = Path(job.output_dir)
     prepare_output_dir(out, resume=resume, overwrite=overwrite, needed_bytes=MIN_FREE_BYTES)
     set_seed(job.seed)
@@ -197,6 +199,8 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
     log(f"task {data.spec.name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()))
     noise = {}
     if job.label_noise > 0:
+        from .robustness.noise import label_noise
+
         data.splits["train"], report = label_noise(data.splits["train"], data.spec, job.label_noise, job.seed)
         noise["label"] = report.to_dict()
         log(f"label noise: {report.changed:,} of {report.total:,} training labels changed")
@@ -236,6 +240,8 @@ def run_train(job: TrainJob, config: SlaftConfig | None = None, *, log=print, re
         f"({100 * slaft.candidate.num_params / slaft.backbone_params:.1f}% of the {slaft.backbone_params:,}-parameter "
         "backbone)" + (f"; budget {slaft.target:,}" if slaft.target else ""))
     if job.input_noise is not None:
+        from .robustness.noise import InputNoise
+
         InputNoise(base, job.input_noise, job.input_noise_ratio, seed=job.seed, special_ids=tokenizer.all_special_ids)
         noise["input"] = {"kind": job.input_noise, "ratio": job.input_noise_ratio}
     trainer = SlaftTrainer(model=slaft, args=training_arguments(job, out / "checkpoints"),

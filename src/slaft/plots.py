@@ -1,5 +1,5 @@
-"""Pictures of what was learned: a heatmap of layers x sites, each cell the kept width and chosen activation; and
-the curves of a `slaft sweep`.
+"""Pictures of what was learned: a heatmap of layers x sites, each cell the kept width and chosen activation, and a
+task x task heatmap of the parameters two tasks share (the curves of a `slaft sweep` are in ``slaft.robustness.plots``).
 
 Figures are drawn with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot, so importing slaft
 neither picks nor changes the user's matplotlib backend.
@@ -52,10 +52,11 @@ def plot_structure(learned: Structure, candidate: Structure, path: str | Path, *
     ax.set_title(f"{title}\n{learned.num_sites}/{candidate.num_sites} modules, {learned.num_params:,} of "
                  f"{candidate.num_params:,} candidate parameters ({100 * ratio:.1f}%)".strip(), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03, label="fraction of candidate width kept")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Lay out ``fig`` and write it as a PNG at ``path`` (parent directories created); returns the path."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,48 +79,4 @@ def plot_sharing(matrix, tasks: list[str], path: str | Path, *, title: str = "")
     ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
     ax.set_title(title or "adapter parameters shared by two tasks", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04, label="parameters kept by both")
-    return _save(fig, path)
-
-
-def _mean_and_spread(records: list[dict], key: str) -> tuple[list[float], list[float], list[float]]:
-    """x values, means and sample standard deviations of ``key`` over the seeds at each x."""
-    by_value: dict[float, list[float]] = {}
-    for record in records:
-        by_value.setdefault(record["value"], []).append(record[key])
-    xs = sorted(by_value)
-    means = [float(np.mean(by_value[x])) for x in xs]
-    spreads = [float(np.std(by_value[x], ddof=1)) if len(by_value[x]) > 1 else 0.0 for x in xs]
-    return xs, means, spreads
-
-
-def plot_sweep(records: list[dict], path: str | Path, *, axis: str) -> Path:
-    """Save a PNG of a `slaft sweep`: the score against the swept value (one line per perturbation kind), mean and
-    spread over seeds; for the sparsity and budget axes also the kept adapter parameters."""
-    size_axis = axis in ("sparsity_weight", "target_params")
-    fig = Figure(figsize=(10 if size_axis else 6, 4))
-    axes = fig.subplots(1, 2 if size_axis else 1)
-    score_ax = axes[0] if size_axis else axes
-    metric = records[0]["metric"] if records else "score"
-    for kind in sorted({r.get("perturbation") or "" for r in records}):
-        subset = [r for r in records if (r.get("perturbation") or "") == kind]
-        xs, means, spreads = _mean_and_spread(subset, "score")
-        score_ax.errorbar(xs, means, yerr=spreads, marker="o", capsize=3, label=kind or None)
-    if axis == "perturbation" and records:
-        score_ax.legend(fontsize=7)
-    score_ax.set_xlabel("perturbation rate" if axis == "perturbation" else axis)
-    score_ax.set_ylabel(f"validation {metric}")
-    score_ax.grid(alpha=0.3)
-    if size_axis:
-        xs, means, spreads = _mean_and_spread(records, "kept_params")
-        axes[1].errorbar(xs, means, yerr=spreads, marker="o", capsize=3, color="tab:orange")
-        axes[1].set_xlabel(axis)
-        axes[1].set_ylabel("kept adapter parameters")
-        axes[1].grid(alpha=0.3)
-    seeds = len({r["seed"] for r in records})
-    task = records[0]["task"] if records else ""
-    fig.suptitle(f"slaft sweep over {axis} on {task} ({seeds} seed{'s' * (seeds != 1)}; bars: sample std)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    return path
+    return save_figure(fig, path)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -111,7 +112,8 @@ def run_train_multitask(job: TrainJob, config: SlaftConfig | None = None, multit
                         *, log=print, resume: bool = False, overwrite: bool = False,
                         command: str | None = None) -> dict:
     """Train one multi-task model on ``job.tasks``; returns the metrics also written to ``metrics.json``."""
-    config, multitask = config or SlaftConfig(), multitask or MultiTaskConfig()
+    config = copy.deepcopy(config) if config is not None else SlaftConfig()  # the caller's stays as it was
+    multitask = multitask or MultiTaskConfig()
     entries = parse_task_entries(job.tasks or [])
     if job.objective != "classification" or job.label_noise or job.input_noise or job.init_from:
         raise ConfigError("--tasks trains classification and regression heads only, without noise injection or "

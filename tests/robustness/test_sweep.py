@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from slaft import sweep as sweep_module
+from slaft.robustness import sweep as sweep_module
 from slaft.config import ConfigError, SlaftConfig
 from slaft.pipeline import TrainJob
-from slaft.sweep import RECORDS, SweepOptions, plan
+from slaft.robustness.sweep import RECORDS, SweepOptions, plan
 
 from conftest import WORDS, run_cli
 

@@ -7,7 +7,7 @@ import torch
 from datasets import Dataset
 
 from slaft.config import ConfigError
-from slaft.perturb import KINDS, perturb_split, perturb_texts
+from slaft.robustness.perturb import KINDS, perturb_split, perturb_texts
 
 TEXTS = ["the film was good and the music was very fine indeed"] * 40 + [
     "a poor book with bad writing and not a single good page in it"] * 40

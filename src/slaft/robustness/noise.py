@@ -19,8 +19,8 @@ import torch
 from datasets import Dataset
 from torch import nn
 
-from .config import ConfigError
-from .data import TaskSpec
+from ..config import ConfigError
+from ..data import TaskSpec
 
 INPUT_NOISE_KINDS = ("token", "embedding")
 
@@ -35,10 +35,12 @@ class NoiseReport:
     total: int
 
     def to_dict(self) -> dict:
+        """The report as a JSON-ready dict (kind, ratio, changed, total)."""
         return {"kind": self.kind, "ratio": self.ratio, "changed": self.changed, "total": self.total}
 
 
 def check_ratio(name: str, ratio: float) -> None:
+    """Refuse a noise ratio outside [0, 1), naming the setting ``name``."""
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"{name} is a fraction in [0, 1), got {ratio}.")
 
@@ -104,4 +106,5 @@ class InputNoise:
         return output + self.ratio * rms * noise
 
     def remove(self) -> None:
+        """Take the hook off the input embeddings: the model sees clean inputs again."""
         self.handle.remove()

@@ -9,7 +9,7 @@ from datasets import Dataset, Value
 
 from slaft.config import ConfigError
 from slaft.data import TaskSpec
-from slaft.noise import InputNoise, label_noise
+from slaft.robustness.noise import InputNoise, label_noise
 
 from conftest import tiny_bert
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .config import ConfigError, SlaftConfig, closest
-from .inference import evaluate_directory
-from .io import atomic_write_text
+from ..config import ConfigError, SlaftConfig, closest
+from ..inference import evaluate_directory
+from ..io import atomic_write_text
+from ..pipeline import TrainJob, run_train
+from ..runs import latest_checkpoint, safe_name
+from ..version import __version__
 from .perturb import KINDS, check
-from .pipeline import TrainJob, run_train
 from .plots import plot_sweep
-from .runs import latest_checkpoint, safe_name
-from .version import __version__
 
 # Which dataclass each axis changes (the perturbation axis changes the evaluation, not the run).
 AXES = {"sparsity_weight": SlaftConfig, "target_params": SlaftConfig, "label_noise": TrainJob,
@@ -47,6 +47,8 @@ RECORDS, FIGURE, SETTINGS = "sweep.jsonl", "sweep.png", "sweep.json"
 
 @dataclass
 class SweepOptions:
+    """What `slaft sweep` varies (the axis), over which grid of values and seeds; checked before any point trains."""
+
     axis: str = field(default="sparsity_weight", metadata={"help": f"What the sweep varies: {', '.join(AXES)}."})
     values: Optional[list[float]] = field(default=None, metadata={
         "help": "The grid. Default per axis: sparsity_weight 0 0.5 1 2 4 8; label_noise and input_noise_ratio 0 0.05 "
@@ -84,10 +86,14 @@ class SweepOptions:
 
 @dataclass(frozen=True)
 class Point:
+    """One trained point of a sweep: the axis value and the seed."""
+
     value: float
     seed: int
 
     def run_name(self, axis: str) -> str:
+        """The point's run directory name under ``<sweep dir>/runs/`` (one clean run per seed on the perturbation
+        axis)."""
         trained = "clean" if axis == "perturbation" else f"{axis}={self.value:g}"
         return safe_name(f"{trained}-seed{self.seed}")
 
@@ -119,6 +125,7 @@ def _key(record: dict) -> tuple:
 
 
 def read_records(path: Path) -> list[dict]:
+    """The records of ``sweep.jsonl`` (none if it is missing); a line cut short by a kill is skipped."""
     if not path.is_file():
         return []
     records = []

@@ -2,7 +2,8 @@
 
 ``rate`` is the fraction of words touched: each whitespace-separated word is touched with that probability, the
 same rule for every kind, and untouched words and the whitespace between them stay exactly as they were. The
-character typos come from nlpaug (offline, no downloads), applied to the touched word alone: nlpaug run on a whole
+character typos come from nlpaug (offline, no downloads; the optional extra ``pip install 'slaft[robustness]'``,
+imported only when a character kind is asked for), applied to the touched word alone: nlpaug run on a whole
 text re-tokenizes it and changes words it did not touch ("it 's" becomes "it ' s", "journey ." becomes "journey."),
 which would perturb more than the rate says. Deleting, swapping and repeating words and replacing a word by its
 nearest neighbour in the model's own input-embedding space are written here (no library does the last offline for
@@ -23,6 +24,7 @@ any model).
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import re
 import zlib
@@ -31,29 +33,55 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from .config import ConfigError, closest
+from ..config import ConfigError, closest
 
 KINDS = ("char_insert", "char_delete", "char_swap", "char_substitute", "keyboard", "word_delete", "word_swap",
          "word_repeat", "embedding_neighbor")
 
 
+CHARACTER_KINDS = ("char_insert", "char_delete", "char_swap", "char_substitute", "keyboard")  # need nlpaug
+INSTALL_HINT = "pip install 'slaft[robustness]'"
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency a requested feature needs is not installed; the message names the install command."""
+
+
+def require_nlpaug(kind: str = "character") -> None:
+    """Raise ``MissingDependencyError`` unless nlpaug (the character typos' library) can be imported."""
+    try:
+        found = importlib.util.find_spec("nlpaug") is not None
+    except (ImportError, ValueError):  # an import hook refused it, or a half-imported module
+        found = False
+    if not found:
+        raise MissingDependencyError(f"{kind} perturbations need nlpaug: {INSTALL_HINT} (or pip install nlpaug). "
+                                     f"The word kinds ({', '.join(k for k in KINDS if k not in CHARACTER_KINDS)}) "
+                                     "work without it.")
+
+
 def check_rate(rate: float) -> None:
+    """Refuse a perturbation rate outside [0, 1) (a fraction of words)."""
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"The perturbation rate is a fraction of words in [0, 1), got {rate}.")
 
 
 def check(kind: str, rate: float) -> None:
+    """Refuse an unknown kind or a bad rate, and a character kind when nlpaug is missing (before any training)."""
     if kind not in KINDS:
         raise ConfigError(f"Unknown perturbation {kind!r}.{closest(kind, KINDS)} Known: {', '.join(KINDS)}.")
     check_rate(rate)
-
-
-CHARACTER_KINDS = ("char_insert", "char_delete", "char_swap", "char_substitute", "keyboard")
+    if kind in CHARACTER_KINDS:
+        require_nlpaug(kind)
 
 
 def _typo_augmenter(kind: str):
     """nlpaug's augmenter for one character edit in one word (words of 2+ characters; case and digits kept)."""
-    import nlpaug.augmenter.char as nac
+    require_nlpaug(kind)
+    try:
+        import nlpaug.augmenter.char as nac
+    except ImportError as err:  # installed but broken (a dependency of its own missing)
+        raise MissingDependencyError(f"{kind} perturbations need nlpaug, which failed to import ({err}): "
+                                     f"{INSTALL_HINT}") from err
 
     one_edit = dict(aug_word_p=1.0, aug_word_min=1, aug_word_max=1, aug_char_min=1, aug_char_max=1, min_char=2)
     if kind == "keyboard":
