@@ -65,8 +65,9 @@ def load_base_model(payload: dict, name_or_path: str | None = None, **kwargs):
             extra["id2label"] = {int(k): v for k, v in names.items()}
             extra["label2id"] = {v: int(k) for k, v in names.items()}
         extra["ignore_mismatched_sizes"] = True  # the adapter carries the trained head
+    cls = model_class(payload)
     try:
-        model = model_class(payload).from_pretrained(path, **extra, **kwargs)
+        model = cls.from_pretrained(path, **extra, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load the base model {name!r} the adapter was saved on ({err}). Pass "
                              "base_model_name_or_path= with where it is now.") from err
