@@ -85,3 +85,28 @@ def test_a_class_transformers_lacks_is_refused_clearly(tiny_model_dir, tmp_path)
     model.save_pretrained(tmp_path, extra={"base_model_class": "NoSuchModelForThings"})
     with pytest.raises(AdapterLoadError, match="NoSuchModelForThings.*SlaftModel.from_pretrained"):
         AutoSlaftModel.from_pretrained(tmp_path)
+
+
+def test_a_multi_task_pool_and_an_exported_task_round_trip(tiny_model_dir, tmp_path, batch):
+    from slaft.multitask import MultiTaskSlaftModel, TaskInfo
+
+    batch = {k: v.clamp(max=12) for k, v in batch.items()}
+    tasks = [TaskInfo("two", 2), TaskInfo("three", 3)]
+    model = MultiTaskSlaftModel(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir),
+                                SlaftConfig(**CONFIG), tasks)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "slaft_modules" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    model.discretize()
+    model.set_task("three")
+    expected = outputs(model, batch)
+    model.save_pretrained(tmp_path / "pool")
+    loaded = AutoSlaftModel.from_pretrained(tmp_path / "pool")
+    assert isinstance(loaded, MultiTaskSlaftModel) and [t.name for t in loaded.tasks] == ["two", "three"]
+    loaded.set_task("three")
+    torch.testing.assert_close(outputs(loaded, batch), expected, atol=1e-6, rtol=1e-5)
+    single = AutoSlaftModel.from_pretrained(model.export_task("three", tmp_path / "three"))
+    assert isinstance(single, SlaftModel) and single.base_model.config.num_labels == 3
+    torch.testing.assert_close(outputs(single, batch), expected, atol=1e-6, rtol=1e-5)
