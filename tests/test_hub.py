@@ -86,6 +86,9 @@ def test_an_unknown_repository_or_path_says_what_to_do(hub, tmp_path):
         resolve_adapter("someone/missing")
     with pytest.raises(AdapterLoadError, match="not a slaft adapter directory.*hub id"):
         resolve_adapter(tmp_path / "nowhere")
+    (tmp_path / "file.json").write_text("{}")
+    with pytest.raises(AdapterLoadError, match="a file, not a directory"):
+        resolve_adapter(tmp_path / "file.json")
     with pytest.raises(AdapterLoadError, match="neither a local directory nor a valid hub id"):
         resolve_adapter("bad name with spaces")
 

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import torch
 from torch import nn

@@ -30,7 +30,8 @@ def resolve_adapter(location: str | os.PathLike, *, revision: str | None = None,
         return path
     text = str(location)
     if looks_local(text) or path.exists():
-        raise AdapterLoadError(f"{text} is not a slaft adapter directory (no such directory): pass the directory "
+        what = "a file, not a directory" if path.exists() else "no such directory"
+        raise AdapterLoadError(f"{text} is not a slaft adapter directory ({what}): pass the directory "
                                "save_pretrained wrote, or a hub id such as 'owner/name'.")
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
