@@ -163,3 +163,23 @@ def test_a_chat_answer_ends_with_the_token_that_ends_the_turn_not_a_mislabelled_
                                                 label_names=("negative", "positive")), 48)
     assert [tokenizer.convert_ids_to_tokens(a) for a in encoder.answers] == [["negative", "</s>"],
                                                                              ["positive", "</s>"]]
+
+
+def test_padding_goes_through_the_tokenizer_and_leaves_it_as_it_was():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from slaft.causal_lm import _left_padded, without_pad_gap
+
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "</s>": 1, "a": 2, "b": 3}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>",
+                                        padding_side="left")  # no pad token, pads left by default
+    batch = CausalCollator(tokenizer)([{"input_ids": [2, 3, 2], "attention_mask": [1, 1, 1], "labels": [IGNORE, 3, 2]},
+                                       {"input_ids": [3], "attention_mask": [1], "labels": [3]}])
+    assert batch["input_ids"].tolist() == [[2, 3, 2], [3, 1, 1]]  # right-padded with eos for training
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, 3, 2], [3, IGNORE, IGNORE]]
+    ids, mask = _left_padded(without_pad_gap(tokenizer), [[2, 3, 2], [3]])
+    assert ids.tolist() == [[2, 3, 2], [1, 1, 3]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert tokenizer.pad_token is None and tokenizer.padding_side == "left"

@@ -161,7 +161,7 @@ def test_saved_equals_loaded(name, arch, kwargs, decided, batch, tmp_path):
         model.discretize()
     expected = logits(model, batch)
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["slaft_config.json", "slaft_model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "slaft_config.json", "slaft_model.safetensors"]
     loaded = SlaftModel.from_pretrained(TINY_MODELS[arch](), tmp_path)
     assert loaded.discrete == decided
     assert loaded.structure().to_dict() == model.structure().to_dict()

@@ -73,7 +73,7 @@ def test_an_adapter_for_another_architecture_is_refused(saved_adapter):
 
 
 def test_no_pickle_in_adapter_files_or_the_library(saved_adapter):
-    assert sorted(p.name for p in saved_adapter.iterdir()) == ["slaft_config.json", "slaft_model.safetensors"]
+    assert sorted(p.name for p in saved_adapter.iterdir()) == ["README.md", "slaft_config.json", "slaft_model.safetensors"]
     source = "\n".join(p.read_text() for p in (REPO / "src" / "slaft").glob("*.py"))
     assert "torch.load(" not in source and "import pickle" not in source and "pickle.load" not in source
     assert "trust_remote_code: bool = field(default=False" in source

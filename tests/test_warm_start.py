@@ -49,3 +49,12 @@ def test_adapters_that_do_not_fit_are_clear_errors(tmp_path):
         init_from_peft(get_slaft_model(tiny_bert(), SlaftConfig(sites=["lora_k"])), directory)
     with pytest.raises(WarmStartError, match="adapter_config.json"):
         init_from_peft(get_slaft_model(tiny_bert(), SlaftConfig()), tmp_path)
+
+
+def test_without_peft_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    _, directory = peft_adapter(tmp_path, r=2, lora_alpha=4)
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft now raises ImportError
+    with pytest.raises(WarmStartError, match="pip install"):
+        init_from_peft(get_slaft_model(tiny_bert(), SlaftConfig(lora_rank=4)), directory)

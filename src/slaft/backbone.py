@@ -7,17 +7,19 @@ groups, fingerprint, structure read-out, and the adapter directory (``io.py``) w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
+from .card import write_card
 from .config import ConfigError, SlaftConfig, closest
 from .discovery import DiscoveryError, find_blocks, find_heads
-from .inject import CONTAINER, iter_modules
+from .hub import push_model, resolve_adapter
+from .inject import CONTAINER, iter_modules, set_enabled
 from .io import AdapterLoadError, fingerprint, read_payload, read_tensors, write_adapter
 from .modules import BottleneckAdapter
 from .search import STATE_NAME
@@ -136,13 +138,42 @@ class FrozenBackbone(nn.Module):
         return {}
 
     def save_pretrained(self, save_directory: str | os.PathLike, *, extra: dict | None = None) -> None:
-        """``slaft_config.json`` + ``slaft_model.safetensors`` (surviving tensors only), both written atomically."""
+        """``slaft_config.json`` + ``slaft_model.safetensors`` (surviving tensors only), both written atomically, and
+        a model card as ``README.md`` (unless a README.md slaft did not write is there). The config records the
+        base model (name or path, and its transformers class) so ``AutoSlaftModel`` can rebuild it."""
         payload = {
             "slaft_version": __version__, "config": self.slaft_config.to_dict(), "candidate": self.candidate.to_dict(),
             "phase": "discrete" if self.discrete else "search", "decided_at_step": self.decided_at_step,
-            "heads": self.head_names, "base_fingerprint": self.base_fingerprint(), **self.payload(), **(extra or {}),
+            "heads": self.head_names, "base_fingerprint": self.base_fingerprint(),
+            "base_model_class": type(self.base_model).__name__,
+            "pad_token_id": getattr(getattr(self.base_model, "config", None), "pad_token_id", None),
+            **self.payload(), **(extra or {}),
         }
         write_adapter(save_directory, self.adapter_state_dict(), payload)
+        write_card(save_directory, payload)
+
+    def push_to_hub(self, repo_id: str, *, tokenizer=None, private: bool | None = None,
+                    token: str | bool | None = None, revision: str | None = None, create_pr: bool = False,
+                    commit_message: str = "Upload slaft adapter"):
+        """Save the adapter (with its model card, and ``tokenizer`` when given) and upload it to the hub model
+        repository ``repo_id``, created if missing. Load it back with ``AutoSlaftModel.from_pretrained(repo_id)``
+        or ``from_pretrained(base_model, repo_id)``. Returns huggingface_hub's ``CommitInfo``."""
+        return push_model(self, repo_id, tokenizer=tokenizer, private=private, token=token, revision=revision,
+                          create_pr=create_pr, commit_message=commit_message)
+
+    @contextlib.contextmanager
+    def disable_adapter(self) -> Iterator[None]:
+        """Inside ``with model.disable_adapter():`` every slaft module is bypassed, so the model computes what its
+        frozen base model computes (task heads, which slaft trains in place, stay as trained); on leaving, the
+        modules are back. A merged model refuses: its base weights hold the modules (``unmerge()`` first)."""
+        if getattr(self, "merged", False):
+            raise RuntimeError("disable_adapter() cannot bypass modules merged into the base weights: call "
+                               "model.unmerge() first, or use the model as it is.")
+        set_enabled(self.base_model, self.blocks, False)
+        try:
+            yield
+        finally:
+            set_enabled(self.base_model, self.blocks, True)
 
     def load_adapter_weights(self, directory: str | os.PathLike, payload: dict | None = None) -> None:
         """Load saved tensors into a model of the same structure (checksum and fit checked first)."""
@@ -171,9 +202,13 @@ class FrozenBackbone(nn.Module):
 
     @classmethod
     def from_pretrained(cls, base_model: nn.Module, adapter_directory: str | os.PathLike, *,
-                        check_base: bool = True):
-        """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle)."""
-        directory = Path(adapter_directory)
+                        check_base: bool = True, revision: str | None = None, token: str | bool | None = None):
+        """Rebuild the saved structure into ``base_model`` and load its tensors (safetensors only, never pickle).
+
+        ``adapter_directory`` is a directory ``save_pretrained`` wrote or a hub id (``owner/name``; downloaded once
+        into the hub cache, which is all that is read under ``HF_HUB_OFFLINE=1``; ``revision`` and ``token`` are the
+        hub's)."""
+        directory = resolve_adapter(adapter_directory, revision=revision, token=token)
         payload = read_payload(directory)
         try:
             config = SlaftConfig.from_dict(payload["config"])

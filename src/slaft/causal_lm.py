@@ -12,6 +12,8 @@ have no names to verbalize and are refused.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
@@ -106,28 +108,37 @@ def tokenize_causal(data: TaskData, tokenizer, max_length: int) -> DatasetDict:
     return DatasetDict(out)
 
 
+def without_pad_gap(tokenizer):
+    """A copy of the tokenizer that pads, with its eos token where it has no pad token (a deep copy then: the
+    special tokens of a shallow one are the caller's)."""
+    if tokenizer.pad_token_id is not None:
+        return copy.copy(tokenizer)
+    padded = copy.deepcopy(tokenizer)
+    padded.pad_token = padded.eos_token
+    return padded
+
+
 class CausalCollator:
-    """Right-pads input_ids (pad token), attention_mask (0) and labels (-100); drops the scoring columns."""
+    """Right-pads input_ids (pad token), attention_mask (0) and labels (-100) with transformers'
+    ``DataCollatorForSeq2Seq`` (the tokenizer's own ``pad``, on the right whatever side the tokenizer pads by
+    default); drops the scoring columns."""
 
     def __init__(self, tokenizer) -> None:
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        from transformers import DataCollatorForSeq2Seq
+
+        right = without_pad_gap(tokenizer)
+        right.padding_side = "right"  # on a copy: the caller's tokenizer keeps its padding side
+        self.collate = DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-        batch = {"input_ids": [], "attention_mask": [], "labels": []}
-        for row in rows:
-            gap = width - len(row["input_ids"])
-            batch["input_ids"].append(list(row["input_ids"]) + [self.pad] * gap)
-            batch["attention_mask"].append(list(row["attention_mask"]) + [0] * gap)
-            batch["labels"].append(list(row["labels"]) + [IGNORE] * gap)
-        return {key: torch.tensor(value) for key, value in batch.items()}
+        return self.collate([{key: row[key] for key in ("input_ids", "attention_mask", "labels")} for row in rows])
 
 
-def _left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
+def _left_padded(tokenizer, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts left-padded by the tokenizer's own ``pad``, so that they all end at the last position."""
+    batch = tokenizer.pad({"input_ids": prompts}, padding=True, padding_side="left", return_attention_mask=True,
+                          return_tensors="pt")
+    return batch["input_ids"], batch["attention_mask"]
 
 
 @torch.no_grad()
@@ -138,10 +149,8 @@ def answer_scores(model: nn.Module, dataset: Dataset, tokenizer, spec: TaskSpec,
     Each batch of prompts runs once (left-padded, so they all end at the last position) and its key/value cache
     serves every class's answer, which is the same token sequence for every example: the cost is one prompt pass
     plus one short pass per class, not one full pass per class."""
-    import copy
-
     encoder = PromptEncoder(tokenizer, spec, max_length)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    tokenizer = without_pad_gap(tokenizer)
     prompts = [list(ids[:length]) for ids, length in zip(dataset["input_ids"], dataset["prompt_length"])]
     was_training = model.training
     model.eval()
@@ -149,7 +158,7 @@ def answer_scores(model: nn.Module, dataset: Dataset, tokenizer, spec: TaskSpec,
     scores = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="scoring answers", leave=False,
                       disable=not progress):
-        ids, mask = (t.to(device) for t in _left_padded(prompts[start:start + batch_size], pad))
+        ids, mask = (t.to(device) for t in _left_padded(tokenizer, prompts[start:start + batch_size]))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # the first answer token's distribution

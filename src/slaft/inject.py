@@ -111,8 +111,11 @@ def build_module(spec: ModuleSpec, config: SlaftConfig, *, gated: bool) -> nn.Mo
                              hard_choice=config.hard_choice, gate=gate)
 
 
+DISABLED = "slaft_disabled"  # a container attribute: True while disable_adapter() bypasses its modules
+
+
 def _add_delta(container: nn.ModuleDict, name: str, x, out, rows: tuple[int, int] | None = None):
-    if name not in container:
+    if name not in container or getattr(container, DISABLED, False):
         return out
     module = container[name]
     x = x.to(next(module.parameters()).dtype)
@@ -218,9 +221,23 @@ def iter_modules(model: nn.Module, blocks: list[Block]):
             yield index, site_of_key(key), module
 
 
+def set_enabled(model: nn.Module, blocks: list[Block], enabled: bool) -> None:
+    """Bypass (``enabled`` False) or restore every slaft module of ``model``: their hooks pass the host's output
+    through while bypassed."""
+    for block in blocks:
+        container = getattr(block_module(model, block), CONTAINER, None)
+        if container is not None:
+            setattr(container, DISABLED, not enabled)
+
+
 def remove_module(model: nn.Module, blocks: list[Block], layer: int, name: str) -> None:
     """Delete one module; its hook then passes the host's output through."""
     del getattr(block_module(model, blocks[layer]), CONTAINER)[module_key(name)]
+
+
+def restore_module(model: nn.Module, blocks: list[Block], layer: int, name: str, module: nn.Module) -> None:
+    """Put a module ``remove_module`` took out back in its place; its hook (still registered) applies it again."""
+    getattr(block_module(model, blocks[layer]), CONTAINER)[module_key(name)] = module
 
 
 def detach(model: nn.Module, blocks: list[Block], handles: list[RemovableHandle]) -> None:

@@ -6,6 +6,9 @@
 
 W is (out, in) as ``nn.Linear`` keeps it; transformers' ``Conv1D`` keeps its transpose, and is written back so.
 
+``unfold_low_rank`` and ``unfold_serial`` undo a fold (``SlaftModel.unmerge``): W <- W - s·B·A, and
+W <- (I + M)^-1 W, b <- (I + M)^-1 (b - c), equal to the weights before the fold within float tolerance.
+
 Each fold is computed in float64, checked to be finite, and only then written (peft's ``safe_merge``).
 ``SlaftModel.merge`` decides what to fold and keeps its own records.
 """
@@ -106,3 +109,23 @@ def fold_serial(host: nn.Module, adapter: BottleneckAdapter, what: str) -> None:
     _assign_weight(host, new_weight, what)
     zero_bias(host)
     _assign(host.bias, new_bias, what)
+
+
+@torch.no_grad()
+def unfold_low_rank(host: nn.Module, module: LowRankUpdate, what: str, rows: tuple[int, int] | None = None) -> None:
+    """Undo ``fold_low_rank``: W <- W - s·B·A (on ``rows`` of W for a part of a fused projection)."""
+    weight = weight_out_in(host)
+    first, end = rows or (0, weight.shape[0])
+    weight[first:end] -= module.delta_weight().double()
+    _assign_weight(host, weight, what)
+
+
+@torch.no_grad()
+def unfold_serial(host: nn.Module, adapter: BottleneckAdapter, what: str) -> None:
+    """Undo ``fold_serial``: solve (I + M) W = W' and (I + M) b = b' - c for the host's weight and bias."""
+    matrix, shift = (t.double() for t in adapter.linear_map())
+    eye = torch.eye(matrix.shape[0], dtype=torch.float64, device=matrix.device)
+    weight = torch.linalg.solve(eye + matrix, weight_out_in(host))
+    bias = torch.linalg.solve(eye + matrix, host.bias.double() - shift)
+    _assign_weight(host, weight, what)
+    _assign(host.bias, bias, what)

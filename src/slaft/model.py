@@ -11,9 +11,10 @@ from torch import nn
 
 from .backbone import FrozenBackbone
 from .config import SlaftConfig
-from .inject import attach, candidate_structure, detach, host_module, remove_module
+from .inject import attach, candidate_structure, detach, host_module, remove_module, restore_module
 from .io import AdapterLoadError
-from .merge import MergeReport, fold_low_rank, fold_serial, reloadable_bias
+from .merge import (BIAS_FLAGS, MergeReport, fold_low_rank, fold_serial, reloadable_bias, unfold_low_rank,
+                    unfold_serial)
 from .modules import LowRankUpdate
 from .search import StructureSearch
 from .sites import LORA, block_sites, site
@@ -63,6 +64,7 @@ class SlaftModel(FrozenBackbone):
         self._handles = attach(base_model, self.blocks, self.structure_data, config, gated=not self.discrete)
         self.search = None if self.discrete else StructureSearch(self, config)
         self.merged = False  # True once linear paths were folded into the base weights
+        self._unmerge = None  # what unmerge() needs: the folded modules, the structure and biases before merge()
         self.decided_at_step: int | None = None  # the optimizer step at which a Trainer run decided the structure
         self._warned_undriven = False
 
@@ -126,6 +128,13 @@ class SlaftModel(FrozenBackbone):
         self.discretize()
         report = MergeReport()
         modules = list(self.slaft_modules())
+        if self._unmerge is None:
+            config = getattr(self.base_model, "config", None)
+            self._unmerge = {"folded": [], "structure": self.structure_data,
+                             "bias_free": [m for m in self.base_model.modules()
+                                           if isinstance(getattr(m, "weight", None), torch.Tensor)
+                                           and "bias" in m._parameters and m.bias is None],
+                             "flags": {flag: getattr(config, flag) for flag in BIAS_FLAGS if hasattr(config, flag)}}
         # Low-rank updates first: a serial adapter on the same linear sees the updated output.
         for layer, name, module in sorted(modules, key=lambda item: site(item[1]).kind != LORA):
             host = host_module(self.base_model, self.blocks[layer], name)
@@ -139,12 +148,41 @@ class SlaftModel(FrozenBackbone):
                 report.kept.append(f"{key} ({module.chosen_activation()})")
                 continue
             remove_module(self.base_model, self.blocks, layer, name)
+            self._unmerge["folded"].append((layer, name, module))
             report.folded.append(key)
         left = {(layer, name) for layer, name, _ in self.slaft_modules()}
         self.structure_data = Structure([m for m in self.structure_data.modules if (m.layer, m.site) in left], True,
                                         self.structure_data.num_layers)
         self.merged = True
         return report
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo ``merge()``: take the folded modules out of the base weights again (equal to the weights before the
+        merge within float tolerance), put them back as modules, and drop the biases and config flags the merge
+        added. The structure stays decided. Only a merge done in this process can be undone."""
+        if not self.merged:
+            raise RuntimeError("unmerge(): this model is not merged; there is nothing to undo.")
+        if self._unmerge is None:
+            raise RuntimeError("unmerge(): this model was merged before it was saved, and the saved directory holds "
+                               "the merged weights only. Load the unmerged adapter onto the original base model "
+                               "instead.")
+        if not self._handles:
+            raise RuntimeError("unmerge(): the model was unloaded (its hooks are gone); merge a fresh model instead.")
+        for layer, name, module in reversed(self._unmerge["folded"]):
+            host = host_module(self.base_model, self.blocks[layer], name)
+            module.to(host.weight.device)
+            if isinstance(module, LowRankUpdate):
+                unfold_low_rank(host, module, f"{layer}.{name}", block_sites(self.blocks[layer])[name].rows)
+            else:
+                unfold_serial(host, module, f"{layer}.{name}")
+            restore_module(self.base_model, self.blocks, layer, name, module)
+        for module in self._unmerge["bias_free"]:
+            module.bias = None
+        config = getattr(self.base_model, "config", None)
+        for flag, value in self._unmerge["flags"].items():
+            setattr(config, flag, value)
+        self.structure_data, self.merged, self._unmerge = self._unmerge["structure"], False, None
 
     def merge_and_unload(self) -> nn.Module:
         """Merge, then return the plain transformers model; refuses if a nonlinear module survived."""

@@ -30,11 +30,18 @@ from .model import NonFiniteError, SlaftModel
 
 
 def unwrap(model, kind: type = FrozenBackbone):
-    """The ``kind`` model (any slaft model by default) inside DDP/FSDP/DeepSpeed/compile wrappers, or None."""
-    for _ in range(8):
-        if isinstance(model, kind) or model is None:
+    """The ``kind`` model (any slaft model by default) inside DDP/FSDP/DeepSpeed/``torch.compile`` wrappers, or
+    None: accelerate's ``extract_model_from_parallel`` takes the wrappers off (again, for a compiled model inside
+    a parallel one)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    for _ in range(4):
+        if model is None or isinstance(model, kind):
             return model
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        inner = extract_model_from_parallel(model, keep_torch_compile=False)
+        if inner is model:
+            return None
+        model = inner
     return None
 
 

@@ -5,22 +5,24 @@ r_c and the fixed scale s = alpha_c / r_c, so the adapter's A fills the candidat
 by (alpha / r) / s, the first r columns; the candidate's other ranks keep B = 0. Before training, the slaft model
 therefore computes what the peft model computes (the other candidates start at zero too), and the search begins
 from a known-good structure with its evidence already in the importances. The adapter's saved head (peft's
-``modules_to_save``) is copied when the slaft model trains the same module. Tensors are read with safetensors only.
+``modules_to_save``) is copied when the slaft model trains the same module. peft's own readers read the adapter
+(safetensors only: a pickled ``.bin`` adapter is refused).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 import torch
 
+from .hub import resolve_adapter
 from .io import AdapterLoadError
 from .sites import LORA, block_sites, site
 
 PEFT_PREFIX = "base_model.model."
+SAFE_WEIGHTS = "adapter_model.safetensors"
 
 
 class WarmStartError(AdapterLoadError):
@@ -34,32 +36,45 @@ def _pattern_value(patterns: dict, name: str, default):
     return default
 
 
-def _read(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    config_path, weights_path = directory / "adapter_config.json", directory / "adapter_model.safetensors"
-    if not config_path.is_file() or not weights_path.is_file():
+def _peft():
+    try:
+        import peft
+    except ImportError as err:
+        raise WarmStartError("A warm start reads the adapter with peft, which is not installed: pip install "
+                             "'slaft[peers]' (or pip install peft).") from err
+    return peft
+
+
+def _read(location: str | Path) -> tuple[Path, dict, dict[str, torch.Tensor]]:
+    """(directory, config as a dict, tensors) of the peft adapter at ``location`` (a directory or a hub id), read
+    by peft's own readers: ``PeftConfig.from_pretrained`` and ``load_peft_weights``."""
+    peft = _peft()
+    from peft.utils import load_peft_weights
+
+    directory = resolve_adapter(location)
+    if not (directory / "adapter_config.json").is_file() or not (directory / SAFE_WEIGHTS).is_file():
         raise WarmStartError(f"{directory} is not a peft adapter directory: it needs adapter_config.json and "
-                             "adapter_model.safetensors (a .bin adapter is pickle and is not read; re-save it with "
+                             f"{SAFE_WEIGHTS} (a .bin adapter is pickle and is not read; re-save it with "
                              "safe_serialization=True).")
     try:
-        config = json.loads(config_path.read_text())
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(weights_path))
-    except (OSError, ValueError, json.JSONDecodeError) as err:
+        config = peft.PeftConfig.from_pretrained(str(directory))
+        tensors = load_peft_weights(str(directory), device="cpu")
+    except (OSError, ValueError, TypeError) as err:
         raise WarmStartError(f"Could not read the peft adapter in {directory} ({err}).") from err
-    if config.get("peft_type") != "LORA":
-        raise WarmStartError(f"{directory} holds a {config.get('peft_type')} adapter; only LoRA adapters can start "
-                             "slaft's low-rank candidates.")
-    if config.get("use_dora"):
+    peft_type = str(getattr(config.peft_type, "value", config.peft_type))
+    if peft_type != "LORA":
+        raise WarmStartError(f"{directory} holds a {peft_type} adapter; only LoRA adapters can start slaft's "
+                             "low-rank candidates.")
+    if getattr(config, "use_dora", False):
         raise WarmStartError(f"{directory} is a DoRA adapter (its magnitude vectors have no slaft counterpart); "
                              "start from a plain LoRA adapter.")
-    return config, tensors
+    return directory, config.to_dict(), tensors
 
 
 def init_from_peft(model, directory: str | Path) -> str:
-    """Copy a peft LoRA adapter into the candidate space of a searching SlaftModel; returns a one-line report."""
-    directory = Path(directory)
-    config, tensors = _read(directory)
+    """Copy a peft LoRA adapter (its directory, or a hub id) into the candidate space of a searching SlaftModel;
+    returns a one-line report. Needs peft, which reads the adapter."""
+    directory, config, tensors = _read(directory)
     if model.discrete:
         raise WarmStartError("Warm starts begin a search: call init_from_peft before training, on a model that is "
                              "still searching.")

@@ -61,7 +61,8 @@ def test_each_task_from_one_loaded_model_equals_its_single_task_export(trained, 
 def test_the_saved_set_reloads_with_identical_outputs(trained, probe, tmp_path):
     model, _, _ = trained
     model.save_pretrained(tmp_path / "set")
-    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["slaft_config.json", "slaft_model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["README.md", "slaft_config.json",
+                                                                    "slaft_model.safetensors"]
     with pytest.raises(AdapterLoadError, match="multi-task pool"):
         SlaftModel.from_pretrained(tiny_bert(2), tmp_path / "set")
     again = MultiTaskSlaftModel.from_pretrained(tiny_bert(2), tmp_path / "set")

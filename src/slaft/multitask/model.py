@@ -25,6 +25,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..allocation import sharing_matrix
 from ..backbone import FrozenBackbone
+from ..card import write_card
 from ..config import ConfigError, SlaftConfig
 from ..inject import attach, candidate_structure
 from ..io import AdapterLoadError, write_adapter
@@ -301,6 +302,8 @@ class MultiTaskSlaftModel(FrozenBackbone):
             "id2label": {str(i): n for i, n in enumerate(info.label_names or ())},
             "base_fingerprint": self.base_fingerprint(), "task": info.name, **(extra or {}),
         }
-        write_adapter(directory, tensors, {"slaft_version": __version__, **payload})
+        payload = {"slaft_version": __version__, "base_model_class": type(self.base_model).__name__, **payload}
+        write_adapter(directory, tensors, payload)
+        write_card(directory, payload)
         return Path(directory)
 
