@@ -66,3 +66,16 @@ def test_mkdocs_build_strict(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_results_table_is_current():
+    """docs/results.md's table is what results/render.py renders from the records under results/core/."""
+    import importlib.util as util
+
+    spec = util.spec_from_file_location("results_render", REPO / "results" / "render.py")
+    render = util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    page = (DOCS / "results.md").read_text()
+    assert render.BEGIN in page and render.END in page, "docs/results.md has no results table markers"
+    block = page.split(render.BEGIN, 1)[1].split(render.END, 1)[0].strip()
+    assert block == render.render(REPO / "results" / "core"), "stale results table: run python results/render.py"
