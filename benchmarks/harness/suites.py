@@ -3,8 +3,9 @@
 Every method in a suite trains for the same epochs at the same sequence length, batch size, warm-up and schedule;
 only the learning rate differs, picked per method and task from the method family's grid on the selection seed.
 
-Protocol 1 (suite ``cpu``, kept as recorded): short runs on subsamples, the rate picked on the first reported seed.
-Protocol 2 (``pilot-*``, ``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs
+Protocol 1 (suite ``cpu``) and protocol 2's set-up suites (``pilot-*``, ``epochs2``, ``design2``, ``dev``) are archived
+(archive/benchmarks-history/; the git tag benchmarks-protocol1-2-history defines and renders them).
+Protocol 2 (``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs
 (six on CoLA, where three did not reach a plateau), a head chosen by the pilot, rates picked on a selection seed
 that is never reported, grids extended while the best rate sits at an edge, and five reported seeds for LoRA r=8
 (q,v) and slaft.
@@ -117,7 +118,6 @@ PIPELINE_CHECK = dict(epochs=1, max_length=64, batch_size=16, max_eval_samples=6
                       run_timeout_s=600)
 
 # Protocol 2: MiniLM-L6 on full training sets (SST-2 capped at 10,000 of 67,349 to fit the CPU budget), 3 epochs.
-PROTOCOL2_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli", "bbcnews")
 PROTOCOL2 = dict(model="minilm", epochs=3, max_length=128, batch_size=32, max_train_samples={"sst2": 10000},
                  latency_batch=16, latency_repeats=15, run_timeout_s=3600, protocol=2, eval_each_epoch=True)
 PILOT_RATES = {family: (rate,) for family, rate in (("lora", 1e-3), ("full", 5e-5))}
@@ -178,14 +178,13 @@ CLOSED_IN_EARLIER_SPACE = {**{m: ("sst2",) for m in ("slaft-budget-lora-nowarmup
 PEER_DIAGNOSTICS = {"full-ft-frozen-embeddings": ("cola", "sst2")}
 
 
-# Part 1 (seed 0 of LoRA r=8 (q,v) with each head on every candidate task) chose the mean-pooling head: LoRA's
-# seven task scores average 66.7 with it and 64.8 with [CLS]. Part 2 continues the mean suite: LoRA on seeds 1-2
-# everywhere, and full fine-tuning on three seeds where LoRA alone does not clear the bar.
+# Protocol 2's pilot (archived: archive/benchmarks-history/, suites pilot-cls and pilot-mean) chose the mean-pooling
+# head over [CLS] and the tasks below.
 PILOT_HEAD = "mean"
 
 
 PROTOCOL2_GRIDS = {**CPU_GRIDS, "slaft": CPU_GRIDS["lora"]}  # slaft's modules are LoRA's: the same grid
-PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kept (BENCHMARKS.md, suite pilot-mean)
+PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kept (archived suite pilot-mean)
 
 # The smoke suite: every peer, and slaft's two allocators (its other registered variants differ in settings only).
 SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-adalora",
