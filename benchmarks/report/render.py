@@ -139,12 +139,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
         out += [f"> The {summary.suite} suite checks that the harness works end to end on a few steps of tiny "
                 "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
                 "parameter counts and file sizes are real.", ""]
-    out += ["### GLUE validation scores", "",
+    out += ["### GLUE validation scores", "", glue_table(summary, seeds), "",
             "Mean ± sample std over the final seeds (n where a cell has another count), x100; Avg: the mean of the "
             "task means. Parameters, means over tasks: stored = in the exported file(s), task head (pooler and "
             "classifier) included; adapter = stored minus that head; trainable = with gradients at the start. "
-            "Italics: the best constant prediction (one class for every input; 0 for a correlation).", "",
-            glue_table(summary, seeds), ""]
+            "Italics: the best constant prediction (one class for every input; 0 for a correlation).", ""]
     stem = f"{summary.suite}"
     metrics = {t: metric_of(t) for t in summary.tasks}
     pareto = figures / f"{stem}_pareto.png"
@@ -244,7 +243,10 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         "",
     ]
     if "cpu2" in summaries:
-        lines += ["## Summary", "", *[f"- {line}" for line in headline.claims(summaries["cpu2"], records)], ""]
+        lines += ["## Summary", "",
+                  "Each claim with its verdict on the records: a paired claim holds when its mean difference and most "
+                  "shared seeds favour it, does not hold when both go against it, and is open otherwise.", "",
+                  *[f"- {line}" for line in headline.claims(summaries["cpu2"], records)], ""]
     if not suites:  # the same line whichever of them has records yet, so appended records leave the report as it is
         lines += [f"Protocol 3 ({', '.join(f'`{s}`' for s in PROTOCOL3_SUITES)}) is still running: its records are "
                   "partial, so this report shows none of them and draws no conclusion from them.", ""]
