@@ -221,29 +221,10 @@ def test_paired_differences_pair_seeds_with_the_named_reference():
     summary = SimpleNamespace(tasks=["rte"], cell=lambda method, task: runs.get(method))
     assert PROTOCOL2_EQUAL_SIZE["slaft-budget-lora-all"] == "peft-lora-all"
     from benchmarks.report.render import SAME_SIZE_PAIRS
-    assert SAME_SIZE_PAIRS == {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2",
-                               "slaft-budget-quarter": "peft-lora-qv-r2", "slaft-budget-lora-all": "peft-lora-all"}
+    assert SAME_SIZE_PAIRS == {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2"}
     table = paired_differences(summary, ["slaft-budget-lora-all"], "peft-lora-all")
     assert "Δ vs LoRA r=8 (all)" in table
     assert "+1.5 ± 4.9 | +5.0 -2.0 | 1/2" in table  # seed 3 has no partner and is left out
-
-
-def test_the_layernorm_probe_trains_every_norm_out_of_the_same_budget():
-    from torch import nn
-
-    from benchmarks.harness.methods import get_method
-    from benchmarks.harness.methods.protocol import RunContext
-    from conftest import tiny_bert
-
-    ctx = RunContext(model_id="tiny", num_labels=3, epochs=1, lr=1e-3, seed=0, steps_per_epoch=10,
-                     make_trainer=None, num_layers=2, hidden_size=32)
-    plain = get_method("slaft-budget-lora").build(tiny_bert(), ctx)
-    model = get_method("slaft-budget-lora-norms").build(tiny_bert(), ctx)
-    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
-    norm_params = sum(p.numel() for m in norms for p in m.parameters())
-    assert len(norms) == 1 + 2 * 2 and all(p.requires_grad for m in norms for p in m.parameters())
-    assert not any(p.requires_grad for m in plain.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters())
-    assert model.slaft_config.target_params + norm_params == plain.slaft_config.target_params == ctx.lora_qv_params
 
 
 def test_a_slaft_method_keeps_the_candidate_space_it_was_recorded_in_whatever_the_library_default():
@@ -280,20 +261,6 @@ def test_full_fine_tuning_with_frozen_embeddings_trains_every_other_weight_and_t
     assert frozen == {n for n, _ in model.bert.embeddings.named_parameters(prefix="bert.embeddings")}
     assert {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight"} <= frozen
     assert model.classifier.weight.requires_grad and model.bert.encoder.layer[0].output.dense.weight.requires_grad
-
-
-def test_the_plateau_check_flags_tasks_still_rising_in_the_last_epoch():
-    from types import SimpleNamespace
-
-    from benchmarks.report.tables import curve_table, plateau_table, still_rising
-
-    curves = {("a", "cola"): [[[1, 0.10], [2, 0.15], [3, 0.20]], [[1, 0.1], [2, 0.16], [3, 0.19]]],  # +4 points
-              ("a", "sst2"): [[[1, 0.80], [2, 0.86], [3, 0.865]]]}  # +0.5: flat
-    cells = {k: SimpleNamespace(runs=[{"validation_curve": c} for c in v]) for k, v in curves.items()}
-    summary = SimpleNamespace(tasks=["cola", "sst2"], methods=["a"], cell=lambda m, t: cells.get((m, t)))
-    assert still_rising(summary) == ["cola"]
-    assert "| a | +4.0 ↑ | +0.5 |" in plateau_table(summary)
-    assert "| a | CoLA (MCC) | 10.0 / 15.5 / 19.5 |" in curve_table(summary)
 
 
 def test_per_task_copies_of_the_mean_pooler_see_the_attention_mask():
@@ -631,7 +598,7 @@ def test_mt3_trains_at_the_rates_mt2_chose_with_cola_s_six_epochs_and_compares_w
     assert slaft["scores"][2]["cola"] == 0.7  # cpu2's 6-epoch CoLA run, like for like
     text = "\n".join(section([*searches, *finals, *single], tmp_path / "B.md", tmp_path / "figures", "mt3"))
     assert "## Multi-task (suite `mt3`)" in text and "two passes" in text
-    assert "± 0.0" not in text and "mean not decided (one seed)" in text  # one seed shows no made-up spread
+    assert "± 0.0" not in text and "| not decided (one seed) |" in text  # one seed shows no made-up spread
 
 
 def test_the_multitask_search_extends_its_grid_past_an_edge_and_the_report_shows_the_chosen_rates_seeds():
@@ -826,3 +793,78 @@ def test_the_decoder_suite_trains_every_method_and_scores_the_untuned_model(tiny
     assert all(records[m]["steps"] == 2 for m in suite.methods)  # 16 prompts, batch 8, one epoch
     untuned = records[UNTUNED]
     assert untuned["steps"] == 0 and untuned["trainable_params"] == 0 and untuned["adapter_params"] == 0
+
+
+REPORT_LIMIT = 30 * 1024  # bytes: BENCHMARKS.md and ROBUSTNESS.md each stay readable in one sitting
+
+
+def _fresh_report():
+    """BENCHMARKS.md rendered from the repository's records as `python -m benchmarks.report` writes it, without
+    drawing figures or writing the file, and the committed one. The constant-predictor rows need the local GLUE copy:
+    without it both are compared without those rows."""
+    from benchmarks.report.render import REPO, RESULTS_DIR
+
+    data = GLUE_DIR if GLUE_DIR.is_dir() else None
+    text = render.render(None, RESULTS_DIR, REPO / "BENCHMARKS.md", data_dir=data, draw=False, write=False)
+    committed = (REPO / "BENCHMARKS.md").read_text()
+    if data is None:
+        committed = "\n".join(line for line in committed.splitlines(keepends=False)
+                              if not line.startswith("| *Best constant prediction*")) + "\n"
+    return text, committed
+
+
+def test_the_report_is_deterministic_and_the_committed_one_is_a_fresh_render():
+    text, committed = _fresh_report()
+    assert text == _fresh_report()[0]
+    assert committed == text, "run `python -m benchmarks.report` and commit BENCHMARKS.md"
+    assert len(committed.encode()) <= REPORT_LIMIT
+    lines = text.splitlines()
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    assert first_table < 25  # the first table is on the first screen
+    assert "## Summary" in text and "archive/benchmarks-history/" in text
+    assert not any(f"## Suite `{name}`" in text for name in ("pilot3", "pareto", "llm"))  # partial: not shown
+
+
+def test_the_robustness_report_fits_the_size_limit():
+    from benchmarks.report.render import REPO
+
+    assert len((REPO / "ROBUSTNESS.md").read_bytes()) <= REPORT_LIMIT
+
+
+def test_the_readme_block_is_a_fresh_render_of_the_records_when_the_markers_exist():
+    from benchmarks.report import headline
+    from benchmarks.report.render import REPO, RESULTS_DIR
+
+    block = headline.current_block((REPO / "README.md").read_text())
+    if block is None:
+        pytest.skip("README.md has no BENCHMARK-SUMMARY markers")
+    fresh = headline.block(read_records(stores_in(RESULTS_DIR)))
+    assert fresh == headline.block(read_records(stores_in(RESULTS_DIR)))  # deterministic
+    assert block == fresh, "run `python -m benchmarks.report` and commit README.md"
+    assert fresh.count("\n| ") >= 3 and "**Verdict:**" in fresh
+
+
+def test_the_readme_block_is_rewritten_between_the_markers_only(tmp_path):
+    from benchmarks.report import headline
+
+    records = [{"suite": "headline", "method": m, "task": t, "seed": s, "lr": 1e-3, "score": score + 0.01 * s,
+                "stage": "final", "status": "ok", "adapter_params": 1000, "stored_params": 2000, "library": "x"}
+               for m, score in (("slaft-budget-lora-lora-only", 0.8), ("peft-lora-qv", 0.7),
+                                ("slaft-budget-quarter-lora-only", 0.6), ("peft-lora-qv-r2", 0.65))
+               for t in ("cola", "sst2", "stsb", "bbcnews") for s in (1, 2, 3)]
+    for record in records:
+        append_record(results_path("headline", tmp_path), record)
+    readme = tmp_path / "README.md"
+    assert not headline.update_readme(readme, tmp_path, "headline")  # no file: nothing written
+    readme.write_text("intro\n")
+    assert not headline.update_readme(readme, tmp_path, "headline") and readme.read_text() == "intro\n"  # no markers
+    readme.write_text(f"intro\n{headline.START}\nold\n{headline.END}\noutro\n")
+    assert headline.update_readme(readme, tmp_path, "headline")  # a suite of its own: one rate, no search
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{headline.START}\n") and text.endswith(f"{headline.END}\noutro\n")
+    block = headline.current_block(text)
+    assert "old" not in block and "| slaft (budget = LoRA q,v) | x | 1.0k | 82.0 | 82.0 | 82.0 | 82.0 | **82.0** | 3 |" \
+        in block
+    assert "paired +10.0 against LoRA r=8 (q,v) (3 of 3 seeds)" in block
+    assert headline.verdict(0.5, 2, 3) == "Holds" and headline.verdict(-0.5, 1, 3) == "Does not hold"
+    assert headline.verdict(0.2, 1, 3) == "Open"

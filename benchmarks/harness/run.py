@@ -1,8 +1,8 @@
 """Run a suite: a learning-rate search on the first seed, then every seed at the chosen rate; resumable.
 
     python -m benchmarks.harness --suite quick
-    python -m benchmarks.harness --suite cpu --tasks rte mrpc          # a part of the cpu suite
-    python -m benchmarks.harness --suite cpu --methods slaft peft-lora-qv --seeds 0 --plan
+    python -m benchmarks.harness --suite cpu2 --tasks stsb             # a part of the cpu2 suite
+    python -m benchmarks.harness --suite cpu2 --methods slaft peft-lora-qv --seeds 1 --plan
 
 Each run executes in its own worker process (benchmarks/worker.py), so its peak memory is its own, and its record
 is appended to benchmarks/results/<suite>/<method>.jsonl as soon as it finishes. Runs whose key (suite, method,

@@ -3,8 +3,9 @@
 Every method in a suite trains for the same epochs at the same sequence length, batch size, warm-up and schedule;
 only the learning rate differs, picked per method and task from the method family's grid on the selection seed.
 
-Protocol 1 (suite ``cpu``, kept as recorded): short runs on subsamples, the rate picked on the first reported seed.
-Protocol 2 (``pilot-*``, ``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs
+Protocol 1 (suite ``cpu``) and protocol 2's set-up suites (``pilot-*``, ``epochs2``, ``design2``, ``dev``) are archived
+(archive/benchmarks-history/; the git tag benchmarks-protocol1-2-history defines and renders them).
+Protocol 2 (``cpu2``): tasks chosen by a pilot, full training sets (SST-2 capped), three epochs
 (six on CoLA, where three did not reach a plateau), a head chosen by the pilot, rates picked on a selection seed
 that is never reported, grids extended while the best rate sits at an edge, and five reported seeds for LoRA r=8
 (q,v) and slaft.
@@ -122,7 +123,6 @@ PIPELINE_CHECK = dict(epochs=1, max_length=64, batch_size=16, max_eval_samples=6
                       run_timeout_s=600)
 
 # Protocol 2: MiniLM-L6 on full training sets (SST-2 capped at 10,000 of 67,349 to fit the CPU budget), 3 epochs.
-PROTOCOL2_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli", "bbcnews")
 PROTOCOL2 = dict(model="minilm", epochs=3, max_length=128, batch_size=32, max_train_samples={"sst2": 10000},
                  latency_batch=16, latency_repeats=15, run_timeout_s=3600, protocol=2, eval_each_epoch=True)
 PILOT_RATES = {family: (rate,) for family, rate in (("lora", 1e-3), ("full", 5e-5))}
@@ -183,19 +183,13 @@ CLOSED_IN_EARLIER_SPACE = {**{m: ("sst2",) for m in ("slaft-budget-lora-nowarmup
 PEER_DIAGNOSTICS = {"full-ft-frozen-embeddings": ("cola", "sst2")}
 
 
-def _pilot(head: str, seeds: tuple[int, ...], methods: tuple[str, ...], part: str) -> Suite:
-    return Suite(name=f"pilot-{head}", head=head, tasks=PROTOCOL2_TASKS, seeds=seeds, methods=methods,
-                 lr_grids=PILOT_RATES, description=f"Protocol 2 pilot with the {head} head. {part}", **PROTOCOL2)
-
-
-# Part 1 (seed 0 of LoRA r=8 (q,v) with each head on every candidate task) chose the mean-pooling head: LoRA's
-# seven task scores average 66.7 with it and 64.8 with [CLS]. Part 2 continues the mean suite: LoRA on seeds 1-2
-# everywhere, and full fine-tuning on three seeds where LoRA alone does not clear the bar.
+# Protocol 2's pilot (archived: archive/benchmarks-history/, suites pilot-cls and pilot-mean) chose the mean-pooling
+# head over [CLS] and the tasks below.
 PILOT_HEAD = "mean"
 
 
 PROTOCOL2_GRIDS = {**CPU_GRIDS, "slaft": CPU_GRIDS["lora"]}  # slaft's modules are LoRA's: the same grid
-PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kept (BENCHMARKS.md, suite pilot-mean)
+PROTOCOL2_KEPT_TASKS = ("cola", "sst2", "stsb", "bbcnews")  # what the pilot kept (archived suite pilot-mean)
 
 # The smoke suite: every peer, and slaft's two allocators (its other registered variants differ in settings only).
 SMOKE_METHODS = ("slaft", "slaft-gates-budget-lora", "peft-lora-qv", "peft-lora-qv-r2", "peft-lora-all", "peft-adalora",
@@ -329,38 +323,6 @@ SUITES: dict[str, Suite] = {
         lr_grids={"slaft": (1e-3,)}, description=f"The knob, not the run length, sets the size: slaft's λ default "
         f"for {epochs} epochs (knob2-3ep and knob2-6ep differ in run length only).", **{**PROTOCOL2, "epochs": epochs})
        for epochs in (3, 6)},
-    "epochs2": Suite(
-        name="epochs2", head=PILOT_HEAD, tasks=("cola", "stsb"), seeds=(100,),
-        methods=("peft-lora-qv", "peft-lora-all"),
-        lr_grids={"lora": (1e-3,)}, epochs_by_task={"cola": 9, "stsb": 6},
-        description="Were cpu2's three epochs enough? The strongest peers on the tasks whose validation still rose in "
-        "cpu2's last epoch, on the selection seed only (never reported), at three times (CoLA) and twice (STS-B) "
-        "the epochs, the score recorded after every epoch. Compare the last column with the 3-epoch runs of "
-        "seed 100 at 1e-3 (cpu2-cola3ep for CoLA, cpu2 for STS-B).", **PROTOCOL2),
-    "design2": Suite(
-        name="design2", head=PILOT_HEAD, tasks=PROTOCOL2_KEPT_TASKS, seeds=(100,),
-        methods=("peft-lora-qv", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-budget-lora-layer-prior",
-                 "peft-lora-qv-r2", "slaft-budget-quarter", "slaft-budget-quarter-layer",
-                 "slaft-budget-quarter-layer-prior", "slaft-budget-lora-norms", "slaft-budget-lora-r16"),
-        lr_grids={"slaft": (1e-3,), "lora": (1e-3,)},
-        description="Design choice of slaft 0.2 under protocol 2, on the selection seed only (never reported) at "
-        "one rate: where units compete (the whole model, or within their block), whether LoRA q,v's units start "
-        "with more evidence, and whether training the LayerNorms out of the same budget or allowing rank-16 "
-        "updates closes full fine-tuning's lead; LoRA r=8 and r=2 on q,v at the same rate for reference.",
-        **PROTOCOL2),
-    "dev": Suite(
-        name="dev", description="Design exploration of slaft 0.2 (not a comparison): slaft variants and LoRA r=8 "
-        "(q,v) at one rate on protocol 1's STS-B and SST-2 subsamples, three seeds.",
-        model="minilm", tasks=("stsb", "sst2"), seeds=(0, 1, 2), epochs=2, max_length=128, batch_size=32,
-        lr_grids={"slaft": (3e-3,), "lora": (3e-3,)}, max_train_samples={"stsb": 1200, "sst2": 2400},
-        methods=("peft-lora-qv", "slaft", "slaft-budget-lora", "slaft-budget-lora-layer", "slaft-gates-budget-lora",
-                 "slaft-budget-quarter", "slaft-budget-quarter-layer"),
-        latency_batch=16, latency_repeats=5, run_timeout_s=1800),
-    "pilot-cls": _pilot("cls", (0,), ("peft-lora-qv",), "Part 1: LoRA r=8 (q,v) on every candidate task, one seed: "
-                        "which head serves the strongest peer best."),
-    "pilot-mean": _pilot(PILOT_HEAD, (0, 1, 2), ("peft-lora-qv", "full-ft"), "Part 1 as pilot-cls; part 2: which "
-                         "tasks separate methods. A task is kept when the better of LoRA r=8 (q,v) and full "
-                         "fine-tuning is at least 5 points above the best constant prediction over 3 seeds."),
     **robustness_suites(),
     "robust-quick": Suite(
         name="robust-quick", sweep="perturbation", description="Checks the robustness machinery in a minute: label "
@@ -392,24 +354,6 @@ SUITES: dict[str, Suite] = {
         lr_grids={family: (grid[1],) for family, grid in CPU_GRIDS.items()},
         max_train_samples={"stsb": 64},
         **PIPELINE_CHECK,
-    ),
-    "cpu": Suite(
-        name="cpu",
-        description="The full table on a 2-core CPU: MiniLM-L6, five GLUE tasks, three seeds, every method.",
-        model="minilm",
-        tasks=GLUE_TASKS,
-        seeds=(0, 1, 2),
-        epochs=2,
-        max_length=128,
-        batch_size=32,
-        lr_grids=CPU_GRIDS,
-        # Seeded subsamples (the same for every method and seed), sized so the suite fits ~6 h on 2 cores:
-        # CoLA 2,400 of 8,551, SST-2 2,400 of 67,349, MRPC 800 of 3,668, STS-B 1,200 of 5,749, RTE 640 of 2,490.
-        # Short-sentence tasks get more rows because their steps are cheap; RTE and MRPC pairs are long.
-        max_train_samples={"cola": 2400, "sst2": 2400, "mrpc": 800, "stsb": 1200, "rte": 640},
-        latency_batch=16,
-        latency_repeats=15,
-        run_timeout_s=1800,
     ),
     "gpu": Suite(
         name="gpu",

@@ -1,2 +1,2 @@
-"""The benchmark report: from the harness's records to BENCHMARKS.md (summaries, tables, figures, generated
-findings). ``python -m benchmarks.report`` renders it."""
+"""The benchmark report: from the harness's records to BENCHMARKS.md, ROBUSTNESS.md and README's results block
+(summaries, tables, figures, a summary of claims with their verdicts). ``python -m benchmarks.report`` renders it."""

@@ -1,10 +1,11 @@
-"""Turn the records in benchmarks/results/<suite>/ into BENCHMARKS.md and its figures under benchmarks/figures/.
+"""Turn the records in benchmarks/results/<suite>/ into BENCHMARKS.md, its figures under benchmarks/figures/, and
+the results block of README.md (headline.py).
 
-    python -m benchmarks.report                      # every suite with results, the real ones first
+    python -m benchmarks.report                      # protocol 2 (cpu2), the multi-task suites, README's block
     python -m benchmarks.report --suites quick       # only some suites
 
-Everything in BENCHMARKS.md is regenerated from the records except the hand-written analysis between the
-ANALYSIS markers, which is carried over from the existing file.
+Everything in BENCHMARKS.md is generated from the records; its summary states only what they carry. The suites
+that chose protocol 2 (pilots, design runs, epochs) and protocol 1 are in archive/benchmarks-history/.
 """
 
 from __future__ import annotations
@@ -18,60 +19,29 @@ from pathlib import Path
 from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, epochs_of, read_log, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
-from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_EQUAL_SIZE,
-                              PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE,
+from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE,
                               PROTOCOL2_SLAFT, SUITES)
-from .analysis import generated_analysis
+from . import headline
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
 from .multitask import section as multitask_section
 from .summarize import SuiteSummary, is_solo, summarize
-from .tables import (
-    PLATEAU_GAIN,
-    TASK_TITLES,
-    ablation_table,
-    cost_table,
-    curve_table,
-    glue_table,
-    lr_table,
-    metric_of,
-    paired_differences,
-    pilot_table,
-    plateau_table,
-    slaft_table,
-    steptime_table,
-    still_rising,
-    test_table,
-    validation_curves,
-)
+from .tables import (TASK_TITLES, ablation_table, cost_table, glue_table, metric_of, paired_differences,
+                     steptime_table, test_table)
 
-# The learned structure against the hand-chosen one of the same size: the equal-size runs, and slaft at a quarter of
-# LoRA q,v's size against LoRA r=2 (q,v), a quarter of it too.
-SAME_SIZE_PAIRS = {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2", "slaft-budget-quarter": "peft-lora-qv-r2",
-                   **PROTOCOL2_EQUAL_SIZE}
+# The learned structure against the hand-chosen one of the same size: slaft's default space at a quarter of LoRA
+# q,v's size against LoRA r=2 (q,v), a quarter of it too. (The earlier space's equal-size pairs, slaft +FFN adapters
+# at a quarter and at LoRA-all's size, are in the archived report.)
+SAME_SIZE_PAIRS = {"slaft-budget-quarter-lora-only": "peft-lora-qv-r2"}
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SUITE_ORDER = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev", "gpu", "cpu", "quick",
-               "smoke")
-# protocol 2 and its set-up; `cpu` on request
-DEFAULT_SUITES = ("cpu2", "epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
-# they chose tasks, epochs, head and design: scores only
-SETUP_SUITES = ("epochs2", "cpu2-cola3ep", "design2", "pilot-mean", "pilot-cls", "dev")
+SUITE_ORDER = ("cpu2", "cpu2-cola3ep", "gpu", "quick", "smoke")
+DEFAULT_SUITES = ("cpu2",)  # protocol 2; cpu2-cola3ep's runs appear in mt2's section
 MULTITASK_SUITES = ("mt2", "mt3", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
+PROTOCOL3_SUITES = ("pilot3", "pareto", "llm")  # running: their records are partial and make no claim yet
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
-BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report` keeps this block) -->"
-END = "<!-- ANALYSIS:END -->"
-PLACEHOLDER = "_No hand-written analysis yet. Write it here, from the tables and the generated findings below._"
-
-
-def kept_analysis(path: Path, begin: str = BEGIN, placeholder: str = PLACEHOLDER) -> str:
-    """The hand-written block between ``begin`` and the END marker of an existing report, or ``placeholder``."""
-    if path.is_file():
-        text = path.read_text()
-        if begin in text and END in text:
-            return text.split(begin, 1)[1].split(END, 1)[0].strip("\n")
-    return placeholder
+ARCHIVE = "archive/benchmarks-history/"
 
 
 def _unique(values) -> list:
@@ -126,7 +96,11 @@ def recipe(summary: SuiteSummary) -> list[str]:
         f"{TASK_TITLES.get(t, t)} {e[0][0]} / {e[0][1] or '—'}" for t, e in evals.items() if e))
     if suite and suite.selection_seed is not None:
         methods = set(suite.methods or METHODS)
-        more = "; ".join(f"{prefix}*: {list(seeds)}" for prefix, seeds in suite.more_seeds.items() if prefix in methods)
+        grouped: dict[tuple, list[str]] = {}  # the same extra seeds for several method prefixes: said once
+        for prefix, seeds in suite.more_seeds.items():
+            if prefix in methods:
+                grouped.setdefault(tuple(seeds), []).append(f"{prefix}*")
+        more = "; ".join(f"{list(seeds)} for {', '.join(prefixes)}" for seeds, prefixes in grouped.items())
         borrowed = sorted({source for method, source in suite.lr_from.items() if method in methods})
         lines.append(f"- Reported seeds {list(suite.seeds)}" + (f" ({more})" if more else "") + "; learning rate "
                      f"chosen per method and task on selection seed {suite.selection_seed}, which is not reported"
@@ -140,9 +114,9 @@ def recipe(summary: SuiteSummary) -> list[str]:
 
 def _uncosted(summary: SuiteSummary) -> str:
     costed = set(summary.costed_methods)
-    missing = [METHODS[m].label for m in summary.methods if m not in costed
-               and any(summary.cell(m, t) for t in summary.tasks)]
-    return (f"no solo run yet, so no costs: {', '.join(missing)}" if missing else "every method has solo runs")
+    missing = [m for m in summary.methods if m not in costed and any(summary.cell(m, t) for t in summary.tasks)]
+    return (f"{len(missing)} of the {len(summary.methods)} methods have no solo run, so no costs (— in the table)"
+            if missing else "every method has solo runs")
 
 
 def _solo_share(summary: SuiteSummary) -> str:
@@ -155,7 +129,7 @@ def _link(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out.parent)).as_posix()
 
 
-def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[str]:
+def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool = True) -> list[str]:
     suite = SUITES.get(summary.suite)
     seeds = len(suite.seeds) if suite else max(len(c.runs) for c in summary.cells.values())
     out = [f"## Suite `{summary.suite}`", ""]
@@ -165,48 +139,29 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
         out += [f"> The {summary.suite} suite checks that the harness works end to end on a few steps of tiny "
                 "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
                 "parameter counts and file sizes are real.", ""]
-    out += ["### Environment and protocol", "", *environment(summary), *recipe(summary), ""]
-    if summary.suite.startswith("pilot"):
-        table = pilot_table(summary)
-        if table:
-            out += ["### Which tasks separate methods", "",
-                    "Mean ± std over the seeds run (x100). A task is kept when the better of the two is at least 5 "
-                    "points above the best constant prediction.", "", table, ""]
-    if summary.suite in SETUP_SUITES:
-        out += ["### Validation scores", "", "Mean ± sample std over the seeds run, x100.", "",
-                glue_table(summary, seeds), ""]
-        curves = curve_table(summary)
-        if curves and any(len(c) > 3 for m in summary.methods for t in summary.tasks
-                          for c in validation_curves(summary, m, t)):
-            out += ["### Validation after every epoch", "", "Mean over the seeds run (x100), epoch by epoch.", "",
-                    curves, ""]
-        slaft = slaft_table(summary)
-        return out + (["### Structures slaft found", "", slaft, ""] if slaft else [])
-    out += ["### GLUE validation scores", "",
-            "Mean ± sample std over the final seeds, x100. Avg is the mean of the task means. Stored = parameters in "
-            "the exported adapter file(s), head included; adapter = stored minus the task head (pooler and "
-            "classifier), which every method trains and stores alike; trainable = parameters with gradients at the "
-            "start of training. All three are means over tasks. The last row, in italics, is the best constant "
-            "predictor: always the same class, the best such class for the metric on that split (for a regression "
-            "task a constant, whose correlation is taken as 0); a method at that level has learned nothing the "
-            "metric can see.", "", glue_table(summary, seeds), ""]
+    out += ["### GLUE validation scores", "", glue_table(summary, seeds), "",
+            "Mean ± sample std over the final seeds (n where a cell has another count), x100; Avg: the mean of the "
+            "task means. Parameters, means over tasks: stored = in the exported file(s), task head (pooler and "
+            "classifier) included; adapter = stored minus that head; trainable = with gradients at the start. "
+            "Italics: the best constant prediction (one class for every input; 0 for a correlation).", ""]
     stem = f"{summary.suite}"
     metrics = {t: metric_of(t) for t in summary.tasks}
-    pareto = pareto_plot(summary, figures / f"{stem}_pareto.png", metrics)
-    ratios = ratio_plot(summary, figures / f"{stem}_ratios.png")
+    pareto = figures / f"{stem}_pareto.png"
+    ratios = figures / f"{stem}_ratios.png"
+    if draw:
+        pareto_plot(summary, pareto, metrics)
+        ratio_plot(summary, ratios)
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
     out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, report)})", ""]
     out += ["### Costs", "",
-            f"Means over tasks of the per-task means; ratios are geometric means over tasks of method / "
-            f"{METHODS[REFERENCE].label} measured in this suite. Times, memory and latency come only from solo "
-            f"runs, those that had the machine to themselves (`harness --jobs 1`; {_solo_share(summary)}), and "
-            "are averaged over the tasks on which every method with solo runs has one: "
-            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}; "
-            f"{_uncosted(summary)}. Latency: median of "
-            "interleaved forward passes of the exported model (merged where its library can merge) and of the "
-            "plain base model on the same batch in the same process.", "", cost_table(summary), "",
+            f"Means over tasks; ratios: geometric means over tasks of method / {METHODS[REFERENCE].label}. Times, "
+            f"memory and latency come only from solo runs, alone on the machine (`harness --jobs 1`; "
+            f"{_solo_share(summary)}), over the tasks where every method with solo runs has one: "
+            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}; {_uncosted(summary)}. "
+            "Latency: median of interleaved forward passes of the exported model (merged where its library can "
+            "merge) and of the base model on the same batch.", "", cost_table(summary), "",
             f"![Cost ratios]({_link(ratios, report)})", ""]
     if suite and suite.protocol == 2:
         paired = paired_differences(summary, [m for m in (*CANDIDATE_SPACE_VARIANTS, *PROTOCOL2_SLAFT)
@@ -240,28 +195,13 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     step = steptime_table(summary.step_times) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",
-                "`python -m benchmarks.harness.steptime`: median over 12 optimizer steps (forward, backward, AdamW) "
-                "on one fixed batch (batch size × tokens; 32 × 128 is a batch of full-length sequences, a shorter one "
-                "is nearer SST-2's and CoLA's, whose sentences are short), each method alone on the machine, its "
-                "latest measurement per batch shape against LoRA q,v's step measured in the same session (code "
-                "revision and day: the machine's speed varies from day to day by up to a third); slaft's search "
-                "step runs the whole candidate space with its gates, its decided step the structure it kept.", "",
+                "`python -m benchmarks.harness.steptime`: median of 12 optimizer steps (forward, backward, AdamW) "
+                "on one fixed batch (batch size × tokens), each method alone on the machine; its latest measurement "
+                "per shape against LoRA q,v's step in the same session (code revision and day: the machine's speed "
+                "varies from day to day). slaft's search step runs the whole candidate space, its decided step the "
+                "structure it kept.", "",
                 step, ""]
-    slaft = slaft_table(summary)
-    if slaft:
-        out += ["### Structures slaft found", "", slaft, ""]
-    grids = {m: suite.grid(METHODS[m].family) for m in summary.methods if suite and m in METHODS}
-    out += ["### Learning rates", "", lr_table(summary, grids), ""]
-    plateau = plateau_table(summary)
-    if plateau:
-        rising = still_rising(summary)
-        out += ["### Did validation plateau?", "",
-                "Validation score after the last epoch minus after the one before, mean over the final seeds (x100; "
-                f"↑: more than {100 * PLATEAU_GAIN:g} point, still rising). The linear schedule's last epoch runs at "
-                "the smallest rates, so a rise there says the run was short for that method. "
-                + (f"Still rising for some method: {', '.join(TASK_TITLES.get(t, t) for t in rising)}."
-                   if rising else "Every method plateaued on every task."), "", plateau, ""]
-    out += ["### Findings computed from the numbers", "", *[f"- {line}" for line in generated_analysis(summary)], ""]
+    out += ["### Environment and protocol", "", *environment(summary), *recipe(summary), ""]
     if summary.failures:
         out += ["### Failed runs", ""]
         counts = Counter((r["method"], r["task"], r.get("error", "?")) for r in summary.failures)
@@ -269,68 +209,74 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path) -> list[st
     return out
 
 
-def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES,
-           data_dir: Path | None = DEFAULT_DATA_DIR) -> str:
-    """Write the report; with the GLUE data at ``data_dir`` its tables also show each task's constant predictor."""
-    records = read_records(stores_in(results_dir))
-    present = _unique(r["suite"] for r in records)
-    order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
-    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES) and s not in MULTITASK_SUITES]
-    if not chosen:
-        raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
-    lines = [
-        "# Benchmarks: slaft against peft, AdapterHub, BitFit, head-only and full fine-tuning on GLUE",
-        "",
-        "Generated by `python -m benchmarks.report` from the JSON Lines records in `benchmarks/results/`, which "
-        "`python -m benchmarks.harness` writes (see `benchmarks/README.md`). Do not edit by hand except between "
-        "the ANALYSIS markers.",
-        "",
-        "Every method trains through its own library (slaft, peft, AdapterHub `adapters`; BitFit, head-only and "
-        "full fine-tuning on plain transformers) with the Hugging Face Trainer and one shared recipe per suite: "
-        "the same epochs, sequence length, batch size, warm-up and linear schedule; only the learning rate is "
-        "searched, per method and task. slaft trains in one Trainer run with the same epochs and schedule: its "
-        "structure search, the decision and the training of the decided structure all happen inside it (slaft "
-        "0.2). The task head (pooler and classifier) trains for every method, through each library's own "
-        "mechanism (peft `modules_to_save`, AdapterHub after `train_adapter`, slaft's `modules_to_save`), and is "
-        "stored with every adapter. Protocol 2 (suites `cpu2` and `pilot-*`) is described in "
-        "`benchmarks/README.md`; the protocol-1 records of slaft 0.1 (`results/cpu/`) are kept and render "
-        "with `python -m benchmarks.report --suites cpu`.",
-        "",
-        "## Analysis",
-        "",
-        BEGIN,
-        kept_analysis(out),
-        END,
-        "",
-    ]
+def _summaries(chosen: list[str], records: list[dict], results_dir: Path,
+               data_dir: Path | None) -> dict[str, SuiteSummary]:
     step_times = read_log([results_dir / "steptime"])  # every session's measurements, not only the latest
+    out = {}
     for suite in chosen:
         summary = summarize(suite, records)
         summary.all_records = records
         summary.step_times = step_times
         if data_dir is not None and data_dir.is_dir():
             summary.floors = constant_scores(summary.tasks, data_dir)
-        lines += suite_section(summary, out, figures)
+        out[suite] = summary
+    return out
+
+
+def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path = FIGURES,
+           data_dir: Path | None = DEFAULT_DATA_DIR, draw: bool = True, write: bool = True) -> str:
+    """The report (written to ``out`` when ``write``; figures drawn when ``draw``); with the GLUE data at
+    ``data_dir`` its tables also show each task's constant predictor."""
+    records = read_records(stores_in(results_dir))
+    present = _unique(r["suite"] for r in records)
+    order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
+    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES) and s not in MULTITASK_SUITES]
+    if not chosen:
+        raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
+    summaries = _summaries(chosen, records, results_dir, data_dir)
+    lines = [
+        "# Benchmarks: slaft against peft, AdapterHub, BitFit and full fine-tuning",
+        "",
+        "Generated by `python -m benchmarks.report` from the records in `benchmarks/results/` (harness, protocols "
+        "and commands: `benchmarks/README.md`); do not edit by hand. Robustness sweeps: `ROBUSTNESS.md`. "
+        f"Protocol 1, the pilot and design suites and the previous report are in `{ARCHIVE}`.",
+        "",
+    ]
+    if "cpu2" in summaries:
+        lines += ["## Summary", "",
+                  "Each claim with its verdict on the records: a paired claim holds when its mean difference and most "
+                  "shared seeds favour it, does not hold when both go against it, and is open otherwise.", "",
+                  *[f"- {line}" for line in headline.claims(summaries["cpu2"], records)], ""]
+    if not suites:  # the same line whichever of them has records yet, so appended records leave the report as it is
+        lines += [f"Protocol 3 ({', '.join(f'`{s}`' for s in PROTOCOL3_SUITES)}) is still running: its records are "
+                  "partial, so this report shows none of them and draws no conclusion from them.", ""]
+    for suite in chosen:
+        lines += suite_section(summaries[suite], out, figures, draw)
     for name in ("mt2", "mt3"):
         if name in present and (not suites or name in suites):
-            lines += multitask_section(records, out, figures, name)
+            lines += multitask_section(records, out, figures, name, draw=draw)
     text = "\n".join(lines).rstrip() + "\n"
-    out.write_text(text)
+    if write:
+        out.write_text(text)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suites", nargs="+", help="suites to include (default: every suite with results)")
+    parser.add_argument("--suites", nargs="+", help="suites to include (default: cpu2 and the multi-task suites)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--figures-dir", type=Path, default=FIGURES)
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md",
+                        help="README whose BENCHMARK-SUMMARY block is rewritten (left alone without the markers)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="GLUE jsonl folders, for each task's constant-predictor row (skipped when absent)")
     args = parser.parse_args(argv)
     render(args.suites, args.results_dir, args.out, args.figures_dir, args.data_dir)
     print(f"wrote {args.out}")
+    if not args.suites and headline.update_readme(args.readme, args.results_dir):
+        print(f"wrote {args.readme}'s benchmark summary")
     return 0
 
 

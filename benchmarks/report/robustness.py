@@ -23,15 +23,24 @@ from ..harness.methods import label
 from ..harness.records import RESULTS_DIR, read_records, results_path
 from ..harness.run import DEFAULT_DATA_DIR
 from ..harness.suites import NOISE_RATIOS, PERTURBATION_RATES, ROBUST, ROBUST_METHODS, ROBUST_SLAFT, SUITES
-from .render import END, kept_analysis
 from .tables import TASK_TITLES
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 BEGIN = "<!-- ANALYSIS:BEGIN (hand-written; `python -m benchmarks.report.robustness` keeps this block) -->"
+END = "<!-- ANALYSIS:END -->"
 PLACEHOLDER = "_No hand-written analysis yet: write it from the tables below once the sweeps are recorded._"
 NOISE_SWEEPS = {"label_noise": "label", "input_noise": "token"}  # sweep -> noise kind in the records
 SIZE_PEER = "peft-lora-qv"  # the budgets are multiples of its size; the λ and budget tables compare with it
+
+
+def kept_analysis(path: Path, begin: str = BEGIN, placeholder: str = PLACEHOLDER) -> str:
+    """The hand-written block between ``begin`` and the END marker of an existing report, or ``placeholder``."""
+    if path.is_file():
+        text = path.read_text()
+        if begin in text and END in text:
+            return text.split(begin, 1)[1].split(END, 1)[0].strip("\n")
+    return placeholder
 
 
 def _robust_records(results_dir: Path) -> list[dict]:

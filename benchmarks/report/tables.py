@@ -1,8 +1,6 @@
-"""Markdown tables of a suite summary: GLUE scores, test scores, costs, chosen learning rates, slaft structures."""
+"""Markdown tables of a suite summary: GLUE scores, test scores, costs, paired differences, ablations, step times."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 from slaft.data import GLUE_TASKS
 
@@ -130,44 +128,6 @@ def cost_table(summary: SuiteSummary) -> str:
     return "\n".join(lines)
 
 
-def lr_table(summary: SuiteSummary, grids: dict[str, tuple[float, ...]]) -> str:
-    head = ["Method", "Grid", *[TASK_TITLES.get(t, t) for t in summary.tasks]]
-    lines = [_row(head), _row(["---"] * len(head))]
-    for m in summary.methods:
-        chosen = [f"{c.lr:g}" if (c := summary.cells.get((m, t))) and c.lr else "—" for t in summary.tasks]
-        grid = grids.get(m)
-        lines.append(_row([label(m), ", ".join(f"{x:g}" for x in grid) if grid else "?", *chosen]))
-    return "\n".join(lines)
-
-
-def slaft_table(summary: SuiteSummary) -> str | None:
-    slaft = [m for m in summary.methods if m in METHODS and METHODS[m].library == "slaft"]
-    if not slaft:
-        return None
-    head = ["slaft run", "Task", "Kept adapter params (mean)", "Modules (mean)", "Linear (mean)",
-            "Left as modules after merge (mean)", "Sites kept (in how many runs)"]
-    lines = [_row(head), _row(["---"] * len(head))]
-    for m in slaft:
-        for task in summary.tasks:
-            cell = summary.cell(m, task)
-            if not cell:
-                continue
-            details = [r.get("details", {}) for r in cell.runs]
-            kept = [d["slaft_kept_params"] for d in details if "slaft_kept_params" in d]
-            modules = [d["slaft_modules"] for d in details if "slaft_modules" in d]
-            linear = [d["slaft_linear_modules"] for d in details if "slaft_linear_modules" in d]
-            unmerged = [d["merge_kept"] for d in details if "merge_kept" in d]
-            sites = Counter(s for d in details for s in d.get("slaft_sites", []))
-            lines.append(_row([
-                label(m), TASK_TITLES.get(task, task), _count(sum(kept) / len(kept)) if kept else "—",
-                f"{sum(modules) / len(modules):.1f}" if modules else "—",
-                f"{sum(linear) / len(linear):.1f}" if linear else "—",
-                f"{sum(unmerged) / len(unmerged):.1f}" if unmerged else "—",
-                ", ".join(f"{s}×{n}" for s, n in sorted(sites.items())) or "none",
-            ]))
-    return "\n".join(lines)
-
-
 def _by_seed(summary: SuiteSummary, method: str, task: str) -> dict[int, float]:
     cell = summary.cell(method, task)
     return {int(r["seed"]): float(r["score"]) for r in cell.runs} if cell else {}
@@ -199,61 +159,6 @@ def paired_differences(summary: SuiteSummary, methods: list[str], reference: str
         return None
     head = ["Method", "Task", f"Δ vs {label(reference)} (x100, mean ± std)", "Per seed", "Seeds won"]
     return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
-
-
-PLATEAU_GAIN = 0.01  # a last-epoch gain above 1 point (x100) means validation was still rising
-
-
-def validation_curves(summary: SuiteSummary, method: str, task: str) -> list[list]:
-    """Each final run's validation curve ([epoch, score] pairs; empty where the run recorded none)."""
-    cell = summary.cell(method, task)
-    return [run.get("validation_curve") or [] for run in (cell.runs if cell else [])]
-
-
-def last_epoch_gains(summary: SuiteSummary, method: str, task: str) -> list[float]:
-    """Per run, the validation score after the last epoch minus after the one before (runs with a curve only)."""
-    return [curve[-1][1] - curve[-2][1] for curve in validation_curves(summary, method, task) if len(curve) >= 2]
-
-
-def plateau_table(summary: SuiteSummary) -> str | None:
-    """Mean last-epoch gain per method and task: whether the recipe gave every method enough epochs."""
-    import statistics
-
-    rows = []
-    for method in summary.methods:
-        gains = {t: last_epoch_gains(summary, method, t) for t in summary.tasks}
-        if any(gains.values()):
-            rows.append(_row([label(method), *[f"{100 * statistics.fmean(g):+.1f}" + (" ↑" if statistics.fmean(g)
-                                               > PLATEAU_GAIN else "") if g else "—" for g in gains.values()]]))
-    if not rows:
-        return None
-    head = ["Method", *[_title(t) for t in summary.tasks]]
-    return "\n".join([_row(head), _row(["---"] * len(head)), *rows])
-
-
-def curve_table(summary: SuiteSummary) -> str | None:
-    """Per method and task, the validation score after each epoch, mean over the runs (x100)."""
-    import statistics
-
-    rows = []
-    for method in summary.methods:
-        for task in summary.tasks:
-            curves = validation_curves(summary, method, task)
-            epochs = min((len(c) for c in curves), default=0)
-            if epochs:
-                means = [statistics.fmean(c[i][1] for c in curves) for i in range(epochs)]
-                rows.append(_row([label(method), _title(task), " / ".join(f"{100 * m:.1f}" for m in means)]))
-    if not rows:
-        return None
-    return "\n".join([_row(["Method", "Task", "After epoch 1 / 2 / …"]), _row(["---"] * 3), *rows])
-
-
-def still_rising(summary: SuiteSummary) -> list[str]:
-    """The tasks on which the mean last-epoch gain of some method exceeds PLATEAU_GAIN."""
-    import statistics
-
-    return [t for t in summary.tasks if any((g := last_epoch_gains(summary, m, t)) and statistics.fmean(g)
-                                            > PLATEAU_GAIN for m in summary.methods)]
 
 
 def ablation_table(summary: SuiteSummary, reference: str, variants: list[str]) -> str | None:
@@ -288,36 +193,6 @@ def ablation_table(summary: SuiteSummary, reference: str, variants: list[str]) -
         what = METHODS[method].description if method in METHODS else ""
         lines.append(_row([label(method), what, *cells, f"{100 * average:.1f}" if average is not None else "—",
                            delta_avg, _count(summary.across_tasks(method, "adapter_params"))]))
-    return "\n".join(lines)
-
-
-def pilot_table(summary: SuiteSummary, margin: float = 0.05) -> str | None:
-    """Per candidate task: LoRA q,v and full fine-tuning over their seeds, the constant floor, and the verdict."""
-    import statistics
-
-    if not summary.floors:
-        return None
-    head = ["Task", "Metric", "Best constant", f"{label(REFERENCE)}", "Full FT", "Best − constant", "Kept"]
-    lines = [_row(head), _row(["---"] * len(head))]
-    for task in summary.tasks:
-        floor = summary.floors.get(task, {}).get("score")
-        means = {}
-        cells = []
-        for method in (REFERENCE, "full-ft"):
-            scores = list(_by_seed(summary, method, task).values())
-            if scores:
-                means[method] = statistics.fmean(scores)
-                spread = f" ± {100 * statistics.stdev(scores):.1f}" if len(scores) > 1 else ""
-                cells.append(f"{100 * means[method]:.1f}{spread} (n={len(scores)})")
-            else:
-                cells.append("—")
-        best = max(means.values()) if means else None
-        gap = best - floor if best is not None and floor is not None else None
-        verdict = "—" if gap is None else ("**yes**" if gap >= margin else "no" if len(means) == 2 else
-                                           "not yet: full FT not run")
-        lines.append(_row([TASK_TITLES.get(task, task), metric_of(task),
-                           f"{100 * floor:.1f}" if floor is not None else "—", *cells,
-                           f"{100 * gap:+.1f}" if gap is not None else "—", verdict]))
     return "\n".join(lines)
 
 

@@ -18,13 +18,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (*slaft_methods(), *peft_method
                                                    *plain_methods())}
 
 
-# Methods recorded by earlier suites and no longer registered: their display names.
-RETIRED = {"slaft-search": "slaft 0.1 (search)"}
 
 
 def label(method: str) -> str:
     """The display name of a method in tables, plots and sentences."""
-    return METHODS[method].label if method in METHODS else RETIRED.get(method, method)
+    return METHODS[method].label if method in METHODS else method
 
 
 def library(method: str) -> str:

@@ -49,8 +49,6 @@ class SlaftMethod(Method):
     config_kwargs: Callable[[RunContext], dict[str, Any]] = field(default=lambda ctx: {})
     sites: tuple[str, ...] = FFN_ADAPTER_SPACE  # the candidate space, unless config_kwargs names one
     reset_optimizer: bool = False  # ablation: Adam's state forgotten after the decision
-    # design probe: every LayerNorm trains too (saved as modules_to_save), paid for out of the adapter budget
-    train_norms: bool = False
 
     def build(self, model: nn.Module, ctx: RunContext) -> nn.Module:
         from slaft import SlaftConfig, get_slaft_model
@@ -60,10 +58,6 @@ class SlaftMethod(Method):
         settings = {"sites": self.sites, **self.config_kwargs(ctx), **ctx.slaft_settings}
         if "budget_of_lora" in settings:  # a budget as a multiple of LoRA r=8 (q,v)'s size
             settings["target_params"] = int(ctx.lora_qv_params * settings.pop("budget_of_lora"))
-        if self.train_norms:
-            norms = [name for name, module in model.named_modules() if isinstance(module, nn.LayerNorm)]
-            extra_heads += tuple(norms)
-            settings["target_params"] -= sum(p.numel() for n in norms for p in model.get_submodule(n).parameters())
         config = SlaftConfig(**settings, modules_to_save=extra_heads or None, base_model_name_or_path=ctx.model_id)
         return get_slaft_model(model, config)
 
@@ -136,9 +130,6 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-layer", "slaft, blocks compete apart (budget = LoRA q,v)", "slaft", "slaft",
                     "importance relative to the unit's block (importance_scope 'layer')",
                     _budget(1.0, importance_scope="layer")),
-        SlaftMethod("slaft-budget-quarter-layer", "slaft, blocks compete apart (budget = 1/4 LoRA)", "slaft",
-                    "slaft", "importance relative to the unit's block, at a quarter of LoRA q,v",
-                    _budget(0.25, importance_scope="layer")),
         SlaftMethod("slaft-budget-quarter-spread", "slaft, half the budget spread over blocks (budget = 1/4 LoRA)",
                     "slaft", "slaft", "each block first keeps its best units up to half the budget / blocks "
                     "(block_share 0.5), at a quarter of LoRA q,v", _budget(0.25, block_share=0.5)),
@@ -148,12 +139,6 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-quarter-lr3", "slaft, rate x3 once decided (budget = 1/4 LoRA)", "slaft", "slaft",
                     "the decided structure trains at three times the search's rate (decided_lr_scale 3), at a "
                     "quarter of LoRA q,v", _budget(0.25, decided_lr_scale=3.0)),
-        SlaftMethod("slaft-budget-lora-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = LoRA q,v)",
-                    "slaft", "slaft", "importance relative to the unit's block; units of LoRA q,v start with twice "
-                    "the evidence (prior_weight 2)", _budget(1.0, importance_scope="layer", prior_weight=2.0)),
-        SlaftMethod("slaft-budget-quarter-layer-prior", "slaft, blocks apart, LoRA q,v preferred (budget = 1/4 LoRA)",
-                    "slaft", "slaft", "as slaft-budget-lora-layer-prior at a quarter of LoRA q,v's size",
-                    _budget(0.25, importance_scope="layer", prior_weight=2.0)),
         SlaftMethod("slaft-budget-lora-nowarmup", "slaft, no dense start (budget = LoRA q,v)", "slaft", "slaft",
                     "pruning starts at step 0 (search_start 0)", _budget(1.0, search_start=0.0)),
         SlaftMethod("slaft-budget-lora-reset", "slaft, optimizer restarted at the decision (budget = LoRA q,v)",
@@ -162,12 +147,6 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-budget-lora-lr3", "slaft, rate x3 once decided (budget = LoRA q,v)", "slaft", "slaft",
                     "the decided structure trains at three times the search's rate (decided_lr_scale 3)",
                     _budget(1.0, decided_lr_scale=3.0)),
-        SlaftMethod("slaft-budget-lora-norms", "slaft + LayerNorms (budget = LoRA q,v)", "slaft", "slaft",
-                    "every LayerNorm's gain and bias train too, paid for out of the budget: what full fine-tuning "
-                    "changes and no adapter touches", _budget(1.0), train_norms=True),
-        SlaftMethod("slaft-budget-lora-r16", "slaft, rank-16 candidates (budget = LoRA q,v)", "slaft", "slaft",
-                    "candidate LoRA rank 16 (α 32, the same α/r): fewer sites can take higher ranks",
-                    _budget(1.0, lora_rank=16, lora_alpha=32.0)),
         SlaftMethod("slaft-fixed-lora-qv", "slaft code, fixed LoRA q,v r=8", "slaft", "slaft",
                     "no search: LoRA r=8 on q,v through slaft's modules (parity check with peft)",
                     lambda ctx: {"sites": ("lora_q", "lora_v"), "sparsity_weight": 0.0}),
