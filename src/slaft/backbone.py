@@ -26,8 +26,6 @@ from .search import STATE_NAME
 from .structure import ModuleSpec, Structure
 from .version import __version__
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
-
 
 def enable_gradient_checkpointing(base_model: nn.Module, gradient_checkpointing_kwargs: dict | None = None) -> None:
     """The base model's gradient checkpointing, non-reentrant by default: with transformers' reentrant default and a

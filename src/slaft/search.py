@@ -189,10 +189,6 @@ class StructureSearch:
         pool = self.pool_params or self.pool_share * sum(tasks)
         return tasks, int(min(round(pool), self.units.total))
 
-    def budget_now(self) -> int:
-        """The first task's budget, or before pruning starts the one it would get now."""
-        return self.budgets()[0][0]
-
     def begin_step(self, step: int) -> None:
         """Set temperatures, masks and gate shifts for optimizer step ``step`` (0-based)."""
         self.driven = True

@@ -26,7 +26,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from .backbone import FrozenBackbone
-from .model import NonFiniteError, SlaftModel
+from .model import NonFiniteError
 
 
 def unwrap(model, kind: type = FrozenBackbone):
