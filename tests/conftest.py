@@ -98,6 +98,18 @@ def tiny_causal_dir(tmp_path_factory) -> Path:
     return root
 
 
+def model_workspace(tmp_path_factory, model_dir: Path, name: str, files: dict[str, list[str]]) -> Path:
+    """A fresh directory with a copy of ``model_dir`` as ``model/`` and one CSV file per entry of ``files``
+    (file name: its lines, header first)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp(name)
+    shutil.copytree(model_dir, root / "model")
+    for file, lines in files.items():
+        (root / file).write_text("\n".join(lines) + "\n")
+    return root
+
+
 def run_cli(cwd, *argv: str) -> tuple[int, str]:
     """The CLI in-process: (exit code, stderr); any exception escaping it fails the test."""
     import contextlib

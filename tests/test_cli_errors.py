@@ -13,7 +13,7 @@ from slaft.config import SlaftConfig
 from slaft.multitask.config import MultiTaskConfig
 from slaft.pipeline import TrainJob
 
-from conftest import WORDS
+from conftest import WORDS, model_workspace
 from conftest import run_cli as run
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -75,12 +75,8 @@ def test_the_lists_cover_every_option():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_model_dir):
     """A tiny local BERT with its tokenizer, a small CSV task and a trained run of it."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("cli")
-    shutil.copytree(tiny_model_dir, root / "model")
     rows = ["text,label"] + [f"{WORDS[i % 2]} {WORDS[4 + i % 2]} {i},{i % 2}" for i in range(24)]
-    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    root = model_workspace(tmp_path_factory, tiny_model_dir, "cli", {"train.csv": rows})
     assert run(root, "train", *base_train(root, "run")) == (0, "")
     return root
 

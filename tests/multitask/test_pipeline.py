@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import WORDS, run_cli
+from conftest import WORDS, model_workspace, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -15,12 +15,9 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 # The CLI on the user's own files --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_model_dir):
-    root = tmp_path_factory.mktemp("mt-cli")
-    shutil.copytree(tiny_model_dir, root / "model")
-    for name, labels in (("sentiment", 2), ("kind", 3)):
-        rows = ["text,label"] + [f"{WORDS[i % 4]} {WORDS[4 + i % 2]} {WORDS[6]},{i % labels}" for i in range(40)]
-        (root / f"{name}.csv").write_text("\n".join(rows) + "\n")
-    return root
+    files = {f"{name}.csv": ["text,label"] + [f"{WORDS[i % 4]} {WORDS[4 + i % 2]} {WORDS[6]},{i % labels}"
+                                              for i in range(40)] for name, labels in (("sentiment", 2), ("kind", 3))}
+    return model_workspace(tmp_path_factory, tiny_model_dir, "mt-cli", files)
 
 
 def cli_train(root, *argv: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from slaft.config import ConfigError, SlaftConfig
 from slaft.pipeline import TrainJob
 from slaft.robustness.sweep import RECORDS, SweepOptions, plan
 
-from conftest import WORDS, run_cli
+from conftest import WORDS, model_workspace, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -21,13 +21,8 @@ FIELDS = {"sweep", "sparsity_weight", "target_params", "noise_kind", "noise_rati
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_model_dir):
-    import shutil
-
-    root = tmp_path_factory.mktemp("sweep")
-    shutil.copytree(tiny_model_dir, root / "model")
     rows = ["text,label"] + [f"{WORDS[i % 2]} {WORDS[4 + i % 2]} {WORDS[6]} {i},{i % 2}" for i in range(32)]
-    (root / "train.csv").write_text("\n".join(rows) + "\n")
-    return root
+    return model_workspace(tmp_path_factory, tiny_model_dir, "sweep", {"train.csv": rows})
 
 
 def sweep(root, *argv: str) -> tuple[int, str]:
