@@ -99,3 +99,22 @@ def test_a_local_directory_wins_over_the_hub(hub, trained, tmp_path, monkeypatch
     model.save_pretrained(tmp_path / "someone" / "tiny-slaft")  # a relative path that looks like a hub id
     assert resolve_adapter(REPO_ID).resolve() == (tmp_path / "someone" / "tiny-slaft").resolve()
     assert hub.requests == []
+
+
+def test_the_command_line_reads_an_adapter_by_hub_id_and_draws_beside_the_user(hub, trained, tiny_model_dir, tmp_path,
+                                                                                monkeypatch):
+    from conftest import run_cli
+
+    model, _, _ = trained
+    model.push_to_hub(REPO_ID, tokenizer=AutoTokenizer.from_pretrained(tiny_model_dir))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # nothing downloaded yet: the cache is empty
+    code, message = run_cli(tmp_path, "inspect", REPO_ID)
+    assert code == 2 and "HF_HUB_OFFLINE" in message  # offline with nothing cached: a clear refusal
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    code, message = run_cli(tmp_path, "inspect", REPO_ID)
+    assert code == 0, message
+    assert (tmp_path / "structure.png").stat().st_size > 0  # in the working directory, not in the hub cache
+    assert not any(constants.HF_HUB_CACHE in str(p) for p in tmp_path.rglob("structure.png"))
+    code, message = run_cli(tmp_path, "export", REPO_ID, str(tmp_path / "merged"), "--merge")
+    assert code == 0, message
+    assert (tmp_path / "merged" / "config.json").is_file()

@@ -104,7 +104,7 @@ def _commands() -> dict[str, Command]:
     from .pipeline import TrainJob
     from .robustness.sweep import SweepOptions
 
-    adapter = ("adapter", "A run's adapter directory (RUN/adapter) or an export.")
+    adapter = ("adapter", "A run's adapter directory (RUN/adapter), an export, or a hub id (owner/name).")
     return {
         "train": Command("Search the structure, train it, evaluate and save (default: MiniLM on BBC News).",
                          (TrainJob, SlaftConfig, MultiTaskConfig, RunOptions)),
@@ -395,6 +395,20 @@ def cmd_generate(parsed, positionals, _argv) -> int:
     return 0
 
 
+def resolve_adapter_argument(name: str, parsed, positionals) -> None:
+    """A hub id given as ADAPTER is downloaded into the hub cache (read from there alone under HF_HUB_OFFLINE=1) and
+    the command reads that copy; ``inspect`` then draws its figures in the working directory, not in the cache."""
+    adapter = getattr(positionals, "adapter", None)
+    if adapter is None or Path(adapter).expanduser().is_dir():
+        return
+    from .hub import resolve_adapter
+    from .io import is_multitask_dir
+
+    positionals.adapter = str(resolve_adapter(adapter))
+    if name == "inspect" and parsed[0].png is None:
+        parsed[0].png = "." if is_multitask_dir(positionals.adapter) else "structure.png"
+
+
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "inspect": cmd_inspect, "sweep": cmd_sweep,
             "generate": cmd_generate}
 
@@ -407,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         name, parsed, positionals = parse(argv)
+        resolve_adapter_argument(name, parsed, positionals)
         return HANDLERS[name](parsed, positionals, argv)
     except errors.USER_ERRORS as err:
         print(f"slaft {argv[0]}: error: {err}", file=sys.stderr)
