@@ -1,9 +1,9 @@
 # The two commands of the README:
 #   make train   installs slaft and runs the main job (MiniLM on BBC News, CPU, a few minutes)
-#   make test    installs slaft with its test and docs extras, runs the tests (transformers 5) and builds the docs
-#                (mkdocs build --strict), then, in a second
-#                environment with transformers 4.57 and AdapterHub's `adapters`, the benchmark harness end to end
-#                (every peer method trains) and slaft's model matrix on 4.57's model classes
+#   make test    installs slaft with its test and docs extras, runs the tests (transformers 5), builds the docs
+#                (mkdocs build --strict), then, in a second environment with transformers 4.57 and AdapterHub's
+#                `adapters`, runs the benchmark harness end to end (every peer method trains) and slaft's model
+#                matrix on 4.57's model classes
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 VENV4 = .venv-transformers4
