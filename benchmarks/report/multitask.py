@@ -160,7 +160,7 @@ def section(records: list[dict], report: Path, figures: Path, name: str = "mt2",
     measured = goals(records, name)
     if measured:
         sd = measured[0]["sd"]
-        lines += ["Goal (issue 12): a mean no lower than single-task slaft's within the seeds' spread ("
+        lines += ["The multi-task goal: a mean no lower than single-task slaft's within the seeds' spread ("
                   + (f"the sd of its four-task mean over seeds: {sd:.1f}" if sd is not None
                      else "one seed: no spread yet")
                   + f"), with at most {100 * GOAL_SHARE:.0f}% of its stored parameters. Paired by seed: the multi-task "
