@@ -11,9 +11,15 @@ export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 run() { nice -n 19 "$PY" -m benchmarks.harness "$@" --jobs 1 --machine-jobs 2; }
 # 1. the pilot: do MNLI and QNLI separate methods (LoRA r=8 (q,v), seeds 0-2)?
 run --suite pilot3
-# 2. the size axis, one task at a time (its rate searches on seed 200, then seeds 11-13), cheapest tasks first
+# 2. the peers, whose runs no slaft design choice can change: the size axis one task at a time (each method's rate
+#    search on seed 200, then seeds 11-13), cheapest tasks first, then the decoder's peers and its untuned score
+PARETO_PEERS="peft-lora-qv-r1 peft-lora-qv-r2 peft-lora-qv-r4 peft-lora-qv peft-lora-qv-r16 peft-lora-all-r1 peft-lora-all-r2 peft-ia3 bitfit"
+for task in stsb bbcnews qnli cola sst2 mnli; do
+  run --suite pareto --tasks "$task" --methods $PARETO_PEERS
+done
+run --suite llm --methods peft-lora-qv peft-lora-all-r2 peft-dora untuned
+# 3. slaft, once its design is chosen on the selection seed (issue 41): the size axis, then the decoder
 for task in stsb bbcnews qnli cola sst2 mnli; do
   run --suite pareto --tasks "$task"
 done
-# 3. the decoder
 run --suite llm
