@@ -114,6 +114,19 @@ def slaft_methods() -> list[Method]:
                       f"budget mode at {label} LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
                       _budget(fraction), sites=LORA_SITES)
           for name, label, fraction in (("eighth", "1/8", 0.125), ("half", "1/2", 0.5), ("double", "2x", 2.0))),
+        # Issue 41's design candidates at the small end of the size axis (suite design3, chosen on the selection seed
+        # only): the decided structure at three times the search's rate, and rank components pruned one at a time.
+        *(SlaftMethod(f"slaft-budget-{name}-lora-only-{variant}", f"slaft, {what} (budget = {label} LoRA)", "slaft",
+                      "slaft", f"budget mode at {label} LoRA r=8 (q,v)'s size, LoRA sites only, {how}",
+                      _budget(fraction, **settings), sites=LORA_SITES)
+          for name, label, fraction in (("eighth", "1/8", 0.125), ("quarter", "1/4", 0.25))
+          for variant, what, how, settings in (
+              ("lr3", "rate x3 once decided", "the decided structure at three times the search's rate "
+               "(decided_lr_scale 3)", {"decided_lr_scale": 3.0}),
+              ("rank1", "rank pruned one at a time", "rank components pruned one at a time (rank_block 1)",
+               {"rank_block": 1}),
+              ("rank1-lr3", "rank pruned one at a time, rate x3 once decided", "rank_block 1 and "
+               "decided_lr_scale 3", {"rank_block": 1, "decided_lr_scale": 3.0}))),
         # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
