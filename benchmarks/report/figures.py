@@ -30,17 +30,17 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
     return front
 
 
-def _scatter(ax, summary: SuiteSummary, task: str | None) -> None:
+def _scatter(ax, summary: SuiteSummary, task: str | None, key: str) -> None:
     points = []
     for method in summary.methods:
         if task is None:
             score, error = summary.average(method), None
-            params = summary.across_tasks(method, "stored_params")
+            params = summary.across_tasks(method, key)
         else:
             cell = summary.cell(method, task)
             if cell is None:
                 continue
-            score, error, params = cell.mean("score"), cell.std("score"), cell.mean("stored_params")
+            score, error, params = cell.mean("score"), cell.std("score"), cell.mean(key)
         if score is None or not params:
             continue
         colour, marker = FAMILY_STYLE.get(library(method), ("black", "x"))
@@ -59,16 +59,19 @@ def _scatter(ax, summary: SuiteSummary, task: str | None) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str]) -> Path:
+def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str], key: str = "stored_params") -> Path:
+    """Score against ``key`` (stored parameters, or adapter parameters on the size axis) for every method: the mean
+    over tasks, then one panel per task."""
     panels = [None, *summary.tasks]
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     fig = Figure(figsize=(5 * cols, 4 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, task in zip(axes.flat, panels, strict=False):  # spare panels stay empty
-        _scatter(ax, summary, task)
+        _scatter(ax, summary, task, key)
         ax.set_title("GLUE average (all tasks)" if task is None else f"{task} ({metric_names.get(task, '')})")
-        ax.set_xlabel("stored parameters (adapter + head; log scale)")
+        ax.set_xlabel("stored parameters (adapter + head; log scale)" if key == "stored_params"
+                      else "adapter parameters (log scale)")
         ax.set_ylabel("validation score x100")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

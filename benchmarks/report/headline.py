@@ -157,6 +157,10 @@ def block(records: list[dict], suite: str = SUITE) -> str:
             + (f", leading {', '.join(led)}" if led else ", though it leads no single task")
             + f"; at a quarter of that size it is {quarter[0]:+.1f} against {label(QUARTER_PEER)} "
             f"({quarter[1]} of {quarter[2]} seeds).")
+    from . import protocol3  # it builds on this module's verdict rule
+
+    protocol3_lines = protocol3.claims(records)
+    lines += ["", *protocol3_lines] if protocol3_lines else []
     return "\n".join(lines)
 
 

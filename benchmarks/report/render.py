@@ -19,9 +19,9 @@ from pathlib import Path
 from ..harness.methods import METHODS, REFERENCE, label
 from ..harness.records import RESULTS_DIR, epochs_of, read_log, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
-from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PROTOCOL2_ABLATIONS, PROTOCOL2_LAMBDA_ABLATIONS, PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE,
-                              PROTOCOL2_SLAFT, SUITES)
-from . import headline
+from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PARETO_PEERS, PROTOCOL2_ABLATIONS, PROTOCOL2_LAMBDA_ABLATIONS,
+                              PROTOCOL2_QUARTER_ABLATIONS, PROTOCOL2_QUARTER_SPACE, PROTOCOL2_SLAFT, SUITES)
+from . import headline, protocol3
 from .baselines import constant_scores
 from .figures import pareto_plot, ratio_plot
 from .multitask import section as multitask_section
@@ -39,7 +39,7 @@ FIGURES = Path(__file__).resolve().parents[1] / "figures"
 SUITE_ORDER = ("cpu2", "cpu2-cola3ep", "gpu", "quick", "smoke")
 DEFAULT_SUITES = ("cpu2",)  # protocol 2; cpu2-cola3ep's runs appear in mt2's section
 MULTITASK_SUITES = ("mt2", "mt3", "mt-quick")  # their own section (report/multitask.py), not a per-task suite table
-PROTOCOL3_SUITES = ("pilot3", "pareto", "llm")  # running: their records are partial and make no claim yet
+PROTOCOL3_SUITES = protocol3.SUITE_NAMES  # in the report once complete; until then partial, and no claim
 CHECK_SUITES = ("quick", "smoke")  # pipeline checks: their scores are noise
 ARCHIVE = "archive/benchmarks-history/"
 
@@ -106,6 +106,8 @@ def recipe(summary: SuiteSummary) -> list[str]:
                      f"chosen per method and task on selection seed {suite.selection_seed}, which is not reported"
                      + (", the grid extended while the best rate sat at an edge" if suite.extend_grids else "")
                      + (f"; the ablation rows reuse the rate of {', '.join(borrowed)}" if borrowed else "") + ".")
+    elif suite and all(len(grid) == 1 for grid in suite.lr_grids.values()):
+        lines.append(f"- Seeds {list(suite.seeds)}, each at the suite's one learning rate (no search).")
     elif suite:
         lines.append(f"- Seeds {list(suite.seeds)}; learning rate chosen per method and task on seed "
                      f"{suite.seeds[0]} (best validation score), then every seed at that rate.")
@@ -139,6 +141,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
         out += [f"> The {summary.suite} suite checks that the harness works end to end on a few steps of tiny "
                 "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
                 "parameter counts and file sizes are real.", ""]
+    if summary.suite == "pilot3":
+        pilot = protocol3.pilot_table(summary)
+        return [*out, pilot or "(needs the GLUE data for the constant predictions)", ""]
     out += ["### GLUE validation scores", "", glue_table(summary, seeds), "",
             "Mean ± sample std over the final seeds (n where a cell has another count), x100; Avg: the mean of the "
             "task means. Parameters, means over tasks: stored = in the exported file(s), task head (pooler and "
@@ -148,8 +153,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
     metrics = {t: metric_of(t) for t in summary.tasks}
     pareto = figures / f"{stem}_pareto.png"
     ratios = figures / f"{stem}_ratios.png"
+    protocol3_suite = summary.suite in ("pareto", "llm")  # the size axis: adapter parameters, not the head's
     if draw:
-        pareto_plot(summary, pareto, metrics)
+        pareto_plot(summary, pareto, metrics, key="adapter_params" if protocol3_suite else "stored_params")
         ratio_plot(summary, ratios)
     test = test_table(summary, seeds)
     if test:
@@ -192,6 +198,17 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
             out += ["### Ablation at a quarter of the size", "",
                     ("One change each against slaft at a quarter of LoRA q,v's size, at its rate (x100), as above."),
                     "", quarter, ""]
+    size_axis = summary.suite == "pareto" and protocol3.size_axis_table(summary, protocol3.PARETO_SLAFT, PARETO_PEERS)
+    if size_axis:
+        out += ["### slaft against the best hand-chosen structure at or below its size, seed by seed", "",
+                "Each cell: slaft's score minus the best peer's whose adapter is at most slaft's budget on that task "
+                "(x100, mean over the shared seeds), the seeds slaft won, and that peer (the best by its mean over "
+                "the reported seeds, which leans towards the peers). Mean over tasks: against the one peer with the "
+                "best mean over tasks among those at or below slaft's size on every task.", "", size_axis, ""]
+    against_peers = summary.suite == "llm" and protocol3.peer_table(summary, protocol3.LLM_SLAFT, protocol3.LLM_PEERS)
+    if against_peers:
+        out += ["### slaft against each peer, seed by seed", "", "x100, mean over the shared seeds (seeds won).", "",
+                against_peers, ""]
     step = steptime_table(summary.step_times) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",
@@ -229,8 +246,12 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
     ``data_dir`` its tables also show each task's constant predictor."""
     records = read_records(stores_in(results_dir))
     present = _unique(r["suite"] for r in records)
-    order = [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
-    chosen = [s for s in order if (s in suites if suites else s in DEFAULT_SUITES) and s not in MULTITASK_SUITES]
+    complete = [s for s in PROTOCOL3_SUITES if protocol3.complete(s, records)]
+    running = [s for s in PROTOCOL3_SUITES if s not in complete]
+    order = [s for s in (*SUITE_ORDER, *PROTOCOL3_SUITES) if s in present]
+    order += [s for s in present if s not in order]
+    default = (*DEFAULT_SUITES, *complete)
+    chosen = [s for s in order if (s in suites if suites else s in default) and s not in MULTITASK_SUITES]
     if not chosen:
         raise SystemExit(f"no results for suites {suites or 'any'} in {results_dir}; run the harness first")
     summaries = _summaries(chosen, records, results_dir, data_dir)
@@ -246,10 +267,11 @@ def render(suites: list[str] | None, results_dir: Path, out: Path, figures: Path
         lines += ["## Summary", "",
                   "Each claim with its verdict on the records: a paired claim holds when its mean difference and most "
                   "shared seeds favour it, does not hold when both go against it, and is open otherwise.", "",
-                  *[f"- {line}" for line in headline.claims(summaries["cpu2"], records)], ""]
-    if not suites:  # the same line whichever of them has records yet, so appended records leave the report as it is
-        lines += [f"Protocol 3 ({', '.join(f'`{s}`' for s in PROTOCOL3_SUITES)}) is still running: its records are "
-                  "partial, so this report shows none of them and draws no conclusion from them.", ""]
+                  *[f"- {line}" for line in [*headline.claims(summaries["cpu2"], records),
+                                             *protocol3.claims(records, summaries)]], ""]
+    if not suites and running:  # the same line whatever records they have yet: appended runs leave it as it is
+        lines += [f"Protocol 3 ({', '.join(f'`{s}`' for s in running)}) is still running: its records are partial, "
+                  "so this report shows none of them and draws no conclusion from them.", ""]
     for suite in chosen:
         lines += suite_section(summaries[suite], out, figures, draw)
     for name in ("mt2", "mt3"):

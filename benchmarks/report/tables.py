@@ -8,6 +8,7 @@ from ..harness.methods import METHODS, REFERENCE, label
 from .summarize import SuiteSummary
 
 TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "wnli": "WNLI",
+               "mnli": "MNLI", "qnli": "QNLI",
                "bbcnews": "BBC News"}
 FLOOR_LABEL = "Best constant prediction"
 METRIC_TITLES = {"matthews_correlation": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson",

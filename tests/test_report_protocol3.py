@@ -1,0 +1,87 @@
+"""Protocol 3's report parts (benchmarks/report/protocol3.py): the pilot's kept tasks, slaft against the best peer at
+or below each of its sizes, and the decoder's slaft against each peer, all paired by seed."""
+
+from __future__ import annotations
+
+from benchmarks.report import protocol3
+from benchmarks.report.summarize import Cell, SuiteSummary
+
+EIGHTH, QUARTER = "slaft-budget-eighth-lora-only", "slaft-budget-quarter-lora-only"
+R1, R2, IA3 = "peft-lora-qv-r1", "peft-lora-qv-r2", "peft-ia3"
+SIZES = {R1: 9216, R2: 18432, IA3: 13824}
+BUDGETS = {EIGHTH: 9216, QUARTER: 18432}
+
+
+def _summary(scores: dict[tuple[str, str], list[float]], suite: str = "pareto", floors=None) -> SuiteSummary:
+    """A summary whose cells hold the given scores on seeds 11, 12, 13, ..."""
+    cells, records = {}, []
+    for (method, task), values in scores.items():
+        runs = []
+        for seed, score in enumerate(values, start=11):
+            size = BUDGETS.get(method, SIZES.get(method, 1000))
+            run = {"suite": suite, "method": method, "task": task, "seed": seed, "score": score, "status": "ok",
+                   "adapter_params": size - 500 if method in BUDGETS else size,  # slaft keeps a little under
+                   "details": {"slaft_target_params": size} if method in BUDGETS else {}}
+            runs.append(run)
+        cells[(method, task)] = Cell(method, task, 1e-3, runs)
+        records += runs
+    tasks = list(dict.fromkeys(task for _, task in scores))
+    methods = list(dict.fromkeys(method for method, _ in scores))
+    return SuiteSummary(suite, tasks, methods, cells, records, floors=floors or {})
+
+
+def test_slaft_meets_the_best_peer_at_or_below_its_budget_not_a_better_larger_one():
+    summary = _summary({(EIGHTH, "stsb"): [0.80, 0.82, 0.81], (R1, "stsb"): [0.81, 0.81, 0.80],
+                        (IA3, "stsb"): [0.90, 0.90, 0.90], (QUARTER, "stsb"): [0.85, 0.86, 0.85],
+                        (R2, "stsb"): [0.84, 0.85, 0.86]})
+    eighth = protocol3.against_best(summary, EIGHTH, (R1, R2, IA3), "stsb")
+    assert eighth.peer == R1  # (IA)³ scores higher but is larger than 1/8's budget, even though slaft kept less
+    assert [round(d, 4) for d in eighth.diffs.values()] == [-0.01, 0.01, 0.01]
+    assert eighth.won == 2 and eighth.verdict == "Holds"
+    quarter = protocol3.against_best(summary, QUARTER, (R1, R2, IA3), "stsb")
+    assert quarter.peer == IA3 and quarter.won == 0 and quarter.verdict == "Does not hold"
+    assert protocol3.against_best(summary, EIGHTH, (R2, IA3), "stsb") is None  # no peer that small
+
+
+def test_the_mean_over_tasks_pairs_one_peer_at_or_below_the_size_on_every_task():
+    scores = {(QUARTER, "stsb"): [0.85, 0.85, 0.85], (QUARTER, "cola"): [0.40, 0.40, 0.40],
+              (R2, "stsb"): [0.86, 0.86, 0.86], (R2, "cola"): [0.30, 0.30, 0.30],  # best on the mean
+              (R1, "stsb"): [0.87, 0.87, 0.87], (R1, "cola"): [0.20, 0.20, 0.20]}  # best on STS-B alone
+    summary = _summary(scores)
+    assert protocol3.against_best(summary, QUARTER, (R1, R2), "stsb").peer == R1
+    mean = protocol3.against_best(summary, QUARTER, (R1, R2), None)
+    assert mean.peer == R2
+    assert [round(d, 4) for d in mean.diffs.values()] == [0.045] * 3  # ((0.85-0.86) + (0.40-0.30)) / 2
+    table = protocol3.size_axis_table(summary, (EIGHTH, QUARTER), (R1, R2))
+    assert table.count("\n") == 2  # a header, its rule and one row: 1/8 has no runs
+    assert "+4.5 (3/3) vs" in table
+
+
+def test_the_size_axis_verdict_fails_when_any_size_loses_and_holds_only_when_all_win():
+    def summary(eighth: float) -> SuiteSummary:
+        return _summary({(EIGHTH, "stsb"): [eighth] * 3, (R1, "stsb"): [0.80] * 3,
+                         (QUARTER, "stsb"): [0.90] * 3, (R2, "stsb"): [0.85] * 3})
+    assert protocol3.size_axis_claim(summary(0.79), (EIGHTH, QUARTER), (R1, R2)).startswith("**Does not hold:**")
+    assert protocol3.size_axis_claim(summary(0.81), (EIGHTH, QUARTER), (R1, R2)).startswith("**Holds:**")
+    # a size with no runs yet leaves the claim open, never holding
+    partial = _summary({(QUARTER, "stsb"): [0.90] * 3, (R2, "stsb"): [0.85] * 3})
+    assert protocol3.size_axis_claim(partial, (EIGHTH, QUARTER), (R1, R2)).startswith("**Open:**")
+
+
+def test_the_decoder_compares_slaft_with_each_peer_on_each_task_and_the_mean():
+    slaft, lora, dora = "slaft-budget-lora-lora-only", "peft-lora-qv", "peft-dora"
+    summary = _summary({(slaft, "sst2"): [0.90, 0.91, 0.92], (slaft, "bbcnews"): [0.95, 0.95, 0.95],
+                        (lora, "sst2"): [0.89, 0.90, 0.93], (lora, "bbcnews"): [0.94, 0.94, 0.94],
+                        (dora, "sst2"): [0.92, 0.92, 0.92], (dora, "bbcnews"): [0.96, 0.96, 0.96]}, suite="llm")
+    table = protocol3.peer_table(summary, slaft, (lora, dora))
+    assert "| +0.3 (2/3) | +1.0 (3/3) | +0.7 (2/3) |" in table  # LoRA: SST-2, BBC News, mean
+    claim = protocol3.peer_claim(summary, slaft, (lora, dora), "on the decoder")
+    assert claim.startswith("**Does not hold:**")  # DoRA is ahead on every seed
+
+
+def test_the_pilot_keeps_a_task_five_points_above_the_best_constant_prediction():
+    summary = _summary({("peft-lora-qv", "mnli"): [0.40, 0.41, 0.42], ("peft-lora-qv", "qnli"): [0.78, 0.79, 0.78]},
+                       suite="pilot3", floors={"mnli": {"score": 0.37}, "qnli": {"score": 0.505}})
+    table = protocol3.pilot_table(summary)
+    assert "| MNLI | LoRA r=8 (q,v) | 40.0 41.0 42.0 | 41.0 | 37.0 | dropped |" in table
+    assert "| QNLI | LoRA r=8 (q,v) | 78.0 79.0 78.0 | 78.3 | 50.5 | kept |" in table
