@@ -17,6 +17,7 @@ PARETO_PEERS="peft-lora-qv-r1 peft-lora-qv-r2 peft-lora-qv-r4 peft-lora-qv peft-
 for task in stsb bbcnews qnli cola sst2 mnli; do
   run --suite pareto --tasks "$task" --methods $PARETO_PEERS
 done
+run --suite llm-pilot
 run --suite llm --methods peft-lora-qv peft-lora-all-r2 peft-dora untuned
 # 3. slaft, once its design is chosen on the selection seed (issue 41): the size axis, then the decoder
 for task in stsb bbcnews qnli cola sst2 mnli; do

@@ -396,6 +396,14 @@ SUITES.update({
         max_eval_samples=LLM_EVAL_SAMPLES, latency_batch=8, latency_repeats=5, run_timeout_s=PROTOCOL3_TIMEOUT_S,
         description=LLM_DESCRIPTION),
 })
+# The decoder's entailment pilot: does MNLI separate on SmolLM2 (LoRA r=8 (q,v) at 1e-3, seeds 0-2, and the untuned
+# model)? It joins the llm suite only when LoRA is 5 points above the best constant prediction.
+SUITES["llm-pilot"] = replace(
+    SUITES["llm"], name="llm-pilot", tasks=("mnli",), seeds=PROTOCOL3_PILOT_SEEDS, selection_seed=None,
+    extend_grids=False, lr_grids=PILOT_RATES, methods=("peft-lora-qv",),
+    description="Protocol 3's decoder pilot: SmolLM2-135M on MNLI with the llm suite's recipe (1,000 training prompts "
+    "of validation_matched, the first 400 of validation_mismatched scored), LoRA r=8 (q,v) at 1e-3, seeds 0-2, and "
+    "the untuned model; MNLI joins the llm suite when LoRA is at least 5 points above the best constant prediction.")
 # Issue 41's design choice at the small end of the size axis, on the selection seed only (pareto's seed 200 and
 # recipe; the base variants' runs are pareto's own records of that seed): does the decided structure want a higher
 # rate, or finer rank units, where slaft trails LoRA (q,v) r=1?
