@@ -406,15 +406,15 @@ SUITES["llm-pilot"] = replace(
     "the untuned model; MNLI joins the llm suite when LoRA is at least 5 points above the best constant prediction.")
 # Issue 41's design choice at the small end of the size axis, on the selection seed only (pareto's seed 200 and
 # recipe; the base variants' runs are pareto's own records of that seed): does the decided structure want a higher
-# rate, or finer rank units, where slaft trails LoRA (q,v) r=1?
+# rate, finer rank units, or more of the run once decided, where slaft trails LoRA (q,v) r=1?
 DESIGN3_VARIANTS = tuple(f"slaft-budget-{size}-lora-only-{variant}" for size in ("eighth", "quarter")
-                         for variant in ("lr3", "rank1", "rank1-lr3"))
+                         for variant in ("lr3", "rank1", "rank1-lr3", "short", "short-lr3"))
 SUITES["design3"] = replace(
     SUITES["pareto"], name="design3", tasks=("stsb",), seeds=(), methods=DESIGN3_VARIANTS, extend_grids=False,
     lr_grids={"slaft": (1e-3, 3e-3)},
     description="Protocol 3's design choice (issue 41), selection seed 200 only: slaft at 1/8 and 1/4 of LoRA r=8 "
     "(q,v)'s size with the decided structure at three times the search's rate, with rank pruned one component at a "
-    "time, and both; compared with pareto's own seed-200 runs of the same budgets and rates.")
+    "time, with a shorter search (decided at 30% of the steps), and pairs of these; compared with pareto's own seed-200 runs of the same budgets and rates.")
 # cpu2 as it was before CoLA got 6 epochs, restricted to the CoLA runs recorded then.
 SUITES["cpu2-cola3ep"] = replace(
     SUITES["cpu2"], name="cpu2-cola3ep", tasks=("cola",), epochs_by_task={},

@@ -126,7 +126,12 @@ def slaft_methods() -> list[Method]:
               ("rank1", "rank pruned one at a time", "rank components pruned one at a time (rank_block 1)",
                {"rank_block": 1}),
               ("rank1-lr3", "rank pruned one at a time, rate x3 once decided", "rank_block 1 and "
-               "decided_lr_scale 3", {"rank_block": 1, "decided_lr_scale": 3.0}))),
+               "decided_lr_scale 3", {"rank_block": 1, "decided_lr_scale": 3.0}),
+              ("short", "decided at 30% of the steps", "a shorter search: pruning from 10% to 30% of the steps "
+               "(search_start 0.1, search_end 0.3), so the decided structure trains 70% of them",
+               {"search_start": 0.1, "search_end": 0.3}),
+              ("short-lr3", "decided at 30% of the steps, rate x3 once decided", "search_start 0.1, search_end "
+               "0.3 and decided_lr_scale 3", {"search_start": 0.1, "search_end": 0.3, "decided_lr_scale": 3.0}))),
         # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
