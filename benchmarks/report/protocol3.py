@@ -201,3 +201,41 @@ def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None
         llm = summaries.get("llm") or summarize("llm", records)
         lines.append(peer_claim(llm, LLM_SLAFT, LLM_PEERS, "on the decoder (SmolLM2-135M)"))
     return [line for line in lines if line]
+
+
+def design_table(records: list[dict], base_suite: str = "pareto", design_suite: str = "design3") -> str | None:
+    """slaft's design choice on the selection seed: per size (rows: the variants, the base first, as the base suite
+    ran it), the best score over the rates tried on that seed with its rate, and its difference from the base's."""
+    known = SUITES[design_suite]
+    seed, tasks = known.picking_seed, known.tasks
+    variants = ["", *dict.fromkeys(m.split("-lora-only-", 1)[1] for m in known.methods or ())]
+    sizes = list(dict.fromkeys(m.split("-")[2] for m in known.methods or ()))
+    lines = []
+    for task in tasks:
+        best: dict[tuple[str, str], tuple[float, float]] = {}
+        for size in sizes:
+            for variant in variants:
+                method = f"slaft-budget-{size}-lora-only" + (f"-{variant}" if variant else "")
+                suite = design_suite if variant else base_suite
+                runs = [(float(r["score"]), float(r["lr"])) for r in records
+                        if r["suite"] == suite and r["method"] == method and r["task"] == task
+                        and int(r["seed"]) == seed and r.get("status") == "ok"
+                        and float(r["lr"]) in known.grid("slaft")]
+                if runs:
+                    best[(size, variant)] = max(runs)
+        for variant in variants:
+            cells = []
+            for size in sizes:
+                if (size, variant) not in best:
+                    cells.append("—")
+                    continue
+                score, lr = best[(size, variant)]
+                base = best.get((size, ""))
+                delta = f" ({100 * (score - base[0]):+.1f})" if variant and base else ""
+                cells.append(f"{100 * score:.1f} at {lr:g}{delta}")
+            if any(c != "—" for c in cells):
+                lines.append(_row([TASK_TITLES.get(task, task), variant or "as in the size axis", *cells]))
+    if not lines:
+        return None
+    head = ["Task", "Variant", *[f"{size}" for size in sizes]]
+    return "\n".join([_row(head), _row(["---"] * len(head)), *lines])
