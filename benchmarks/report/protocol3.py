@@ -204,38 +204,41 @@ def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None
 
 
 def design_table(records: list[dict], base_suite: str = "pareto", design_suite: str = "design3") -> str | None:
-    """slaft's design choice on the selection seed: per size (rows: the variants, the base first, as the base suite
-    ran it), the best score over the rates tried on that seed with its rate, and its difference from the base's."""
+    """slaft's design choice on selection seeds only: per size (columns) and variant (rows, the base first, as the
+    base suite runs it), the mean over the selection seeds of each seed's best validation score over the rates tried
+    (each seed its own rate search), the number of seeds, and the paired difference from the base on the seeds both
+    have (x100). Seed 200's runs are the base suite's and ``design_suite``'s; other seeds' are in the suites
+    ``design_suite``-s<seed>."""
     known = SUITES[design_suite]
-    seed, tasks = known.picking_seed, known.tasks
+    grid = known.grid("slaft")
     variants = ["", *dict.fromkeys(m.split("-lora-only-", 1)[1] for m in known.methods or ())]
     sizes = list(dict.fromkeys(m.split("-")[2] for m in known.methods or ()))
+    suites = {base_suite, design_suite, *(s for s in SUITES if s.startswith(f"{design_suite}-s"))}
+    selection = {SUITES[s].picking_seed for s in suites if s != base_suite} | {known.picking_seed}
     lines = []
-    for task in tasks:
-        best: dict[tuple[str, str], tuple[float, float]] = {}
-        for size in sizes:
-            for variant in variants:
-                method = f"slaft-budget-{size}-lora-only" + (f"-{variant}" if variant else "")
-                suite = design_suite if variant else base_suite
-                runs = [(float(r["score"]), float(r["lr"])) for r in records
-                        if r["suite"] == suite and r["method"] == method and r["task"] == task
-                        and int(r["seed"]) == seed and r.get("status") == "ok"
-                        and float(r["lr"]) in known.grid("slaft")]
-                if runs:
-                    best[(size, variant)] = max(runs)
+    for task in known.tasks:
+        best: dict[tuple[str, str], dict[int, float]] = {}  # (size, variant) -> seed -> best score over rates
+        for r in records:
+            if (r["suite"] in suites and r["task"] == task and r.get("status") == "ok" and float(r["lr"]) in grid
+                    and int(r["seed"]) in selection and r["method"].startswith("slaft-budget-")):
+                size, _, variant = r["method"][len("slaft-budget-"):].partition("-lora-only")
+                key, seed = (size, variant.lstrip("-")), int(r["seed"])
+                if size in sizes and key[1] in variants:
+                    best.setdefault(key, {})[seed] = max(best.get(key, {}).get(seed, -1.0), float(r["score"]))
         for variant in variants:
             cells = []
             for size in sizes:
-                if (size, variant) not in best:
+                mine, base = best.get((size, variant), {}), best.get((size, ""), {})
+                if not mine:
                     cells.append("—")
                     continue
-                score, lr = best[(size, variant)]
-                base = best.get((size, ""))
-                delta = f" ({100 * (score - base[0]):+.1f})" if variant and base else ""
-                cells.append(f"{100 * score:.1f} at {lr:g}{delta}")
+                shared = sorted(set(mine) & set(base))
+                delta = (f" ({100 * statistics.fmean(mine[s] - base[s] for s in shared):+.1f})"
+                         if variant and shared else "")
+                cells.append(f"{100 * statistics.fmean(mine.values()):.1f}, n={len(mine)}{delta}")
             if any(c != "—" for c in cells):
                 lines.append(_row([TASK_TITLES.get(task, task), variant or "as in the size axis", *cells]))
     if not lines:
         return None
-    head = ["Task", "Variant", *[f"{size}" for size in sizes]]
+    head = ["Task", "Variant", *sizes]
     return "\n".join([_row(head), _row(["---"] * len(head)), *lines])

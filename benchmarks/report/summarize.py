@@ -153,4 +153,7 @@ def summarize(suite: str, records: list[dict]) -> SuiteSummary:
                 (r for r in records if r["method"] == method and r["task"] == task and r.get("status") == "ok"
                  and float(r["lr"]) == lr and int(r["seed"]) in seeds), key=lambda r: int(r["seed"]))
             cells[(method, task)] = Cell(method, task, lr, runs)
+    # a method shows once it has reported runs: one whose records are all searches (say one a suite dropped after its
+    # search) has nothing to report
+    methods = [m for m in methods if any(cells[(m, t)].runs for t in tasks)]
     return SuiteSummary(suite, tasks, methods, cells, records)
