@@ -407,8 +407,9 @@ SUITES["llm-pilot"] = replace(
 # Issue 41's design choice at the small end of the size axis, on the selection seed only (pareto's seed 200 and
 # recipe; the base variants' runs are pareto's own records of that seed): does the decided structure want a higher
 # rate, finer rank units, or more of the run once decided, where slaft trails LoRA (q,v) r=1?
-DESIGN3_VARIANTS = tuple(f"slaft-budget-{size}-lora-only-{variant}" for size in ("eighth", "quarter")
-                         for variant in ("lr3", "rank1", "rank1-lr3", "short", "short-lr3"))
+DESIGN3_VARIANTS = (*(f"slaft-budget-{size}-lora-only-{variant}" for size in ("eighth", "quarter")
+                       for variant in ("lr3", "rank1", "rank1-lr3", "short", "short-lr3")),
+                    *(f"slaft-budget-{size}-lora-only-rank1" for size in ("half", "lora", "double")))
 SUITES["design3"] = replace(
     SUITES["pareto"], name="design3", tasks=("stsb",), seeds=(), methods=DESIGN3_VARIANTS, extend_grids=False,
     lr_grids={"slaft": (1e-3, 3e-3)},

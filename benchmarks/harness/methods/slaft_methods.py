@@ -97,6 +97,11 @@ def _budget(fraction: float, **extra):
     return lambda ctx: {"target_params": int(ctx.lora_qv_params * fraction), **extra}
 
 
+# Protocol 3's size axis: slaft's budget as a multiple of LoRA r=8 (q,v)'s size (method name part, label, fraction).
+SIZE_AXIS = (("eighth", "1/8", 0.125), ("quarter", "1/4", 0.25), ("half", "1/2", 0.5), ("lora", "1", 1.0),
+             ("double", "2x", 2.0))
+
+
 def slaft_methods() -> list[Method]:
     return [
         # slaft's default space (LoRA on every linear): λ mode, and budget mode at LoRA r=8 (q,v)'s size and a quarter.
@@ -114,12 +119,13 @@ def slaft_methods() -> list[Method]:
                       f"budget mode at {label} LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
                       _budget(fraction), sites=LORA_SITES)
           for name, label, fraction in (("eighth", "1/8", 0.125), ("half", "1/2", 0.5), ("double", "2x", 2.0))),
-        # Issue 41's design candidates at the small end of the size axis (suite design3, chosen on the selection seed
-        # only): the decided structure at three times the search's rate, and rank components pruned one at a time.
+        # Issue 41's design candidates (suite design3, chosen on selection seeds only): at 1/8 and 1/4 of LoRA q,v's
+        # size, where slaft trailed LoRA (q,v) r=1, the decided structure at three times the search's rate, rank
+        # components pruned one at a time, a shorter search, and pairs of these; rank-one units at every size.
         *(SlaftMethod(f"slaft-budget-{name}-lora-only-{variant}", f"slaft, {what} (budget = {label} LoRA)", "slaft",
                       "slaft", f"budget mode at {label} LoRA r=8 (q,v)'s size, LoRA sites only, {how}",
                       _budget(fraction, **settings), sites=LORA_SITES)
-          for name, label, fraction in (("eighth", "1/8", 0.125), ("quarter", "1/4", 0.25))
+          for name, label, fraction in SIZE_AXIS
           for variant, what, how, settings in (
               ("lr3", "rate x3 once decided", "the decided structure at three times the search's rate "
                "(decided_lr_scale 3)", {"decided_lr_scale": 3.0}),
@@ -131,7 +137,8 @@ def slaft_methods() -> list[Method]:
                "(search_start 0.1, search_end 0.3), so the decided structure trains 70% of them",
                {"search_start": 0.1, "search_end": 0.3}),
               ("short-lr3", "decided at 30% of the steps, rate x3 once decided", "search_start 0.1, search_end "
-               "0.3 and decided_lr_scale 3", {"search_start": 0.1, "search_end": 0.3, "decided_lr_scale": 3.0}))),
+               "0.3 and decided_lr_scale 3", {"search_start": 0.1, "search_end": 0.3, "decided_lr_scale": 3.0}))
+          if name in ("eighth", "quarter") or variant == "rank1"),
         # The earlier default space, with a bottleneck adapter after each feed-forward block (FFN_ADAPTER_SPACE).
         SlaftMethod("slaft", "slaft +FFN adapters (λ)", "slaft", "slaft",
                     "λ mode with the default sparsity weight, in the space with bottleneck adapters"),
