@@ -11,7 +11,13 @@ export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 run() { nice -n 19 "$PY" -m benchmarks.harness "$@" --jobs 1 --machine-jobs 2; }
 # 1. the pilot: do MNLI and QNLI separate methods (LoRA r=8 (q,v), seeds 0-2)?
 run --suite pilot3
-# 2. the peers, whose runs no slaft design choice can change: the size axis one task at a time (each method's rate
+# 2. slaft's design choice on the selection seeds (issue 41: 200, and 201-202 for the variants that lead on it), with
+#    slaft's own rate searches on STS-B's selection seed as the base they are compared with
+run --suite design3
+run --suite design3-s201
+run --suite design3-s202
+run --suite pareto --tasks stsb --stage lr_search
+# 3. the peers, whose runs no slaft design choice can change: the size axis one task at a time (each method's rate
 #    search on seed 200, then seeds 11-13), cheapest tasks first, then the decoder's peers and its untuned score
 PARETO_PEERS="peft-lora-qv-r1 peft-lora-qv-r2 peft-lora-qv-r4 peft-lora-qv peft-lora-qv-r16 peft-lora-all-r1 peft-lora-all-r2 peft-ia3 bitfit"
 for task in stsb bbcnews qnli cola sst2 mnli; do
@@ -19,7 +25,7 @@ for task in stsb bbcnews qnli cola sst2 mnli; do
 done
 run --suite llm-pilot
 run --suite llm --methods peft-lora-qv peft-lora-all-r2 peft-dora untuned
-# 3. slaft, once its design is chosen on the selection seed (issue 41): the size axis, then the decoder
+# 4. slaft, once its design is chosen on the selection seeds: the size axis, then the decoder
 for task in stsb bbcnews qnli cola sst2 mnli; do
   run --suite pareto --tasks "$task"
 done
