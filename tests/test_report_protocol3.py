@@ -95,7 +95,10 @@ def test_the_design_table_compares_each_variant_with_the_size_axis_on_selection_
                run("pareto", EIGHTH, 3e-3, 0.99, seed=11),  # a reported seed: never part of the choice
                run("design3", f"{EIGHTH}-rank1", 1e-3, 0.81), run("design3", f"{EIGHTH}-rank1", 3e-3, 0.85),
                run("design3-s201", EIGHTH, 1e-3, 0.84, seed=201),  # each seed takes its own best rate
-               run("design3-s201", f"{EIGHTH}-rank1", 3e-3, 0.83, seed=201)]
+               run("design3-s201", EIGHTH, 3e-3, 0.70, seed=201),
+               run("design3-s201", f"{EIGHTH}-rank1", 1e-3, 0.70, seed=201),
+               run("design3-s201", f"{EIGHTH}-rank1", 3e-3, 0.83, seed=201),
+               run("design3-s202", EIGHTH, 1e-3, 0.99, seed=202)]  # its search is not complete: not counted
     table = protocol3.design_table(records)
     assert "| STS-B | as in the size axis | 83.0, n=2 | — |" in table  # (0.82 + 0.84) / 2
     assert "| STS-B | rank1 | 84.0, n=2 (+1.0) | — |" in table  # ((0.85 - 0.82) + (0.83 - 0.84)) / 2

@@ -205,8 +205,8 @@ def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None
 
 def design_table(records: list[dict], base_suite: str = "pareto", design_suite: str = "design3") -> str | None:
     """slaft's design choice on selection seeds only: per size (columns) and variant (rows, the base first, as the
-    base suite runs it), the mean over the selection seeds of each seed's best validation score over the rates tried
-    (each seed its own rate search), the number of seeds, and the paired difference from the base on the seeds both
+    base suite runs it), the mean over the selection seeds of each seed's best validation score over the design
+    suite's rates (each seed its own rate search, counted once complete), the number of seeds, and the paired difference from the base on the seeds both
     have (x100). Seed 200's runs are the base suite's and ``design_suite``'s; other seeds' are in the suites
     ``design_suite``-s<seed>."""
     known = SUITES[design_suite]
@@ -217,14 +217,16 @@ def design_table(records: list[dict], base_suite: str = "pareto", design_suite: 
     selection = {SUITES[s].picking_seed for s in suites if s != base_suite} | {known.picking_seed}
     lines = []
     for task in known.tasks:
-        best: dict[tuple[str, str], dict[int, float]] = {}  # (size, variant) -> seed -> best score over rates
+        scores: dict[tuple[str, str], dict[int, dict[float, float]]] = {}  # (size, variant) -> seed -> rate -> score
         for r in records:
             if (r["suite"] in suites and r["task"] == task and r.get("status") == "ok" and float(r["lr"]) in grid
                     and int(r["seed"]) in selection and r["method"].startswith("slaft-budget-")):
                 size, _, variant = r["method"][len("slaft-budget-"):].partition("-lora-only")
                 key, seed = (size, variant.lstrip("-")), int(r["seed"])
                 if size in sizes and key[1] in variants:
-                    best.setdefault(key, {})[seed] = max(best.get(key, {}).get(seed, -1.0), float(r["score"]))
+                    scores.setdefault(key, {}).setdefault(seed, {})[float(r["lr"])] = float(r["score"])
+        best = {key: {seed: max(by_rate.values()) for seed, by_rate in seeds.items() if len(by_rate) == len(grid)}
+                for key, seeds in scores.items()}  # a seed counts once its rate search is complete
         for variant in variants:
             cells = []
             for size in sizes:
