@@ -10,6 +10,7 @@ seed, with one verdict line per suite.
   highest mean over tasks among the peers at or below slaft's size on every task. The best peer is picked on the
   reported seeds themselves, so the comparison leans towards the peers.
 - ``llm`` (the decoder): slaft against each of its peers, per task and on the mean.
+- ``design3`` (and ``design3-s<seed>``): how slaft's design was chosen, on selection seeds only.
 
 A paired difference holds when its mean is positive and more than half of its seeds agree, does not hold when both
 point the other way, and is open otherwise (``headline.verdict``).

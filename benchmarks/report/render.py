@@ -207,9 +207,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
                 "best mean over tasks among those at or below slaft's size on every task.", "", size_axis, ""]
     design = summary.suite == "pareto" and protocol3.design_table(summary.all_records)
     if design:
-        out += ["### How slaft's design was chosen (suite `design3`, selection seed only)", "",
-                "Each variant's best validation score over the rates tried on the selection seed, at that rate, and "
-                "its difference from slaft as the size axis first ran it (x100).", "", design, ""]
+        out += ["### How slaft's design was chosen (suites `design3`, `design3-s201`, `design3-s202`: selection seeds "
+                "only)", "",
+                "Each cell: the mean over the selection seeds of each seed's best validation score over its rates, "
+                "the number of seeds, and in brackets the difference from slaft as the size axis runs it, paired by "
+                "seed (x100).", "", design, ""]
     against_peers = summary.suite == "llm" and protocol3.peer_table(summary, protocol3.LLM_SLAFT, protocol3.LLM_PEERS)
     if against_peers:
         out += ["### slaft against each peer, seed by seed", "", "x100, mean over the shared seeds (seeds won).", "",
