@@ -798,18 +798,21 @@ def test_the_decoder_suite_trains_every_method_and_scores_the_untuned_model(tiny
     assert untuned["steps"] == 0 and untuned["trainable_params"] == 0 and untuned["adapter_params"] == 0
 
 
-REPORT_LIMIT = 30 * 1024  # bytes: BENCHMARKS.md and ROBUSTNESS.md each stay readable in one sitting
+REPORT_LIMIT = 30 * 1024  # bytes: BENCHMARKS.md, PROTOCOL3.md and ROBUSTNESS.md each stay readable in one sitting
 
 
-def _fresh_report():
-    """BENCHMARKS.md rendered from the repository's records as `python -m benchmarks.report` writes it, without
-    drawing figures or writing the file, and the committed one. The constant-predictor rows need the local GLUE copy:
-    without it both are compared without those rows."""
+def _fresh_report(name: str = "BENCHMARKS.md"):
+    """``name`` (BENCHMARKS.md or PROTOCOL3.md) rendered from the repository's records as `python -m
+    benchmarks.report` writes it, without drawing figures or writing the file, and the committed one. The
+    constant-predictor rows need the local GLUE copy: without it both are compared without those rows."""
     from benchmarks.report.render import REPO, RESULTS_DIR
 
     data = GLUE_DIR if GLUE_DIR.is_dir() else None
-    text = render.render(None, RESULTS_DIR, REPO / "BENCHMARKS.md", data_dir=data, draw=False, write=False)
-    committed = (REPO / "BENCHMARKS.md").read_text()
+    if name == "PROTOCOL3.md":
+        text = render.render_protocol3(RESULTS_DIR, REPO / name, data_dir=data, draw=False, write=False)
+    else:
+        text = render.render(None, RESULTS_DIR, REPO / name, data_dir=data, draw=False, write=False)
+    committed = (REPO / name).read_text()
     if data is None:  # the pilot's verdicts need the constant predictions too: its section is left out of both
         committed = "\n".join(line for line in committed.splitlines(keepends=False)
                               if not line.startswith("| *Best constant prediction*")) + "\n"
@@ -823,8 +826,6 @@ def _without_section(text: str, suite: str) -> str:
 
 
 def test_the_report_is_deterministic_and_the_committed_one_is_a_fresh_render():
-    from benchmarks.report.render import RESULTS_DIR
-
     text, committed = _fresh_report()
     assert text == _fresh_report()[0]
     assert committed == text, "run `python -m benchmarks.report` and commit BENCHMARKS.md"
@@ -832,10 +833,23 @@ def test_the_report_is_deterministic_and_the_committed_one_is_a_fresh_render():
     lines = text.splitlines()
     first_table = next(i for i, line in enumerate(lines) if line.startswith("| "))
     assert first_table < 25  # the first table is on the first screen
-    assert "## Summary" in text and "archive/benchmarks-history/" in text
+    assert "## Summary" in text and "archive/benchmarks-history/" in text and "PROTOCOL3.md" in text
+    assert not any(f"## Suite `{name}`" in text for name in protocol3.SUITE_NAMES)  # they have their own report
+
+
+def test_the_protocol3_report_is_a_fresh_render_showing_exactly_the_complete_suites():
+    from benchmarks.report.render import RESULTS_DIR
+
+    text, committed = _fresh_report("PROTOCOL3.md")
+    assert text == _fresh_report("PROTOCOL3.md")[0]
+    assert committed == text, "run `python -m benchmarks.report` and commit PROTOCOL3.md"
+    assert len(committed.encode()) <= REPORT_LIMIT
     records = read_records(stores_in(RESULTS_DIR))
     for name in protocol3.SUITE_NAMES:  # a protocol 3 suite is shown once complete, and never while partial
-        assert (f"## Suite `{name}`" in text) == protocol3.complete(name, records), name
+        shown = f"## Suite `{name}`" in text or (name == "pilot3" and not GLUE_DIR.is_dir())
+        assert shown == protocol3.complete(name, records), name
+        assert (f"`{name}`" in text.partition("Still running:")[2].partition("\n")[0]) != protocol3.complete(
+            name, records), name
 
 
 def test_the_robustness_report_fits_the_size_limit():
