@@ -424,9 +424,9 @@ for _seed in DESIGN3_SEEDS:
     SUITES[f"design3-s{_seed}"] = replace(
         SUITES["design3"], name=f"design3-s{_seed}", selection_seed=_seed,
         methods=tuple(f"slaft-budget-{size}-lora-only{variant}" for size in ("eighth", "quarter")
-                      for variant in ("", "-rank1")),
+                      for variant in ("", "-rank1", "-short")),
         description=f"design3 on selection seed {_seed} (not reported): slaft at 1/8 and 1/4 of LoRA r=8 (q,v)'s "
-        "size as the size axis runs it and with rank pruned one component at a time.")
+        "size as the size axis runs it, with rank pruned one component at a time, and with the shorter search.")
 # cpu2 as it was before CoLA got 6 epochs, restricted to the CoLA runs recorded then.
 SUITES["cpu2-cola3ep"] = replace(
     SUITES["cpu2"], name="cpu2-cola3ep", tasks=("cola",), epochs_by_task={},
