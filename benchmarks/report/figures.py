@@ -77,7 +77,8 @@ def pareto_plot(summary: SuiteSummary, path: Path, metric_names: dict[str, str],
         ax.axis("off")
     handles = [Line2D([], [], color=c, marker=m, ls="", label=lib) for lib, (c, m) in FAMILY_STYLE.items()]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9, bbox_to_anchor=(0.5, 0.955))
-    fig.suptitle(f"Score against stored parameters ({summary.suite} suite; error bars: seed std; line: Pareto front; "
+    what = "stored" if key == "stored_params" else "adapter"
+    fig.suptitle(f"Score against {what} parameters ({summary.suite} suite; error bars: seed std; line: Pareto front; "
                  "dashed: best constant prediction)")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     path.parent.mkdir(parents=True, exist_ok=True)

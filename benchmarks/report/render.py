@@ -161,7 +161,10 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
-    out += ["### Score against stored parameters", "", f"![Pareto plot]({_link(pareto, report)})", ""]
+    out += [f"### Score against {'adapter' if protocol3_suite else 'stored'} parameters", "",
+            *(["Adapter parameters: stored minus the task head, which every method of the suite shares ("
+               "the table above gives both).", ""] if protocol3_suite else []),
+            f"![Pareto plot]({_link(pareto, report)})", ""]
     out += ["### Costs", "",
             f"Means over tasks; ratios: geometric means over tasks of method / {METHODS[REFERENCE].label}. Times, "
             f"memory and latency come only from solo runs, alone on the machine (`harness --jobs 1`; "
