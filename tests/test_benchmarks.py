@@ -397,6 +397,17 @@ def test_best_constant_prediction_is_the_floor_of_each_metric():
     assert best_constant_score(GLUE_TASKS["stsb"], np.array([0.5, 4.0, 2.0])) == 0.0  # no correlation
 
 
+def test_the_best_constant_prediction_is_taken_on_the_examples_a_suite_scores(tmp_path):
+    from benchmarks.report.baselines import constant_scores
+
+    (tmp_path / "rte").mkdir()
+    for split, labels in (("train", [0, 1]), ("validation", [1, 1, 0, 0, 0])):
+        rows = [json.dumps({"sentence1": f"a {i}", "sentence2": "b", "label": y, "idx": i}) for i, y in enumerate(labels)]
+        (tmp_path / "rte" / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    assert constant_scores(["rte"], tmp_path)["rte"]["score"] == pytest.approx(0.6)  # every example: class 0
+    assert constant_scores(["rte"], tmp_path, max_eval_samples=2)["rte"]["score"] == 1.0  # the first two: class 1
+
+
 def needs(*peers: str) -> None:
     """Skip, saying why, unless the peer libraries, the packaged MiniLM and the local GLUE copy are all here."""
     for peer in peers:

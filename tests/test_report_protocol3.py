@@ -87,6 +87,14 @@ def test_the_pilot_keeps_a_task_five_points_above_the_best_constant_prediction()
     assert "| QNLI | LoRA r=8 (q,v) | 78.0 79.0 78.0 | 78.3 | 50.5 | kept |" in table
 
 
+def test_the_decoder_pilot_shows_the_untuned_model_without_letting_it_decide():
+    summary = _summary({("peft-lora-qv", "qnli"): [0.60, 0.62, 0.61], ("untuned", "qnli"): [0.70]},
+                       suite="llm-pilot", floors={"qnli": {"score": 0.5625}})
+    table = protocol3.pilot_table(summary)
+    assert "| QNLI | LoRA r=8 (q,v) | 60.0 62.0 61.0 | 61.0 | 56.2 | dropped |" in table  # 4.8 points above: dropped
+    assert "| QNLI | Untuned | 70.0 | 70.0 | 56.2 | — |" in table
+
+
 def test_the_design_table_compares_each_variant_with_the_size_axis_on_selection_seeds_only():
     def run(suite, method, lr, score, seed=200):
         return {"suite": suite, "method": method, "task": "stsb", "seed": seed, "lr": lr, "score": score,

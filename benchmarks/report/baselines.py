@@ -28,9 +28,11 @@ def best_constant_score(spec, labels: np.ndarray) -> float:
     return max(0.0 if math.isnan(s) else s for s in scores)
 
 
-def constant_scores(tasks: list[str], data_dir: Path) -> dict[str, dict[str, float | None]]:
-    """{task: {"score": on validation, "test_score": on the labelled test split or None}}; tasks whose data is
-    not under ``data_dir`` are left out."""
+def constant_scores(tasks: list[str], data_dir: Path,
+                    max_eval_samples: int | None = None) -> dict[str, dict[str, float | None]]:
+    """{task: {"score": on validation, "test_score": on the labelled test split or None}}, each on the examples a
+    suite scores (the first ``max_eval_samples`` when it caps them); tasks whose data is not under ``data_dir`` are
+    left out."""
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
@@ -40,10 +42,11 @@ def constant_scores(tasks: list[str], data_dir: Path) -> dict[str, dict[str, flo
             data = load_benchmark_task(task, data_dir=data_dir)
         except (DataError, OSError):
             continue
-        split = data.splits
+        def labels(split: str) -> np.ndarray:
+            return np.asarray(data.splits[split]["label"][:max_eval_samples])
+
         out[task] = {
-            "score": best_constant_score(data.spec, np.asarray(split[data.eval_split]["label"])),
-            "test_score": (best_constant_score(data.spec, np.asarray(split[data.test_split]["label"]))
-                           if data.test_split else None),
+            "score": best_constant_score(data.spec, labels(data.eval_split)),
+            "test_score": best_constant_score(data.spec, labels(data.test_split)) if data.test_split else None,
         }
     return out

@@ -1,8 +1,9 @@
 """Protocol 3 (issue 41): which new tasks the pilot keeps, and slaft against the hand-chosen structures, paired by
 seed, with one verdict line per suite.
 
-- ``pilot3``: a task is kept when LoRA r=8 (q,v)'s mean over the pilot's seeds is at least 5 points above the best
-  constant prediction.
+- ``pilot3`` and ``llm-pilot`` (the encoder's and the decoder's): a task is kept when LoRA r=8 (q,v)'s mean over the
+  pilot's seeds is at least 5 points above the best constant prediction (the untuned model, where the pilot scores
+  it, is shown beside it and decides nothing).
 - ``pareto`` (the size axis): slaft at each of its sizes against the best peer at or below that size, per task and on
   the mean over tasks. A peer is at or below a size when its adapter parameters (stored parameters minus the task
   head) on that task are at most slaft's budget there (its ``target_params``; in λ mode, what it kept). The best
@@ -29,7 +30,8 @@ from .summarize import SuiteSummary, summarize
 from .tables import TASK_TITLES, _count, _row
 
 
-SUITE_NAMES = ("pilot3", "pareto", "llm")
+SUITE_NAMES = ("pilot3", "llm-pilot", "pareto", "llm")
+PILOT_SUITES = ("pilot3", "llm-pilot")
 PARETO_SLAFT = (*PARETO_SLAFT_BUDGETS, "slaft-lora-only")  # the size axis: slaft's budgets, then its λ default
 LLM_SLAFT, LLM_PEERS = LLM_METHODS[0], LLM_METHODS[1:]
 PILOT_MARGIN = 0.05  # a pilot task is kept when LoRA (q,v) is this far above the best constant prediction
@@ -38,7 +40,7 @@ PILOT_MARGIN = 0.05  # a pilot task is kept when LoRA (q,v) is this far above th
 def pilot_table(summary: SuiteSummary) -> str | None:
     """Per task: the pilot method's score on each seed, its mean, the best constant prediction and whether the task
     is kept (needs the GLUE data for the constant prediction)."""
-    rows = []
+    rows, deciding = [], SUITES[summary.suite].methods
     for task in summary.tasks:
         for method in summary.methods:
             scores, floor = _scores(summary, method, task), summary.floors.get(task, {}).get("score")
@@ -47,7 +49,8 @@ def pilot_table(summary: SuiteSummary) -> str | None:
             mean = statistics.fmean(scores.values())
             rows.append(_row([TASK_TITLES.get(task, task), label(method),
                               " ".join(f"{100 * v:.1f}" for v in scores.values()), f"{100 * mean:.1f}",
-                              f"{100 * floor:.1f}", "kept" if mean >= floor + PILOT_MARGIN else "dropped"]))
+                              f"{100 * floor:.1f}", "—" if method not in deciding
+                              else "kept" if mean >= floor + PILOT_MARGIN else "dropped"]))
     head = ["Task", "Method", "Per seed", "Mean", "Best constant prediction",
             f"Kept (≥ {100 * PILOT_MARGIN:.0f} points above it)"]
     return "\n".join([_row(head), _row(["---"] * len(head)), *rows]) if rows else None

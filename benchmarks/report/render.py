@@ -142,7 +142,7 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
         out += [f"> The {summary.suite} suite checks that the harness works end to end on a few steps of tiny "
                 "subsamples. Its scores, timings and ratios are noise and say nothing about the methods; its "
                 "parameter counts and file sizes are real.", ""]
-    if summary.suite == "pilot3":
+    if summary.suite in protocol3.PILOT_SUITES:
         pilot = protocol3.pilot_table(summary)
         return [*out, pilot or "(needs the GLUE data for the constant predictions)", ""]
     out += ["### GLUE validation scores", "", glue_table(summary, seeds), "",
@@ -241,13 +241,14 @@ def _summaries(chosen: list[str], records: list[dict], results_dir: Path,
                data_dir: Path | None) -> dict[str, SuiteSummary]:
     step_times = read_log([results_dir / "steptime"])  # every session's measurements, not only the latest
     out = {}
-    for suite in chosen:
-        summary = summarize(suite, records)
+    for name in chosen:
+        summary = summarize(name, records)
         summary.all_records = records
         summary.step_times = step_times
         if data_dir is not None and data_dir.is_dir():
-            summary.floors = constant_scores(summary.tasks, data_dir)
-        out[suite] = summary
+            cap = SUITES[name].max_eval_samples if name in SUITES else None
+            summary.floors = constant_scores(summary.tasks, data_dir, cap)
+        out[name] = summary
     return out
 
 
