@@ -14,6 +14,7 @@ run --suite pilot3
 # 2. slaft's design choice on the selection seeds (issue 41: 200, and 201-202 for the variants that lead on it), with
 #    slaft's own rate searches on STS-B's selection seed as the base they are compared with
 run --suite design3
+run --suite pareto --tasks stsb --stage lr_search --methods slaft-budget-{half,lora,double}-lora-only  # rank1's base
 run --suite design3-s201
 run --suite design3-s202
 run --suite pareto --tasks stsb --stage lr_search
