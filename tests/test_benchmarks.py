@@ -402,7 +402,8 @@ def test_the_best_constant_prediction_is_taken_on_the_examples_a_suite_scores(tm
 
     (tmp_path / "rte").mkdir()
     for split, labels in (("train", [0, 1]), ("validation", [1, 1, 0, 0, 0])):
-        rows = [json.dumps({"sentence1": f"a {i}", "sentence2": "b", "label": y, "idx": i}) for i, y in enumerate(labels)]
+        rows = [json.dumps({"sentence1": f"a {i}", "sentence2": "b", "label": y, "idx": i})
+                for i, y in enumerate(labels)]
         (tmp_path / "rte" / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
     assert constant_scores(["rte"], tmp_path)["rte"]["score"] == pytest.approx(0.6)  # every example: class 0
     assert constant_scores(["rte"], tmp_path, max_eval_samples=2)["rte"]["score"] == 1.0  # the first two: class 1

@@ -417,7 +417,8 @@ SUITES["design3"] = replace(
     lr_grids={"slaft": (1e-3, 3e-3)},
     description="Protocol 3's design choice (issue 41), selection seed 200 only: slaft at 1/8 and 1/4 of LoRA r=8 "
     "(q,v)'s size with the decided structure at three times the search's rate, with rank pruned one component at a "
-    "time, with a shorter search (decided at 30% of the steps), and pairs of these; compared with pareto's own seed-200 runs of the same budgets and rates.")
+    "time, with a shorter search (decided at 30% of the steps), and pairs of these; compared with the same budgets "
+    "as the size axis runs them, at the same rates and seed.")
 # The structure a small budget ends with changes from run to run (a different seed, or a rounding difference, picks
 # other units), so a variant that leads on seed 200 is run again beside the base on two more selection seeds, 201
 # and 202, which are not reported either.

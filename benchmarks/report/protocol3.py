@@ -210,8 +210,8 @@ def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None
 def design_table(records: list[dict], base_suite: str = "pareto", design_suite: str = "design3") -> str | None:
     """slaft's design choice on selection seeds only: per size (columns) and variant (rows, the base first, as the
     base suite runs it), the mean over the selection seeds of each seed's best validation score over the design
-    suite's rates (each seed its own rate search, counted once complete), the number of seeds, and the paired difference from the base on the seeds both
-    have (x100). Seed 200's runs are the base suite's and ``design_suite``'s; other seeds' are in the suites
+    suite's rates (each seed its own rate search, counted once complete), the number of seeds, and the paired
+    difference from the base on the seeds both have (x100). Seed 200's runs are the base suite's and ``design_suite``'s; other seeds' are in the suites
     ``design_suite``-s<seed>."""
     known = SUITES[design_suite]
     grid = known.grid("slaft")

@@ -320,7 +320,8 @@ def _finish(lines: list[str], out: Path, write: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suites", nargs="+", help="suites to include (default: cpu2 and the multi-task suites; protocol 3 goes to PROTOCOL3.md)")
+    parser.add_argument("--suites", nargs="+",
+                        help="suites to include (default: cpu2 and the multi-task suites; protocol 3's go to PROTOCOL3.md)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--protocol3-out", type=Path, default=REPO / "PROTOCOL3.md",
