@@ -133,10 +133,13 @@ def final_specs(suite: Suite, method: str, task: str, lr: float, seeds: list[int
 
 def planned_count(suite: Suite, records: list[dict]) -> int:
     """How many runs the suite takes in all, given its records: every method's search on every task (grids as far
-    as the records have extended them) and its reported seeds."""
-    return sum(len(search_specs(suite, method, task, records))
-               + len(final_specs(suite, method, task, 0.0, list(suite.seeds_for(method))))
-               for method in (suite.methods or METHODS) for task in suite.tasks if suite.runs_on(method, task))
+    as the records have extended them) and its reported seeds, and the untuned model once per task where the suite
+    scores it."""
+    untuned = len(suite.tasks) if suite.untuned_baseline else 0
+    return untuned + sum(len(search_specs(suite, method, task, records))
+                         + len(final_specs(suite, method, task, 0.0, list(suite.seeds_for(method))))
+                         for method in (suite.methods or METHODS) for task in suite.tasks
+                         if suite.runs_on(method, task))
 
 
 def execute(spec: RunSpec, data_dir: Path, results: Path, timeout: int, jobs: int = 1,
