@@ -407,7 +407,7 @@ SUITES["llm-pilot"] = replace(
     "ones) with the llm suite's recipe, LoRA r=8 (q,v) at 1e-3, seeds 0-2, and the untuned model; the first of the "
     "two that LoRA puts at least 5 points above the best constant prediction joins the llm suite.")
 # Issue 41's design choice at the small end of the size axis, on the selection seed only (pareto's seed 200 and
-# recipe; the base variants' runs are pareto's own records of that seed): does the decided structure want a higher
+# recipe; the base's runs are pareto's own records of that seed, and at 1/8 and 1/4 this suite's): does the decided structure want a higher
 # rate, finer rank units, or more of the run once decided, where slaft trails LoRA (q,v) r=1?
 DESIGN3_VARIANTS = (*(f"slaft-budget-{size}-lora-only-{variant}" for size in ("eighth", "quarter")
                        for variant in ("lr3", "rank1", "rank1-lr3", "short", "short-lr3")),

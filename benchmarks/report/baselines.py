@@ -42,11 +42,10 @@ def constant_scores(tasks: list[str], data_dir: Path,
             data = load_benchmark_task(task, data_dir=data_dir)
         except (DataError, OSError):
             continue
-        def labels(split: str) -> np.ndarray:
-            return np.asarray(data.splits[split]["label"][:max_eval_samples])
-
+        scored = {split: np.asarray(data.splits[split]["label"][:max_eval_samples])
+                  for split in (data.eval_split, data.test_split) if split}
         out[task] = {
-            "score": best_constant_score(data.spec, labels(data.eval_split)),
-            "test_score": best_constant_score(data.spec, labels(data.test_split)) if data.test_split else None,
+            "score": best_constant_score(data.spec, scored[data.eval_split]),
+            "test_score": best_constant_score(data.spec, scored[data.test_split]) if data.test_split else None,
         }
     return out

@@ -211,8 +211,8 @@ def design_table(records: list[dict], base_suite: str = "pareto", design_suite: 
     """slaft's design choice on selection seeds only: per size (columns) and variant (rows, the base first, as the
     base suite runs it), the mean over the selection seeds of each seed's best validation score over the design
     suite's rates (each seed its own rate search, counted once complete), the number of seeds, and the paired
-    difference from the base on the seeds both have (x100). Seed 200's runs are the base suite's and ``design_suite``'s; other seeds' are in the suites
-    ``design_suite``-s<seed>."""
+    difference from the base on the seeds both have (x100). Seed 200's runs are the base suite's and
+    ``design_suite``'s; other seeds' are in the suites ``design_suite``-s<seed>."""
     known = SUITES[design_suite]
     grid = known.grid("slaft")
     variants = ["", *dict.fromkeys(m.split("-lora-only-", 1)[1] for m in known.methods or ())]

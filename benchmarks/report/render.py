@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suites", nargs="+",
-                        help="suites to include (default: cpu2 and the multi-task suites; protocol 3's go to PROTOCOL3.md)")
+                        help="suites to include (default: cpu2 and the multi-task suites; protocol 3's suites go "
+                             "to PROTOCOL3.md)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--protocol3-out", type=Path, default=REPO / "PROTOCOL3.md",
