@@ -249,6 +249,29 @@ def test_a_slaft_method_keeps_the_candidate_space_it_was_recorded_in_whatever_th
         assert sites(get_method(name).build(tiny_bert(), ctx)) == library_default, name
 
 
+def test_a_slaft_method_keeps_the_rank_units_it_was_recorded_with_whatever_the_library_default(monkeypatch):
+    """Every suite before protocol 3's design choice pruned rank two components at a time; a method's name keeps
+    that setting when the library's default moves, and a method that names rank_block (the -rank1 variants) keeps
+    its own. Checked with the library default moved to 4, so the pin cannot pass by agreeing with it."""
+    import dataclasses
+
+    import slaft
+    from benchmarks.harness.methods import get_method
+    from benchmarks.harness.methods.protocol import RunContext
+    from conftest import tiny_bert
+
+    @dataclasses.dataclass
+    class MovedDefault(slaft.SlaftConfig):
+        rank_block: int = 4
+
+    monkeypatch.setattr(slaft, "SlaftConfig", MovedDefault)
+    ctx = RunContext(model_id="tiny", num_labels=3, epochs=1, lr=1e-3, seed=0, steps_per_epoch=10,
+                     make_trainer=None, num_layers=2, hidden_size=32)
+    for name in ("slaft", "slaft-lora-only", "slaft-budget-lora-lora-only", "slaft-budget-quarter-lora-only"):
+        config = get_method(name).build(tiny_bert(), ctx).slaft_config
+        assert isinstance(config, MovedDefault) and config.rank_block == 2, name
+    assert get_method("slaft-budget-quarter-lora-only-rank1").build(tiny_bert(), ctx).slaft_config.rank_block == 1
+
 def test_full_fine_tuning_with_frozen_embeddings_trains_every_other_weight_and_the_head():
     from benchmarks.harness.methods import get_method
     from benchmarks.harness.methods.protocol import RunContext
@@ -676,8 +699,9 @@ def test_the_multitask_suite_trains_both_methods_and_renders_its_section(tmp_pat
 
 # ---------------------------------------------------------------- protocol 3 (issue 41): the plans, no training
 
-PARETO_EXPECTED = {"slaft-budget-eighth-lora-only", "slaft-budget-quarter-lora-only", "slaft-budget-half-lora-only",
-                   "slaft-budget-lora-lora-only", "slaft-budget-double-lora-only", "slaft-lora-only",
+PARETO_EXPECTED = {"slaft-budget-eighth-lora-only-rank1", "slaft-budget-quarter-lora-only-rank1",
+                   "slaft-budget-half-lora-only-rank1", "slaft-budget-lora-lora-only-rank1",
+                   "slaft-budget-double-lora-only-rank1", "slaft-lora-only-rank1",
                    "peft-lora-qv-r1", "peft-lora-qv-r2", "peft-lora-qv-r4", "peft-lora-qv", "peft-lora-qv-r16",
                    "peft-lora-all-r1", "peft-lora-all-r2", "peft-ia3", "bitfit"}
 # Seeds protocol 2 chose or reported with (its selection seed and seeds 1-5): protocol 3 may use none of them.
@@ -750,7 +774,7 @@ def test_the_llm_suite_is_a_decoder_with_the_causal_objective_and_scores_the_unt
                                                                                                        capsys):
     suite = SUITES["llm"]
     assert suite.model == "smollm2" and suite.objective == "causal-lm" and suite.untuned_baseline
-    assert set(suite.methods) == {"slaft-budget-lora-lora-only", "peft-lora-qv", "peft-lora-all-r2", "peft-dora"}
+    assert set(suite.methods) == {"slaft-budget-lora-lora-only-rank1", "peft-lora-qv", "peft-lora-all-r2", "peft-dora"}
     assert {"sst2", "bbcnews"} <= set(suite.tasks) and suite.recipe()["objective"] == "causal-lm"
     # every method's search and seeds, and the untuned model once a task: the suite is complete only with those
     assert harness.planned_count(suite, []) == 4 * len(suite.tasks) * (3 + 3) + len(suite.tasks)
@@ -803,7 +827,8 @@ def test_the_decoder_suite_trains_every_method_and_scores_the_untuned_model(tiny
     # Two blocks, width 32, four heads of 8 and two key/value heads: LoRA r=8 on q (32->32) and v (32->16).
     assert records["peft-lora-qv"]["adapter_params"] == 2 * 8 * ((32 + 32) + (32 + 16))
     assert records["peft-lora-all-r2"]["adapter_params"] > records["peft-lora-qv"]["adapter_params"] / 4
-    slaft = records["slaft-budget-lora-lora-only"]
+    slaft = records["slaft-budget-lora-lora-only-rank1"]
+    assert slaft["details"]["slaft_config"]["rank_block"] == 1
     assert slaft["target_params"] == records["peft-lora-qv"]["adapter_params"] >= slaft["kept_params"] > 0
     assert all(records[m]["export_max_abs_diff"] < 1e-3 for m in suite.methods)
     assert all(records[m]["steps"] == 2 for m in suite.methods)  # 16 prompts, batch 8, one epoch

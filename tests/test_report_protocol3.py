@@ -95,7 +95,7 @@ def test_the_decoder_pilot_shows_the_untuned_model_without_letting_it_decide():
     assert "| QNLI | Untuned | 70.0 | 70.0 | 56.2 | — |" in table
 
 
-def test_the_design_table_compares_each_variant_with_the_size_axis_on_selection_seeds_only():
+def test_the_design_table_compares_each_variant_with_the_earlier_design_on_selection_seeds_only():
     def run(suite, method, lr, score, seed=200):
         return {"suite": suite, "method": method, "task": "stsb", "seed": seed, "lr": lr, "score": score,
                 "status": "ok"}
@@ -108,6 +108,27 @@ def test_the_design_table_compares_each_variant_with_the_size_axis_on_selection_
                run("design3-s201", f"{EIGHTH}-rank1", 3e-3, 0.83, seed=201),
                run("design3-s202", EIGHTH, 1e-3, 0.99, seed=202)]  # its search is not complete: not counted
     table = protocol3.design_table(records)
-    assert "| STS-B | as in the size axis | 83.0, n=2 | — |" in table  # (0.82 + 0.84) / 2
+    assert "| STS-B | base: rank units of two (the design before) | 83.0, n=2 | — |" in table  # (0.82 + 0.84) / 2
     assert "| STS-B | rank1 | 84.0, n=2 (+1.0) | — |" in table  # ((0.85 - 0.82) + (0.83 - 0.84)) / 2
     assert "lr3" not in table  # a variant without runs has no row
+
+
+def test_a_suite_is_complete_only_with_its_planned_runs_whatever_else_it_holds(monkeypatch):
+    """pareto holds the seed-200 searches of slaft's earlier design, which it no longer plans: they must not stand in
+    for planned runs that are missing."""
+    from dataclasses import replace
+
+    from benchmarks.harness.suites import SUITES
+
+    suite = replace(SUITES["pareto"], name="tiny-pareto", tasks=("stsb",), methods=(R1,), extend_grids=False,
+                    lr_grids={"lora": (1e-3,)}, seeds=(11,))
+    monkeypatch.setitem(SUITES, suite.name, suite)
+
+    def run(method: str, stage: str, seed: int) -> dict:
+        return {"suite": suite.name, "method": method, "task": "stsb", "seed": seed, "lr": 1e-3, "stage": stage,
+                "status": "ok", "score": 0.8, "family": "lora"}
+
+    planned = [run(R1, "lr_search", 200), run(R1, "final", 11)]
+    unplanned = [run(EIGHTH, "lr_search", 200), run(EIGHTH, "final", 11)]
+    assert protocol3.complete(suite.name, planned)
+    assert not protocol3.complete(suite.name, planned[:1] + unplanned)

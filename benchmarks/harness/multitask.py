@@ -49,7 +49,7 @@ from pathlib import Path
 
 from slaft.sites import SITE_NAMES
 
-from .methods.slaft_methods import FFN_ADAPTER_SPACE  # the space mt2 and mt3 ran in
+from .methods.slaft_methods import FFN_ADAPTER_SPACE, RECORDED_DEFAULTS  # the space and settings mt2 and mt3 ran in
 
 TASKS = ("cola", "sst2", "stsb", "bbcnews")
 # slaft's variants: how the pool is shared (MultiTaskConfig settings)
@@ -119,7 +119,8 @@ def _build(method: str, base, infos, ctx_params: int, model_id: str):
     from slaft.structure import Structure
 
     if method in SLAFT_VARIANTS:
-        config = SlaftConfig(target_params=ctx_params, sites=FFN_ADAPTER_SPACE, base_model_name_or_path=model_id)
+        config = SlaftConfig(target_params=ctx_params, sites=FFN_ADAPTER_SPACE, **RECORDED_DEFAULTS,
+                             base_model_name_or_path=model_id)
         return MultiTaskSlaftModel(base, config, infos, MultiTaskConfig(**SLAFT_VARIANTS[method]))
     from peft import LoraConfig, inject_adapter_in_model
 

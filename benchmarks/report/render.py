@@ -214,8 +214,9 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
         out += ["### How slaft's design was chosen (suites `design3`, `design3-s201`, `design3-s202`: selection seeds "
                 "only)", "",
                 "Each cell: the mean over the selection seeds of each seed's best validation score over its rates, "
-                "the number of seeds, and in brackets the difference from slaft as the size axis runs it, paired by "
-                "seed (x100).", "", design, ""]
+                "the number of seeds, and in brackets the difference from the base, paired by seed (x100). The base "
+                "prunes rank components two at a time, as slaft did until this choice; the size axis above runs "
+                "rank1, which the library now defaults to.", "", design, ""]
     against_peers = summary.suite == "llm" and protocol3.peer_table(summary, protocol3.LLM_SLAFT, protocol3.LLM_PEERS)
     if against_peers:
         out += ["### slaft against each peer, seed by seed", "", "x100, mean over the shared seeds (seeds won).", "",

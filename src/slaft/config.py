@@ -109,7 +109,8 @@ class SlaftConfig:
                                         "pruning, as peft's LoRA keeps it."}
     )
     rank_block: int = field(
-        default=2, metadata={"help": "Rank components pruned together: the smallest rank a kept update can have."}
+        default=1, metadata={"help": "Rank components pruned together: the smallest rank a kept update can have. "
+                                     "1 (the default) lets a small budget keep rank-one updates on many linears."}
     )
     adapter_width: int = field(default=32, metadata={"help": "Candidate hidden width of every bottleneck adapter."})
     width_block: int = field(

@@ -42,6 +42,9 @@ LORA_SITES = ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_in", "lora_ffn_o
 # block. Every method that names no sites ran in it, in every suite recorded before the switch, so it keeps it: a
 # method's name means one configuration whatever the library's default is.
 FFN_ADAPTER_SPACE = (*LORA_SITES, "ffn_adapter")
+# The settings every suite before protocol 3's design choice ran with, held fixed for the same reason: rank components
+# pruned two at a time (the library's rank_block until then). A method that names other settings overrides them.
+RECORDED_DEFAULTS = {"rank_block": 2}
 
 
 @dataclass
@@ -55,7 +58,7 @@ class SlaftMethod(Method):
 
         # The benchmark's shared head (pooler and classifier) trains and is saved like every peer's.
         extra_heads = tuple(path for path in head_paths(model) if path.split(".")[-1] != "classifier")
-        settings = {"sites": self.sites, **self.config_kwargs(ctx), **ctx.slaft_settings}
+        settings = {"sites": self.sites, **RECORDED_DEFAULTS, **self.config_kwargs(ctx), **ctx.slaft_settings}
         if "budget_of_lora" in settings:  # a budget as a multiple of LoRA r=8 (q,v)'s size
             settings["target_params"] = int(ctx.lora_qv_params * settings.pop("budget_of_lora"))
         config = SlaftConfig(**settings, modules_to_save=extra_heads or None, base_model_name_or_path=ctx.model_id)
@@ -108,6 +111,10 @@ def slaft_methods() -> list[Method]:
         SlaftMethod("slaft-lora-only", "slaft (λ default)", "slaft", "slaft",
                     "λ mode with the default sparsity weight in the default space: LoRA sites only",
                     sites=LORA_SITES),
+        # The library's default since protocol 3's design choice: rank components pruned one at a time.
+        SlaftMethod("slaft-lora-only-rank1", "slaft, rank pruned one at a time (λ default)", "slaft", "slaft",
+                    "λ mode with the default sparsity weight in the default space, LoRA sites only, rank components "
+                    "pruned one at a time (rank_block 1)", lambda ctx: {"rank_block": 1}, sites=LORA_SITES),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
                     "budget mode at LoRA r=8 (q,v)'s size in the default space: LoRA sites only",
                     _budget(1.0), sites=LORA_SITES),
