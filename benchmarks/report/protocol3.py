@@ -211,6 +211,7 @@ def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None
 
 
 BASE_LABEL = "base: rank units of two (the design before)"
+DESIGN_SUITES = ("design3", *sorted(s for s in SUITES if s.startswith("design3-s")))  # PROTOCOL3.md once all complete
 
 
 def design_table(records: list[dict], base_suite: str = "pareto", design_suite: str = "design3") -> str | None:
