@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..harness.methods import label
 from ..harness.methods.plain_methods import UNTUNED
+from ..harness.methods.slaft_methods import SIZE_AXIS
 from ..harness.run import planned_count
 from ..harness.suites import LLM_METHODS, PARETO_LAMBDA, PARETO_PEERS, PARETO_SLAFT_BUDGETS, SUITES
 from .headline import verdict
@@ -253,5 +254,6 @@ def design_table(records: list[dict], base_suite: str = "pareto", design_suite: 
                 lines.append(_row([TASK_TITLES.get(task, task), variant or BASE_LABEL, *cells]))
     if not lines:
         return None
-    head = ["Task", "Variant", *sizes]
+    titles = {name: f"{fraction:g}x" if fraction >= 1 else label for name, label, fraction in SIZE_AXIS}
+    head = ["Task", "Variant", *[titles.get(size, size) for size in sizes]]
     return "\n".join([_row(head), _row(["---"] * len(head)), *lines])

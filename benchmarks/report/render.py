@@ -304,14 +304,15 @@ def render_protocol3(results_dir: Path, out: Path, figures: Path = FIGURES, data
     if design:
         lines += [f"## How slaft's design was chosen (suites {', '.join(f'`{s}`' for s in protocol3.DESIGN_SUITES)}: "
                   "selection seeds only)", "",
-                  "At 1/8 and 1/4 of LoRA r=8 (q,v)'s size, where slaft had trailed LoRA (q,v) at r=1 and r=2, five "
-                  "variants of slaft's design on STS-B's selection seed 200, and rank-one units at every size; the "
+                  "At 1/8 and 1/4 of LoRA r=8 (q,v)'s size, the small end of the size axis (protocol 2 had slaft "
+                  "at 1/4 behind LoRA r=2 (q,v) on SST-2 and STS-B), five variants of slaft's design on STS-B's "
+                  "selection seed 200, and rank-one units at every size; the "
                   "two that led at 1/8 again on selection seeds 201 and 202. Variants: `lr3`, the decided structure "
                   "at three times the search's rate; `rank1`, rank components pruned one at a time; `short`, the "
                   "structure decided at 30% of the steps instead of 50%; and pairs of these.", "",
-                  "Each cell: the mean over the selection seeds of each seed's best validation score over its rates "
-                  "(1e-3 and 3e-3), the number of seeds, and in brackets the difference from the base, paired by "
-                  "seed (x100). The base prunes rank components two at a time, as slaft did until this choice (its "
+                  "Columns: slaft's budget as a share of LoRA r=8 (q,v)'s size. Each cell: the mean over the "
+                  "selection seeds of each seed's best validation score over its rates (1e-3 and 3e-3), the number "
+                  "of seeds, and in brackets the difference from the base, paired by seed (x100). The base prunes rank components two at a time, as slaft did until this choice (its "
                   "runs at 1/2, 1 and 2x are pareto's seed-200 searches). rank1 is the library's default since, and "
                   "the size axis and the decoder run it. No seed here is reported.", "", design, ""]
     return _finish(lines, out, write)
