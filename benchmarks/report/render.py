@@ -312,9 +312,10 @@ def render_protocol3(results_dir: Path, out: Path, figures: Path = FIGURES, data
                   "structure decided at 30% of the steps instead of 50%; and pairs of these.", "",
                   "Columns: slaft's budget as a share of LoRA r=8 (q,v)'s size. Each cell: the mean over the "
                   "selection seeds of each seed's best validation score over its rates (1e-3 and 3e-3), the number "
-                  "of seeds, and in brackets the difference from the base, paired by seed (x100). The base prunes rank components two at a time, as slaft did until this choice (its "
-                  "runs at 1/2, 1 and 2x are pareto's seed-200 searches). rank1 is the library's default since, and "
-                  "the size axis and the decoder run it. No seed here is reported.", "", design, ""]
+                  "of seeds, and in brackets the difference from the base, paired by seed (x100). The base prunes "
+                  "rank components two at a time, as slaft did until this choice (its runs at 1/2, 1 and 2x are "
+                  "pareto's seed-200 searches). rank1 is the library's default since, and the size axis and the "
+                  "decoder run it. No seed here is reported.", "", design, ""]
     return _finish(lines, out, write)
 
 
