@@ -834,6 +834,14 @@ def test_the_decoder_suite_trains_every_method_and_scores_the_untuned_model(tiny
     assert all(records[m]["steps"] == 2 for m in suite.methods)  # 16 prompts, batch 8, one epoch
     untuned = records[UNTUNED]
     assert untuned["steps"] == 0 and untuned["trainable_params"] == 0 and untuned["adapter_params"] == 0
+    # a record names the code it ran, even when the work tree moves to another commit before the run ends
+    import itertools
+
+    revisions = itertools.chain(["at-start"], itertools.repeat("moved"))
+    monkeypatch.setattr(worker, "code_revision", lambda: next(revisions))
+    spec = {"suite": suite.name, "method": UNTUNED, "task": "bbcnews", "seed": 0, "stage": "final", "lr": 0.0,
+            "data_dir": str(tmp_path)}
+    assert worker.run(spec, tmp_path / "again")["code_revision"] == "at-start"
 
 
 REPORT_LIMIT = 30 * 1024  # bytes: BENCHMARKS.md, PROTOCOL3.md and ROBUSTNESS.md each stay readable in one sitting

@@ -14,6 +14,12 @@ LIBRARIES = ("slaft", "torch", "transformers", "peft", "adapters", "accelerate",
 
 
 def version(distribution: str) -> str | None:
+    """The installed distribution's version; slaft's from the code that runs (an editable install's metadata keeps
+    the version it was installed at, and PYTHONPATH can put another copy of the code first)."""
+    if distribution == "slaft":
+        from slaft.version import __version__
+
+        return __version__
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -156,6 +156,7 @@ def run(spec: dict, scratch: Path) -> dict:
     from .suites import SUITES
     from .worker import _training_args
 
+    provenance = {"versions": versions(), "code_revision": code_revision()}  # the imported code's, as worker.run
     hf_logging.set_verbosity_error()
     mt_suite = SUITES_MT[spec["suite"]]
     suite = SUITES[mt_suite.base]
@@ -216,10 +217,10 @@ def run(spec: dict, scratch: Path) -> dict:
         "steps": trainer.state.global_step,
         "task_losses": [{k: v for k, v in h.items() if k.startswith("loss_") or k == "step"}
                         for h in trainer.state.log_history if any(k.startswith("loss_") for k in h)],
-        "device": device_description("cpu"), "threads": torch.get_num_threads(), "versions": versions(),
+        "device": device_description("cpu"), "threads": torch.get_num_threads(), **provenance,
         # every task trains suite.epochs here, times its passes per epoch (mt2: none, whatever the base suite's
         # per-task epochs; mt3: those epochs, as passes)
-        "code_revision": code_revision(), "details": details,
+        "details": details,
         "recipe": {**suite.recipe(), "epochs_by_task": {t: suite.epochs * p for t, p in passes.items()},
                    "task_passes": passes, "group_by_length": mt_suite.single_task_recipe},
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

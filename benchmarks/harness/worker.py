@@ -120,6 +120,8 @@ def _inference(method, model, suite: Suite, batch: dict, scratch: Path, device: 
 
 def run(spec: dict, scratch: Path) -> dict:
     clock = _PhaseClock()
+    # taken now, from the code this process imported: the work tree may move to another commit during a long run
+    provenance = {"versions": versions(), "code_revision": code_revision()}
     suite, method = SUITES[spec["suite"]], get_method(spec["method"])
     task, seed, lr = spec["task"], int(spec["seed"]), float(spec["lr"])
     hf_logging.set_verbosity_error()
@@ -223,7 +225,7 @@ def run(spec: dict, scratch: Path) -> dict:
         "memory_kind": "cuda_max_allocated" if device == "cuda" else "process_peak_rss",
         "device": device_description(device), "threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],  # > cores at the end: timings were shared
-        "versions": versions(), "code_revision": code_revision(), "recipe": suite.recipe(), "details": details,
+        **provenance, "recipe": suite.recipe(), "details": details,
         "phase_seconds": clock.laps,
         # Robustness suites: the sweep this run is a point of, its training noise and its perturbed scores.
         "sweep": suite.sweep, **noise_fields(suite), "noise": noise, "perturbed": perturbed,
