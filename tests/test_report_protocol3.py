@@ -132,3 +132,19 @@ def test_a_suite_is_complete_only_with_its_planned_runs_whatever_else_it_holds(m
     unplanned = [run(EIGHTH, "lr_search", 200), run(EIGHTH, "final", 11)]
     assert protocol3.complete(suite.name, planned)
     assert not protocol3.complete(suite.name, planned[:1] + unplanned)
+
+
+def test_a_suite_with_the_untuned_model_summarizes_it_beside_the_trained_methods():
+    """The untuned model has no rate search (it trains nothing): its one run per task is its cell."""
+    from benchmarks.harness.methods.plain_methods import UNTUNED
+    from benchmarks.report.summarize import summarize
+
+    def run(method: str, seed: int, lr: float, score: float) -> dict:
+        return {"suite": "llm-pilot", "method": method, "task": "qnli", "seed": seed, "lr": lr, "stage": "final",
+                "status": "ok", "score": score, "family": "none" if method == UNTUNED else "lora"}
+
+    records = [run("peft-lora-qv", seed, 1e-3, 0.57 + seed / 100) for seed in (0, 1, 2)]
+    summary = summarize("llm-pilot", [*records, run(UNTUNED, 0, 0.0, 0.5)])
+    assert set(summary.methods) == {"peft-lora-qv", UNTUNED}
+    assert [r["score"] for r in summary.cell(UNTUNED, "qnli").runs] == [0.5]
+    assert len(summary.cell("peft-lora-qv", "qnli").runs) == 3

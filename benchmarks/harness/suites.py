@@ -275,8 +275,8 @@ PARETO_METHODS = (*PARETO_SLAFT_BUDGETS, *PARETO_PEERS, PARETO_LAMBDA)
 # size against LoRA r=8 (q,v), DoRA r=8 (q,v), and LoRA on every linear at the rank closest to that size: on
 # SmolLM2 (30 blocks, width 576, feed-forward 1536, grouped k/v of width 192) LoRA r=8 (q,v) is 460,800 parameters
 # and LoRA on every linear 305,280 per rank, so r=1 is 0.66x and r=2 1.32x; r=2 is the closer (log scale) and the
-# harder peer (more parameters than slaft's budget). The entailment task is MNLI if the decoder's pilot (llm-pilot)
-# keeps it, else QNLI if it keeps that.
+# harder peer (more parameters than slaft's budget). The entailment task was to be MNLI if the decoder's pilot
+# (llm-pilot) kept it, else QNLI if it kept that: neither separated (PROTOCOL3.md), so the decoder runs two tasks.
 LLM_METHODS = ("slaft-budget-lora-lora-only-rank1", "peft-lora-qv", "peft-lora-all-r2", "peft-dora")
 LLM_TASKS = ("sst2", "bbcnews")
 # The decoder's recipe, sized from measured costs: SmolLM2-135M (fp32, one thread) took ~8 s of CPU a training step of

@@ -17,6 +17,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from ..harness.methods import METHODS, REFERENCE
+from ..harness.methods.plain_methods import UNTUNED
 from ..harness.records import chosen_lr
 from ..harness.suites import SUITES
 
@@ -124,6 +125,8 @@ def chosen_rate(suite: str, method: str, task: str, records: list[dict]) -> floa
     """The learning rate a method's reported runs use: as the harness chose it (extended grids and reused rates
     included), or for a retired method the best of the rates it tried on the picking seed."""
     known = SUITES.get(suite)
+    if method == UNTUNED:
+        return 0.0  # nothing trains: its one run per task has no rate
     if known and method in METHODS:
         from ..harness.run import lr_grid
 
