@@ -18,16 +18,12 @@ run --suite pareto --tasks stsb --stage lr_search --methods slaft-budget-{half,l
 run --suite design3-s201
 run --suite design3-s202
 run --suite pareto --tasks stsb --stage lr_search
-# 3. the peers, whose runs no slaft design choice can change: the size axis one task at a time (each method's rate
-#    search on seed 200, then seeds 11-13), cheapest tasks first, then the decoder's peers and its untuned score
-PARETO_PEERS="peft-lora-qv-r1 peft-lora-qv-r2 peft-lora-qv-r4 peft-lora-qv peft-lora-qv-r16 peft-lora-all-r1 peft-lora-all-r2 peft-ia3 bitfit"
-for task in stsb bbcnews qnli cola sst2 mnli; do
-  run --suite pareto --tasks "$task" --methods $PARETO_PEERS
-done
-run --suite llm-pilot
-run --suite llm --methods peft-lora-qv peft-lora-all-r2 peft-dora untuned
-# 4. slaft, once its design is chosen on the selection seeds: the size axis, then the decoder
+# 3. the size axis one task at a time, cheapest first: every method's rate search on seed 200, then seeds 11-13. A
+#    task's numbers are final (and PROTOCOL3.md shows them) once all of its runs are in. slaft's design was chosen
+#    on the selection seeds before any of its reported runs (step 2).
 for task in stsb bbcnews qnli cola sst2 mnli; do
   run --suite pareto --tasks "$task"
 done
+# 4. the decoder: the pilot, then every method and the untuned model's score
+run --suite llm-pilot
 run --suite llm

@@ -896,6 +896,9 @@ def test_the_protocol3_report_is_a_fresh_render_showing_exactly_the_complete_sui
         assert shown == protocol3.complete(name, records), name
         assert (f"`{name}`" in text.partition("Still running:")[2].partition("\n")[0]) != protocol3.complete(
             name, records), name
+    for name in ("pareto", "llm"):  # while running, the tasks it has finished
+        finished = not protocol3.complete(name, records) and protocol3.complete_tasks(name, records)
+        assert (f"## `{name}` so far: " in text) == bool(finished), name
     # how slaft's design was chosen: shown once every design suite is complete, named as running until then
     design_done = all(protocol3.complete(name, records) for name in protocol3.DESIGN_SUITES)
     assert ("## How slaft's design was chosen" in text) == design_done

@@ -148,3 +148,36 @@ def test_a_suite_with_the_untuned_model_summarizes_it_beside_the_trained_methods
     assert set(summary.methods) == {"peft-lora-qv", UNTUNED}
     assert [r["score"] for r in summary.cell(UNTUNED, "qnli").runs] == [0.5]
     assert len(summary.cell("peft-lora-qv", "qnli").runs) == 3
+
+
+def test_a_running_suite_shows_each_task_whose_planned_runs_are_all_in_and_no_other(monkeypatch, tmp_path):
+    """pareto and llm run for days: a task is final once every run the suite plans on it is in, and PROTOCOL3.md
+    shows it (without the mean over tasks or a verdict) while the other tasks run on."""
+    from dataclasses import replace
+
+    from benchmarks.harness.suites import SUITES
+    from benchmarks.report import render
+
+    slaft = protocol3.PARETO_SLAFT[0]
+    suite = replace(SUITES["pareto"], tasks=("stsb", "cola"), methods=(R1, slaft), extend_grids=False,
+                    lr_grids={"lora": (1e-3,), "slaft": (1e-3,)}, seeds=(11, 12))
+    monkeypatch.setitem(SUITES, "pareto", suite)
+
+    def run(method: str, task: str, seed: int, score: float) -> dict:
+        slaft_run = method == slaft
+        return {"suite": "pareto", "method": method, "task": task, "seed": seed, "lr": 1e-3, "score": score,
+                "stage": "lr_search" if seed == 200 else "final", "status": "ok", "family": "slaft" if slaft_run
+                else "lora", "adapter_params": 8700 if slaft_run else 9216, "stored_params": 10000,
+                "details": {"slaft_target_params": 9216} if slaft_run else {}}
+
+    stsb = [run(m, "stsb", seed, score + (0.01 if m == slaft else 0.0))
+            for m in (R1, slaft) for seed, score in ((200, 0.80), (11, 0.81), (12, 0.82))]
+    cola = [run(R1, "cola", 200, 0.3), run(R1, "cola", 11, 0.3)]  # cola has runs to go
+    records = stsb + cola
+    assert protocol3.complete_tasks("pareto", records) == ["stsb"]
+    assert not protocol3.complete("pareto", records)
+    section = "\n".join(render.partial_section("pareto", records, tmp_path, None))
+    assert section.startswith("## `pareto` so far: STS-B\n")
+    assert "+1.0 (2/2) vs LoRA r=1 (q,v)" in section  # slaft minus the best peer at or below its budget
+    assert "CoLA" not in section and "Mean over tasks" not in section
+    assert render.partial_section("pareto", stsb[:-1] + cola, tmp_path, None) == []  # slaft's seed 12 is missing

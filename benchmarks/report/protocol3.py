@@ -20,7 +20,7 @@ point the other way, and is open otherwise (``headline.verdict``).
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..harness.methods import label
 from ..harness.methods.plain_methods import UNTUNED
@@ -133,13 +133,14 @@ def against_best(summary: SuiteSummary, method: str, peers: tuple[str, ...], tas
     return _paired(summary, method, max(means)[1], tasks)
 
 
-def size_axis_table(summary: SuiteSummary, methods: tuple[str, ...], peers: tuple[str, ...]) -> str | None:
-    """Rows: slaft's sizes; columns: each task and the mean; cells: slaft minus the best peer at or below its size
-    (x100, mean over the shared seeds), seeds won, and that peer."""
-    head = ["slaft", "Budget", *[TASK_TITLES.get(t, t) for t in summary.tasks], "Mean over tasks"]
+def size_axis_table(summary: SuiteSummary, methods: tuple[str, ...], peers: tuple[str, ...],
+                    with_mean: bool = True) -> str | None:
+    """Rows: slaft's sizes; columns: each task and (``with_mean``) the mean; cells: slaft minus the best peer at or
+    below its size (x100, mean over the shared seeds), seeds won, and that peer."""
+    head = ["slaft", "Budget", *[TASK_TITLES.get(t, t) for t in summary.tasks], *(["Mean over tasks"] * with_mean)]
     rows = []
     for method in methods:
-        cells = [against_best(summary, method, peers, t) for t in [*summary.tasks, None]]
+        cells = [against_best(summary, method, peers, t) for t in [*summary.tasks, *([None] * with_mean)]]
         if not any(cells):
             continue
         sizes = [s for t in summary.tasks if (s := size_of(summary, method, t)) is not None]
@@ -161,17 +162,19 @@ def size_axis_claim(summary: SuiteSummary, methods: tuple[str, ...], peers: tupl
             + "; ".join(f"{label(m)} {p.text()}" for m, p in results) + ".")
 
 
-def peer_table(summary: SuiteSummary, method: str, peers: tuple[str, ...]) -> str | None:
-    """slaft against each peer, per task and on the mean (x100, seeds won), with the peer's adapter size."""
-    head = ["Peer", "Peer adapter params", *[TASK_TITLES.get(t, t) for t in summary.tasks], "Mean over tasks"]
+def peer_table(summary: SuiteSummary, method: str, peers: tuple[str, ...], with_mean: bool = True) -> str | None:
+    """slaft against each peer, per task and (``with_mean``) on the mean (x100, seeds won), with the peer's adapter
+    size."""
+    head = ["Peer", "Peer adapter params", *[TASK_TITLES.get(t, t) for t in summary.tasks],
+            *(["Mean over tasks"] * with_mean)]
     rows = []
     for peer in peers:
         cells = [_paired(summary, method, peer, [t]) for t in summary.tasks]
         if not any(cells):
             continue
-        mean = _paired(summary, method, peer, list(summary.tasks))
+        cells += [_paired(summary, method, peer, list(summary.tasks))] * with_mean
         rows.append(_row([label(peer), _count(summary.across_tasks(peer, "adapter_params")),
-                          *[c.text(name_peer=False) if c else "—" for c in [*cells, mean]]]))
+                          *[c.text(name_peer=False) if c else "—" for c in cells]]))
     if not rows:
         return None
     return "\n".join([f"{label(method)} ({_count(summary.across_tasks(method, 'adapter_params'))} adapter "
@@ -190,12 +193,20 @@ def peer_claim(summary: SuiteSummary, method: str, peers: tuple[str, ...], what:
             f"`{summary.suite}`, paired, seeds won): " + "; ".join(p.text() for p in results) + ".")
 
 
-def complete(suite: str, records: list[dict]) -> bool:
-    """Whether every run the suite plans has succeeded: until then the report shows none of it. Runs of methods the
-    suite does not plan (pareto holds the seed-200 searches of slaft's earlier design) count for nothing."""
-    planned = {*SUITES[suite].methods, UNTUNED}
-    own = [r for r in records if r["suite"] == suite and r["method"] in planned]
-    return bool(own) and sum(r.get("status") == "ok" for r in own) >= planned_count(SUITES[suite], own)
+def complete(suite: str, records: list[dict], tasks: tuple[str, ...] | None = None) -> bool:
+    """Whether every run the suite plans (on ``tasks``, default all of its tasks) has succeeded: until then the
+    report shows none of it. Runs of methods the suite does not plan (pareto holds the seed-200 searches of slaft's
+    earlier design) count for nothing."""
+    known = SUITES[suite] if tasks is None else replace(SUITES[suite], tasks=tasks)
+    planned = {*known.methods, UNTUNED}
+    own = [r for r in records if r["suite"] == suite and r["method"] in planned and r["task"] in known.tasks]
+    return bool(own) and sum(r.get("status") == "ok" for r in own) >= planned_count(known, own)
+
+
+def complete_tasks(suite: str, records: list[dict]) -> list[str]:
+    """The tasks (in the suite's order) on which every run the suite plans has succeeded: their numbers are final
+    while the suite runs on; its mean over tasks and its verdict wait for the rest."""
+    return [task for task in SUITES[suite].tasks if complete(suite, records, (task,))]
 
 
 def claims(records: list[dict], summaries: dict[str, SuiteSummary] | None = None) -> list[str]:

@@ -300,6 +300,8 @@ def render_protocol3(results_dir: Path, out: Path, figures: Path = FIGURES, data
                   "shows none of them and draws no conclusion from them.", ""]
     for suite in complete:
         lines += suite_section(summaries[suite], out, figures, draw)
+    for suite in [s for s in ("pareto", "llm") if s in running]:
+        lines += partial_section(suite, records, results_dir, data_dir)
     design = all(protocol3.complete(s, records) for s in protocol3.DESIGN_SUITES) and protocol3.design_table(records)
     if design:
         lines += [f"## How slaft's design was chosen (suites {', '.join(f'`{s}`' for s in protocol3.DESIGN_SUITES)}: "
@@ -317,6 +319,31 @@ def render_protocol3(results_dir: Path, out: Path, figures: Path = FIGURES, data
                   "pareto's seed-200 searches). rank1 is the library's default since, and the size axis and the "
                   "decoder run it. No seed here is reported.", "", design, ""]
     return _finish(lines, out, write)
+
+
+def partial_section(suite: str, records: list[dict], results_dir: Path, data_dir: Path | None) -> list[str]:
+    """A running suite's tasks on which every run it plans is in: their scores and slaft's paired differences are
+    final; the mean over tasks and the verdict wait for the other tasks. Nothing before the first such task."""
+    done = protocol3.complete_tasks(suite, records)
+    if not done:
+        return []
+    summary = _summaries([suite], [r for r in records if r["task"] in done], results_dir, data_dir)[suite]
+    titles = ", ".join(TASK_TITLES.get(t, t) for t in done)
+    out = [f"## `{suite}` so far: {titles}", "",
+           f"`{suite}` is still running, but every run it plans on {titles} is in, so the numbers below are final; "
+           "the mean over all tasks, the figures and the verdict wait for the other tasks.", "",
+           "### GLUE validation scores", "", glue_table(summary, len(SUITES[suite].seeds)), "",
+           "Mean ± sample std over the final seeds, x100 (Avg: over the tasks shown); adapter parameters: stored "
+           "minus the task head, which every method shares.", ""]
+    if suite == "pareto":
+        table = protocol3.size_axis_table(summary, protocol3.PARETO_SLAFT, PARETO_PEERS, with_mean=False)
+        text = ("Each cell: slaft's score minus the best peer's whose adapter is at most slaft's budget on that task "
+                "(x100, mean over the shared seeds), the seeds slaft won, and that peer.")
+    else:
+        table = protocol3.peer_table(summary, protocol3.LLM_SLAFT, protocol3.LLM_PEERS, with_mean=False)
+        text = "x100, mean over the shared seeds (seeds won)."
+    return out + (["### slaft against the hand-chosen structures, seed by seed", "", text, "", table, ""]
+                  if table else [])
 
 
 def _finish(lines: list[str], out: Path, write: bool) -> str:
