@@ -62,7 +62,9 @@ def test_the_size_axis_verdict_fails_when_any_size_loses_and_holds_only_when_all
         return _summary({(EIGHTH, "stsb"): [eighth] * 3, (R1, "stsb"): [0.80] * 3,
                          (QUARTER, "stsb"): [0.90] * 3, (R2, "stsb"): [0.85] * 3})
     assert protocol3.size_axis_claim(summary(0.79), (EIGHTH, QUARTER), (R1, R2)).startswith("**Does not hold:**")
-    assert protocol3.size_axis_claim(summary(0.81), (EIGHTH, QUARTER), (R1, R2)).startswith("**Holds:**")
+    holds = protocol3.size_axis_claim(summary(0.81), (EIGHTH, QUARTER), (R1, R2))
+    assert holds.startswith("**Holds:**")
+    assert "1/8: +1.0 (3/3) vs LoRA r=1 (q,v); 1/4: +5.0 (3/3) vs LoRA r=2 (q,v)." in holds  # sizes by share
     # a size with no runs yet leaves the claim open, never holding
     partial = _summary({(QUARTER, "stsb"): [0.90] * 3, (R2, "stsb"): [0.85] * 3})
     assert protocol3.size_axis_claim(partial, (EIGHTH, QUARTER), (R1, R2)).startswith("**Open:**")

@@ -160,7 +160,8 @@ def block(records: list[dict], suite: str = SUITE) -> str:
     from . import protocol3  # it builds on this module's verdict rule
 
     protocol3_lines = protocol3.claims(records)
-    lines += ["", *protocol3_lines] if protocol3_lines else []
+    for line in protocol3_lines:  # a paragraph each
+        lines += ["", line]
     return "\n".join(lines)
 
 

@@ -158,8 +158,14 @@ def size_axis_claim(summary: SuiteSummary, methods: tuple[str, ...], peers: tupl
     overall = ("Holds" if all(v == "Holds" for v in verdicts) and len(results) == len(methods)
                else "Does not hold" if "Does not hold" in verdicts else "Open")
     return (f"**{overall}:** on the mean over tasks, slaft scores above the best hand-chosen structure at or below "
-            f"its size at every size (suite `{summary.suite}`, paired, seeds won): "
-            + "; ".join(f"{label(m)} {p.text()}" for m, p in results) + ".")
+            f"its size at every size (suite `{summary.suite}`; budget as a share of LoRA r=8 (q,v)'s size: paired "
+            "difference, seeds won): " + "; ".join(f"{share(m)}: {p.text()}" for m, p in results) + ".")
+
+
+def share(method: str) -> str:
+    """A size-axis method's budget as a share of LoRA r=8 (q,v)'s size ("1/8", "2x"), else its label."""
+    size = method.removeprefix("slaft-budget-").split("-")[0] if method.startswith("slaft-budget-") else None
+    return next((text for name, text, _ in SIZE_AXIS if name == size), label(method))
 
 
 def peer_table(summary: SuiteSummary, method: str, peers: tuple[str, ...], with_mean: bool = True) -> str | None:

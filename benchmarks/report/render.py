@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..harness.methods import METHODS, REFERENCE, label
+from ..harness.methods.plain_methods import UNTUNED
 from ..harness.records import RESULTS_DIR, epochs_of, read_log, read_records, stores_in
 from ..harness.run import DEFAULT_DATA_DIR, planned_count
 from ..harness.suites import (CANDIDATE_SPACE_VARIANTS, PARETO_PEERS, PROTOCOL2_ABLATIONS, PROTOCOL2_LAMBDA_ABLATIONS,
@@ -62,10 +63,12 @@ def environment(summary: SuiteSummary) -> list[str]:
     if suite:
         methods = list(suite.methods or METHODS)
         planned = planned_count(suite, summary.records)
+        own = [r for r in ok if r["method"] in {*methods, UNTUNED}]  # pareto also holds slaft's earlier design
         missing = [f"{TASK_TITLES.get(t, t)} {n}" for t in suite.tasks
                    if (n := sum(1 for m in methods if suite.runs_on(m, t)
                                 and (not (c := summary.cell(m, t)) or len(c.runs) < len(suite.seeds_for(m)))))]
-        lines.append(f"- Completeness: {len(ok)} of the suite's {planned} planned runs are recorded. "
+        lines.append(f"- Completeness: {len(own)} of the suite's {planned} planned runs are recorded"
+                     + (f" (and {len(ok) - len(own)} of methods it does not plan). " if len(own) < len(ok) else ". ")
                      + (f"(Method, task) pairs still short of their seeds: {', '.join(missing)} "
                         "methods per task; `python -m benchmarks.harness --suite "
                         f"{summary.suite}` runs the rest, skipping what is recorded."
@@ -155,9 +158,11 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
     pareto = figures / f"{stem}_pareto.png"
     ratios = figures / f"{stem}_ratios.png"
     protocol3_suite = summary.suite in ("pareto", "llm")  # the size axis: adapter parameters, not the head's
+    solo = any(is_solo(r) for c in summary.cells.values() for r in c.runs)
     if draw:
         pareto_plot(summary, pareto, metrics, key="adapter_params" if protocol3_suite else "stored_params")
-        ratio_plot(summary, ratios)
+        if solo:
+            ratio_plot(summary, ratios)
     test = test_table(summary, seeds)
     if test:
         out += ["### Labelled test splits", "", test, ""]
@@ -165,14 +170,20 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
             *(["Adapter parameters: stored minus the task head, which every method of the suite shares ("
                "the table above gives both).", ""] if protocol3_suite else []),
             f"![Pareto plot]({_link(pareto, report)})", ""]
-    out += ["### Costs", "",
-            f"Means over tasks; ratios: geometric means over tasks of method / {METHODS[REFERENCE].label}. Times, "
-            f"memory and latency come only from solo runs, alone on the machine (`harness --jobs 1`; "
-            f"{_solo_share(summary)}), over the tasks where every method with solo runs has one: "
-            f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}; {_uncosted(summary)}. "
-            "Latency: median of interleaved forward passes of the exported model (merged where its library can "
-            "merge) and of the base model on the same batch.", "", cost_table(summary), "",
-            f"![Cost ratios]({_link(ratios, report)})", ""]
+    if not solo:
+        out += ["### Costs", "",
+                "No final run of this suite had the machine to itself (they ran two at a time, `parallel_jobs` 2, "
+                "for their scores), so it reports no time, memory or latency; protocol 2's costs are in "
+                "BENCHMARKS.md.", ""]
+    else:
+        out += ["### Costs", "",
+                f"Means over tasks; ratios: geometric means over tasks of method / {METHODS[REFERENCE].label}. Times, "
+                f"memory and latency come only from solo runs, alone on the machine (`harness --jobs 1`; "
+                f"{_solo_share(summary)}), over the tasks where every method with solo runs has one: "
+                f"{', '.join(TASK_TITLES.get(t, t) for t in summary.cost_tasks) or 'none yet'}; {_uncosted(summary)}. "
+                "Latency: median of interleaved forward passes of the exported model (merged where its library can "
+                "merge) and of the base model on the same batch.", "", cost_table(summary), "",
+                f"![Cost ratios]({_link(ratios, report)})", ""]
     if suite and suite.protocol == 2:
         paired = paired_differences(summary, [m for m in (*CANDIDATE_SPACE_VARIANTS, *PROTOCOL2_SLAFT)
                                               if m in summary.methods])

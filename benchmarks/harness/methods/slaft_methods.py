@@ -101,7 +101,7 @@ def _budget(fraction: float, **extra):
 
 
 # Protocol 3's size axis: slaft's budget as a multiple of LoRA r=8 (q,v)'s size (method name part, label, fraction).
-SIZE_AXIS = (("eighth", "1/8", 0.125), ("quarter", "1/4", 0.25), ("half", "1/2", 0.5), ("lora", "1", 1.0),
+SIZE_AXIS = (("eighth", "1/8", 0.125), ("quarter", "1/4", 0.25), ("half", "1/2", 0.5), ("lora", "1x", 1.0),
              ("double", "2x", 2.0))
 
 
@@ -112,7 +112,7 @@ def slaft_methods() -> list[Method]:
                     "λ mode with the default sparsity weight in the default space: LoRA sites only",
                     sites=LORA_SITES),
         # The library's default since protocol 3's design choice: rank components pruned one at a time.
-        SlaftMethod("slaft-lora-only-rank1", "slaft, rank pruned one at a time (λ default)", "slaft", "slaft",
+        SlaftMethod("slaft-lora-only-rank1", "slaft, rank-1 units (λ default)", "slaft", "slaft",
                     "λ mode with the default sparsity weight in the default space, LoRA sites only, rank components "
                     "pruned one at a time (rank_block 1)", lambda ctx: {"rank_block": 1}, sites=LORA_SITES),
         SlaftMethod("slaft-budget-lora-lora-only", "slaft (budget = LoRA q,v)", "slaft", "slaft",
@@ -136,9 +136,9 @@ def slaft_methods() -> list[Method]:
           for variant, what, how, settings in (
               ("lr3", "rate x3 once decided", "the decided structure at three times the search's rate "
                "(decided_lr_scale 3)", {"decided_lr_scale": 3.0}),
-              ("rank1", "rank pruned one at a time", "rank components pruned one at a time (rank_block 1)",
+              ("rank1", "rank-1 units", "rank components pruned one at a time (rank_block 1)",
                {"rank_block": 1}),
-              ("rank1-lr3", "rank pruned one at a time, rate x3 once decided", "rank_block 1 and "
+              ("rank1-lr3", "rank-1 units, rate x3 once decided", "rank_block 1 and "
                "decided_lr_scale 3", {"rank_block": 1, "decided_lr_scale": 3.0}),
               ("short", "decided at 30% of the steps", "a shorter search: pruning from 10% to 30% of the steps "
                "(search_start 0.1, search_end 0.3), so the decided structure trains 70% of them",
