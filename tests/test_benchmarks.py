@@ -948,3 +948,20 @@ def test_the_readme_block_is_rewritten_between_the_markers_only(tmp_path):
     assert "paired +10.0 against LoRA r=8 (q,v) (3 of 3 seeds)" in block
     assert headline.verdict(0.5, 2, 3) == "Holds" and headline.verdict(-0.5, 1, 3) == "Does not hold"
     assert headline.verdict(0.2, 1, 3) == "Open"
+
+
+def test_the_cost_table_gives_times_only_for_methods_with_solo_runs_and_file_size_and_merging_for_the_rest():
+    from benchmarks.report.summarize import Cell, SuiteSummary
+    from benchmarks.report.tables import cost_table
+
+    def run(method, parallel_jobs, merged):
+        return {"suite": "cpu2", "method": method, "task": "stsb", "seed": 1, "score": 0.8, "status": "ok",
+                "parallel_jobs": parallel_jobs, "merged": merged, "adapter_file_bytes": 2_000_000,
+                "train_seconds": 120.0, "step_seconds": 0.2}
+    runs = {"peft-lora-qv": [run("peft-lora-qv", 1, True)],
+            "bitfit": [run("bitfit", 2, True), run("bitfit", 2, False)]}
+    cells = {(m, "stsb"): Cell(m, "stsb", 1e-3, r) for m, r in runs.items()}
+    summary = SuiteSummary("cpu2", ["stsb"], list(runs), cells, [r for rs in runs.values() for r in rs])
+    solo, rest = cost_table(summary).split("Without a solo run")
+    assert "| LoRA r=8 (q,v) |" in solo and "120 s" in solo and "BitFit" not in solo
+    assert "| BitFit | 1.91 MB | 1/2 |" in rest  # no row of dashes: only what a run without the machine can tell

@@ -121,7 +121,7 @@ def recipe(summary: SuiteSummary) -> list[str]:
 def _uncosted(summary: SuiteSummary) -> str:
     costed = set(summary.costed_methods)
     missing = [m for m in summary.methods if m not in costed and any(summary.cell(m, t) for t in summary.tasks)]
-    return (f"{len(missing)} of the {len(summary.methods)} methods have no solo run, so no costs (— in the table)"
+    return (f"{len(missing)} of the {len(summary.methods)} methods have no solo run, so no costs (the second table)"
             if missing else "every method has solo runs")
 
 

@@ -102,15 +102,15 @@ def test_table(summary: SuiteSummary, seeds: int) -> str | None:
 
 
 def cost_table(summary: SuiteSummary) -> str:
+    """Times, memory and latency for the methods with solo runs; file size and merging alone for the rest (a row of
+    dashes per method without costs would double the section)."""
+    shown = [m for m in summary.methods if any(summary.cell(m, t) for t in summary.tasks)]
+    costed = [m for m in shown if m in set(summary.costed_methods)]
     head = ["Method", "Trainable", "Stored", "Adapter file", "Train time / run", "Step (ms)", "Step vs LoRA",
             "Search step vs LoRA", "Peak mem (MB)", "Mem vs LoRA", "Train Δmem (MB)", "Latency vs base",
             "Latency vs LoRA", "Merged"]
-    lines = [_row(head), _row(["---"] * len(head))]
-    for m in summary.methods:
-        if not any(summary.cell(m, t) for t in summary.tasks):
-            continue
-        runs = [r for t in summary.tasks if (c := summary.cell(m, t)) for r in c.runs]
-        merged = sum(bool(r.get("merged")) for r in runs)
+    lines = [_row(head), _row(["---"] * len(head))] if costed else []
+    for m in costed:
         step = summary.across_tasks(m, "step_seconds")
         train = summary.across_tasks(m, "train_seconds")
         lines.append(_row([
@@ -124,9 +124,22 @@ def cost_table(summary: SuiteSummary) -> str:
             f"{v:.0f}" if (v := summary.across_tasks(m, "train_memory_mb")) is not None else "—",
             _ratio(summary.across_tasks(m, "latency_ratio_vs_base")),
             "1.00x (ref)" if m == REFERENCE else _ratio(summary.ratio_vs_reference(m, "latency_ratio_vs_base")),
-            "all" if merged == len(runs) else "none" if merged == 0 else f"{merged}/{len(runs)}",
+            _merged(summary, m),
         ]))
+    rest = [m for m in shown if m not in costed]
+    if rest:
+        lines += ["", "Without a solo run (parameters: the score table above):", "",
+                  _row(["Method", "Adapter file", "Merged"]), _row(["---"] * 3),
+                  *(_row([label(m), _bytes(summary.across_tasks(m, "adapter_file_bytes")), _merged(summary, m)])
+                    for m in rest)]
     return "\n".join(lines)
+
+
+def _merged(summary: SuiteSummary, method: str) -> str:
+    """How many of a method's final runs exported a merged model: all, none or k/n."""
+    runs = [r for t in summary.tasks if (c := summary.cell(method, t)) for r in c.runs]
+    merged = sum(bool(r.get("merged")) for r in runs)
+    return "all" if merged == len(runs) else "none" if merged == 0 else f"{merged}/{len(runs)}"
 
 
 def _by_seed(summary: SuiteSummary, method: str, task: str) -> dict[int, float]:
