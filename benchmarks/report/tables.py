@@ -105,7 +105,8 @@ def cost_table(summary: SuiteSummary) -> str:
     """Times, memory and latency for the methods with solo runs; file size and merging alone for the rest (a row of
     dashes per method without costs would double the section)."""
     shown = [m for m in summary.methods if any(summary.cell(m, t) for t in summary.tasks)]
-    costed = [m for m in shown if m in set(summary.costed_methods)]
+    with_solo_runs = set(summary.costed_methods)
+    costed = [m for m in shown if m in with_solo_runs]
     head = ["Method", "Trainable", "Stored", "Adapter file", "Train time / run", "Step (ms)", "Step vs LoRA",
             "Search step vs LoRA", "Peak mem (MB)", "Mem vs LoRA", "Train Δmem (MB)", "Latency vs base",
             "Latency vs LoRA", "Merged"]
