@@ -480,6 +480,22 @@ def test_quick_suite_runs_resumes_and_renders(tmp_path, capsys):
 
 
 @pytest.mark.benchmark
+def test_trace_reruns_one_run_and_prints_its_loss_curve_marking_slafts_decision(capsys):
+    needs()
+    from benchmarks.harness import trace
+
+    trace.main(["--suite", "quick", "--method", "slaft-budget-lora", "--task", "stsb", "--seed", "0", "--lr", "1e-3",
+                "--stage", "lr_search", "--log-steps", "1", "--data-dir", str(GLUE_DIR)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("step ", "pearson "))]
+    steps = [int(line.split()[1]) for line in lines[:-1]]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > 1  # every optimizer step, in order
+    assert sum("(structure decided at step" in line for line in lines) == 1
+    assert lines[-1].startswith("pearson ")
+    with pytest.raises(SystemExit):  # a task the suite does not have is refused before anything loads a model
+        trace.main(["--suite", "quick", "--method", "bitfit", "--task", "cola", "--seed", "0", "--lr", "1e-3"])
+
+
+@pytest.mark.benchmark
 def test_robustness_machinery_noise_in_training_and_perturbed_scores(tmp_path):
     needs("peft")
     harness.main(["--suite", "robust-quick", "--data-dir", str(GLUE_DIR), "--results-dir", str(tmp_path)])

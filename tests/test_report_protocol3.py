@@ -183,3 +183,14 @@ def test_a_running_suite_shows_each_task_whose_planned_runs_are_all_in_and_no_ot
     assert "+1.0 (2/2) vs LoRA r=1 (q,v)" in section  # slaft minus the best peer at or below its budget
     assert "CoLA" not in section and "Mean over tasks" not in section
     assert render.partial_section("pareto", stsb[:-1] + cola, tmp_path, None) == []  # slaft's seed 12 is missing
+
+
+def test_a_reported_seed_far_below_its_methods_others_is_listed_beside_the_rate_search():
+    summary = _summary({(EIGHTH, "stsb"): [0.86, 0.10, 0.85], (R1, "stsb"): [0.84, 0.82, 0.80]})
+    summary.records += [{"method": EIGHTH, "task": "stsb", "stage": "lr_search", "status": "ok", "lr": lr,
+                         "score": score, "seed": 200} for lr, score in ((3e-4, 0.70), (1e-3, 0.86), (3e-3, -0.04))]
+    table = protocol3.unstable_table(summary)
+    rows = table.splitlines()[2:]
+    assert len(rows) == 1  # R1's 0.80 is 2 points under its median; only slaft's seed 12 falls more than 5
+    assert "| 12 | 1e-3 | 10.0 | 86.0 85.0 | 1e-3: 86.0; 3e-3: -4.0 |" in rows[0]
+    assert protocol3.unstable_table(_summary({(R1, "stsb"): [0.84, 0.82, 0.80]})) is None

@@ -56,7 +56,11 @@ def _cap(dataset, limit: int | None):
     return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
 
-def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int, per_epoch: bool) -> TrainingArguments:
+LOG_STEPS = 25  # the training loss is logged (and kept in the record's loss_curve) every this many optimizer steps
+
+
+def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int, per_epoch: bool,
+                   log_steps: int = LOG_STEPS) -> TrainingArguments:
     return compat.training_arguments(
         str(out),         eval_strategy="epoch" if per_epoch else "no",
         num_train_epochs=epochs, learning_rate=lr,
@@ -64,7 +68,7 @@ def _training_args(suite: Suite, out: Path, epochs: float, lr: float, seed: int,
         weight_decay=suite.weight_decay, warmup_ratio=suite.warmup_ratio, lr_scheduler_type="linear",
         seed=seed, bf16=suite.bf16, use_cpu=suite.device == "cpu", label_names=["labels"],
         remove_unused_columns=False, dataloader_num_workers=0, save_strategy="no", report_to=[],
-        logging_steps=25, disable_tqdm=True, group_by_length=suite.group_by_length,
+        logging_steps=log_steps, disable_tqdm=True, group_by_length=suite.group_by_length,
     )
 
 
@@ -142,7 +146,8 @@ def run(spec: dict, scratch: Path) -> dict:
     def make_trainer(m, epochs, rate, *, trainer_cls=Trainer, callbacks=None, phase="train"):
         timer = StepTimer(phase)
         timers.append(timer)
-        return trainer_cls(model=m, args=_training_args(suite, scratch / phase, epochs, rate, seed, per_epoch),
+        args = _training_args(suite, scratch / phase, epochs, rate, seed, per_epoch, spec.get("log_steps", LOG_STEPS))
+        return trainer_cls(model=m, args=args,
                            train_dataset=tokenized["train"], data_collator=collator,
                            eval_dataset=tokenized[data.eval_split] if per_epoch else None,
                            compute_metrics=scores if per_epoch else None,
@@ -220,6 +225,8 @@ def run(spec: dict, scratch: Path) -> dict:
         "search_step_seconds": by_phase.get("search"),  # slaft: a step over the whole candidate space
         "train_loss": summary[-1]["train_loss"] if summary else None,  # mean loss of the (last) training phase
         "validation_curve": curve,  # [epoch, validation score] after every epoch (suites with eval_each_epoch)
+        # [optimizer step, mean training loss since the last entry], every LOG_STEPS: when a run diverged
+        "loss_curve": [[h["step"], round(h["loss"], 4)] for h in trainer.state.log_history if "loss" in h],
         "peak_memory_mb": round(peak_mb, 1),
         "train_memory_mb": round(train_increment_mb, 1) if train_increment_mb is not None else None,
         "memory_kind": "cuda_max_allocated" if device == "cuda" else "process_peak_rss",

@@ -199,6 +199,39 @@ def peer_claim(summary: SuiteSummary, method: str, peers: tuple[str, ...], what:
             f"`{summary.suite}`, paired, seeds won): " + "; ".join(p.text() for p in results) + ".")
 
 
+UNSTABLE_DROP = 0.05  # a reported seed this far below the median of its method's seeds on a task is listed
+
+
+def _rate(lr: float) -> str:
+    return f"{lr:.0e}".replace("e-0", "e-")
+
+
+def unstable_table(summary: SuiteSummary) -> str | None:
+    """The reported seeds more than ``UNSTABLE_DROP`` below the median of their method's seeds on a task, each with
+    the method's other seeds and its selection-seed search at the chosen rate and the rates above it (x100): a drop
+    beside a search whose next rate up fails says the chosen rate sits at the edge of where the method trains."""
+    rows = []
+    for task in summary.tasks:
+        for method in summary.methods:
+            cell = summary.cell(method, task)
+            if cell is None or len(cell.runs) < 3:
+                continue
+            scores = {int(r["seed"]): float(r["score"]) for r in cell.runs}
+            median = statistics.median(scores.values())
+            search = {float(r["lr"]): float(r["score"]) for r in summary.records
+                      if r["method"] == method and r["task"] == task and r.get("stage") == "lr_search"
+                      and r.get("status") == "ok"}
+            shown = sorted(lr for lr in search if cell.lr is not None and lr >= cell.lr)
+            for seed, score in sorted(scores.items()):
+                if score < median - UNSTABLE_DROP:
+                    others = " ".join(f"{100 * v:.1f}" for s, v in sorted(scores.items()) if s != seed)
+                    rows.append(_row([TASK_TITLES.get(task, task), label(method), str(seed), _rate(cell.lr),
+                                      f"{100 * score:.1f}", others,
+                                      "; ".join(f"{_rate(lr)}: {100 * search[lr]:.1f}" for lr in shown) or "—"]))
+    head = ["Task", "Method", "Seed", "Rate", "Score", "Its other seeds", "Selection seed's search, this rate and up"]
+    return "\n".join([_row(head), _row(["---"] * len(head)), *rows]) if rows else None
+
+
 def complete(suite: str, records: list[dict], tasks: tuple[str, ...] | None = None) -> bool:
     """Whether every run the suite plans (on ``tasks``, default all of its tasks) has succeeded: until then the
     report shows none of it. Runs of methods the suite does not plan (pareto holds the seed-200 searches of slaft's

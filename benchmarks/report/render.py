@@ -224,6 +224,7 @@ def suite_section(summary: SuiteSummary, report: Path, figures: Path, draw: bool
     if against_peers:
         out += ["### slaft against each peer, seed by seed", "", "x100, mean over the shared seeds (seeds won).", "",
                 against_peers, ""]
+    out += unstable_section(summary) if summary.suite in ("pareto", "llm") else []
     step = steptime_table(summary.step_times) if suite and suite.protocol == 2 else None
     if step:
         out += ["### Step time on one batch", "",
@@ -354,7 +355,17 @@ def partial_section(suite: str, records: list[dict], results_dir: Path, data_dir
         table = protocol3.peer_table(summary, protocol3.LLM_SLAFT, protocol3.LLM_PEERS, with_mean=False)
         text = "x100, mean over the shared seeds (seeds won)."
     return out + (["### slaft against the hand-chosen structures, seed by seed", "", text, "", table, ""]
-                  if table else [])
+                  if table else []) + unstable_section(summary)
+
+
+def unstable_section(summary) -> list[str]:
+    """Protocol 3's reported seeds that fell far below their method's other seeds, beside its rate search."""
+    table = protocol3.unstable_table(summary)
+    return ["### Reported seeds far below their method's others", "",
+            f"Each reported seed more than {100 * protocol3.UNSTABLE_DROP:.0f} points below the median of its "
+            "method's seeds on the task (x100), beside the method's search on the selection seed at the rate it "
+            "chose and the rates above. Every method keeps the rate its search chose, however close that is to a "
+            "rate at which it fails to train; nothing is rerun after the fact.", "", table, ""] if table else []
 
 
 def _finish(lines: list[str], out: Path, write: bool) -> str:
