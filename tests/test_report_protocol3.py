@@ -194,3 +194,12 @@ def test_a_reported_seed_far_below_its_methods_others_is_listed_beside_the_rate_
     assert len(rows) == 1  # R1's 0.80 is 2 points under its median; only slaft's seed 12 falls more than 5
     assert "| 12 | 1e-3 | 10.0 | 86.0 85.0 | 1e-3: 86.0; 3e-3: -4.0 |" in rows[0]
     assert protocol3.unstable_table(_summary({(R1, "stsb"): [0.84, 0.82, 0.80]})) is None
+
+
+def test_the_library_column_names_the_version_of_the_code_that_ran_not_a_stale_install():
+    from benchmarks.report.tables import _record_library
+
+    stale = {"library": "slaft 0.2.0", "versions": {"slaft": "0.3.0", "peft": "0.21.2"}}
+    assert _record_library(stale) == "slaft 0.3.0"
+    assert _record_library({"library": "peft 0.21.2", "versions": {"peft": "0.21.2"}}) == "peft 0.21.2"
+    assert _record_library({"library": "slaft 0.1.0"}) == "slaft 0.1.0"  # records from before versions were kept

@@ -25,9 +25,16 @@ def _title(task: str) -> str:
     return f"{TASK_TITLES.get(task, task)} ({metric_of(task)})"
 
 
+def _record_library(record: dict) -> str:
+    """The record's library and version, the version taken from the code that ran (``versions``) where the record
+    has it: older records' ``library`` field read slaft's version from a stale editable install's metadata."""
+    name = record["library"].partition(" ")[0]
+    ran = (record.get("versions") or {}).get(name)
+    return f"{name} {ran}" if ran else record["library"]
+
 
 def _library(summary: SuiteSummary, method: str) -> str:
-    libraries = {r["library"] for r in summary.records if r["method"] == method and r.get("library")}
+    libraries = {_record_library(r) for r in summary.records if r["method"] == method and r.get("library")}
     return ", ".join(sorted(libraries)) or (METHODS[method].library if method in METHODS else "?")
 
 
